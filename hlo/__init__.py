@@ -1,0 +1,42 @@
+"""The HLO IR: types, shapes, opcodes, instructions, text format, verifier and evaluator.
+
+Imports only numpy, ml_dtypes and lark. Public surface below; everything else is internal.
+"""
+
+from hlo.attributes import (
+    AttrKind,
+    ConvDimLabels,
+    PadDim,
+    PaddingConfig,
+    Raw,
+    SliceDim,
+    Window,
+    WindowDim,
+)
+from hlo.computation import HloComputation
+from hlo.dtypes import PrimitiveType
+from hlo.errors import (
+    ArgumentError,
+    CompileError,
+    EvaluationError,
+    HloParseError,
+    HloVerificationError,
+    ImportGraphError,
+    InternalError,
+    ShapeError,
+    TfcompileError,
+    UnsupportedOpError,
+)
+from hlo.instruction import HloInstruction, infer_shape
+from hlo.module import HloModule
+from hlo.opcodes import OPS, Opcode, OpDef, Trait
+from hlo.shape import ProgramShape, Shape
+
+__all__ = [
+    "ArgumentError", "AttrKind", "CompileError", "ConvDimLabels",
+    "EvaluationError", "HloComputation", "HloInstruction", "HloModule", "HloParseError",
+    "HloVerificationError", "ImportGraphError", "InternalError", "OPS", "OpDef", "Opcode",
+    "PadDim", "PaddingConfig", "PrimitiveType", "ProgramShape", "Raw", "Shape", "ShapeError",
+    "SliceDim", "TfcompileError", "Trait", "UnsupportedOpError", "Window", "WindowDim",
+    "infer_shape",
+]

@@ -1,0 +1,1 @@
+"""Evaluator kernels by op family; importing this package fills `hlo.evaluator.EVAL`."""
