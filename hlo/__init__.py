@@ -13,6 +13,7 @@ from hlo.attributes import (
     Window,
     WindowDim,
 )
+from hlo.builder import ComputationBuilder, DotDimensionNumbers
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.errors import (
@@ -33,7 +34,7 @@ from hlo.opcodes import OPS, Opcode, OpDef, Trait
 from hlo.shape import ProgramShape, Shape
 
 __all__ = [
-    "ArgumentError", "AttrKind", "CompileError", "ConvDimLabels",
+    "ArgumentError", "AttrKind", "ComputationBuilder", "DotDimensionNumbers", "CompileError", "ConvDimLabels",
     "EvaluationError", "HloComputation", "HloInstruction", "HloModule", "HloParseError",
     "HloVerificationError", "ImportGraphError", "InternalError", "OPS", "OpDef", "Opcode",
     "PadDim", "PaddingConfig", "PrimitiveType", "ProgramShape", "Raw", "Shape", "ShapeError",

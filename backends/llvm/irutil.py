@@ -202,7 +202,11 @@ def select_phi(
 
 
 def alloca_at_entry(b: ir.IRBuilder, ty: ir.Type, count: int = 1, name: str = "") -> ir.Value:
-    """A stack slot allocated in the function's entry block (so loops do not grow the stack)."""
+    """A stack slot allocated in the function's entry block (so loops do not grow the stack).
+
+    The CPU driver keeps the entry block free of other code (its code starts in the next
+    block), so `b` is never positioned in the entry block while this inserts there.
+    """
     entry = b.function.entry_basic_block
     # A separate builder leaves `b` where it is.
     tmp = ir.IRBuilder(entry)

@@ -1,0 +1,302 @@
+"""CPU kernels for reductions: reduce, reduce-window and select-and-scatter.
+
+Combiners and selectors are arbitrary scalar computations, emitted inline through
+`ctx.call_scalar_computation` on register values. Reduce keeps its accumulators in registers
+(allocas that LLVM promotes) when the reduced dimensions are the innermost ones, and
+accumulates in the output buffer otherwise, so that both loop orders walk the input in memory
+order. A reduction of many elements by a plain commutative combiner (add, multiply, max, min,
+and, or, xor) is split over several partial accumulators, as XLA's vectorised reduction does:
+the operation semantics leave the order of combination unspecified, and the split gives
+vectorisation and a smaller rounding error on long float sums. Windows skip padding and
+the holes of base dilation, as XLA's evaluator does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from llvmlite import ir
+
+from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.llvm.index import linearize
+from backends.llvm.ir_array import IrArray
+from backends.llvm.irutil import (
+    I1,
+    alloca_at_entry,
+    const,
+    for_range,
+    i64,
+    if_then,
+    llvm_type,
+    loop_nest,
+)
+from hlo.attributes import Window, WindowDim
+from hlo.computation import HloComputation
+from hlo.instruction import HloInstruction
+from hlo.opcodes import Opcode
+
+_NOWRAP = ("nuw", "nsw")
+
+# Combiners whose application order may be rearranged freely (associative and commutative).
+_REORDERABLE = frozenset({
+    Opcode.ADD, Opcode.MULTIPLY, Opcode.MAXIMUM, Opcode.MINIMUM,
+    Opcode.AND, Opcode.OR, Opcode.XOR,
+})
+# Partial accumulators of a split reduction, and the least reduced size worth splitting.
+PARTIALS = 8
+MIN_SPLIT = 4 * PARTIALS
+
+
+def as_list(value: BufferValue) -> list[IrArray]:
+    """The arrays of a (possibly tuple) buffer value."""
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+def is_reorderable(comp: HloComputation) -> bool:
+    """True for `f(x, y) = op(x, y)` with op one of the associative, commutative ops."""
+    root = comp.root
+    if root is None or len(comp.parameters) != 2 or root.opcode not in _REORDERABLE:
+        return False
+    return {id(o) for o in root.operands} == {id(p) for p in comp.parameters}
+
+
+class Accumulators:
+    """Stack slots for the running values of a (variadic) reduction, kept in registers."""
+
+    def __init__(self, ctx: KernelContext, arrays: Sequence[IrArray], name: str) -> None:
+        self.ctx = ctx
+        self.slots = [
+            alloca_at_entry(ctx.builder, llvm_type(a.element_type), name=f"{name}{k}")
+            for k, a in enumerate(arrays)
+        ]
+
+    def load(self) -> list[ir.Value]:
+        return [self.ctx.builder.load(s) for s in self.slots]
+
+    def store(self, values: Sequence[ir.Value]) -> None:
+        for slot, v in zip(self.slots, values):
+            self.ctx.builder.store(v, slot)
+
+    def combine(self, comp: HloComputation, values: Sequence[ir.Value]) -> None:
+        """acc = comp(acc..., values...)."""
+        self.store(self.ctx.call_scalar_computation(comp, [*self.load(), *values]))
+
+
+# --- reduce ----------------------------------------------------------------------------------
+
+
+@emits(Opcode.REDUCE)
+def emit_reduce(
+    ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue], out: BufferValue
+) -> None:
+    """out[kept] = combine over the reduced dims of inputs, starting from the init values."""
+    n = len(operands) // 2
+    inputs, inits = operands[:n], operands[n:]
+    outs = as_list(out)
+    comp: HloComputation = instr.attrs["to_apply"]
+    dims = inputs[0].shape.dims
+    reduced = sorted(instr.attrs["dimensions"])
+    rank = len(dims)
+    if math.prod(outs[0].shape.dims) == 0:
+        return
+    if reduced == list(range(rank - len(reduced), rank)):
+        _reduce_innermost(ctx, comp, inputs, inits, outs, math.prod(dims[rank - len(reduced):]))
+    else:
+        _reduce_into_output(ctx, comp, inputs, inits, outs, reduced)
+
+
+def _reduce_innermost(
+    ctx: KernelContext,
+    comp: HloComputation,
+    inputs: list[IrArray],
+    inits: list[IrArray],
+    outs: list[IrArray],
+    size: int,
+) -> None:
+    """Reduced dims innermost: input = [outputs, size] row-major; accumulate in registers."""
+    b = ctx.builder
+    acc = Accumulators(ctx, outs, "red.acc")
+    split = len(inputs) == 1 and size >= MIN_SPLIT and is_reorderable(comp)
+    with for_range(b, 0, outs[0].shape.num_elements, name="red.out") as o:
+        base = b.mul(o, i64(size), flags=_NOWRAP)
+        acc.store([init.load(b, []) for init in inits])
+        start = 0
+        if split:
+            acc.combine(comp, [_split_sum(ctx, comp, inputs[0], base, size)])
+            start = size - size % PARTIALS
+        with for_range(b, start, size, name="red.k") as k:
+            at = b.add(base, k, flags=_NOWRAP)
+            acc.combine(comp, [x.load_linear(b, at) for x in inputs])
+        for arr, v in zip(outs, acc.load()):
+            arr.store_linear(b, o, v)
+
+
+def _split_sum(
+    ctx: KernelContext, comp: HloComputation, x: IrArray, base: ir.Value, size: int
+) -> ir.Value:
+    """Combine x[base : base + size - size % PARTIALS] over PARTIALS interleaved partials."""
+    b = ctx.builder
+    parts = [
+        alloca_at_entry(b, llvm_type(x.element_type), name=f"red.part{v}")
+        for v in range(PARTIALS)
+    ]
+    for v, slot in enumerate(parts):
+        b.store(x.load_linear(b, b.add(base, i64(v), flags=_NOWRAP)), slot)
+    with for_range(b, PARTIALS, size - size % PARTIALS, step=PARTIALS, name="red.blk") as j:
+        at = b.add(base, j, flags=_NOWRAP)
+        for v, slot in enumerate(parts):
+            value = x.load_linear(b, b.add(at, i64(v), flags=_NOWRAP))
+            (combined,) = ctx.call_scalar_computation(comp, [b.load(slot), value])
+            b.store(combined, slot)
+    values = [b.load(slot) for slot in parts]
+    while len(values) > 1:
+        values = [
+            ctx.call_scalar_computation(comp, [values[i], values[i + 1]])[0]
+            for i in range(0, len(values), 2)
+        ]
+    return values[0]
+
+
+def _reduce_into_output(
+    ctx: KernelContext,
+    comp: HloComputation,
+    inputs: list[IrArray],
+    inits: list[IrArray],
+    outs: list[IrArray],
+    reduced: list[int],
+) -> None:
+    """Some kept dim is inside a reduced one: walk the input in order, accumulating in `out`."""
+    b = ctx.builder
+    with for_range(b, 0, outs[0].shape.num_elements, name="red.init") as o:
+        for arr, init in zip(outs, inits):
+            arr.store_linear(b, o, init.load(b, []))
+    dims = inputs[0].shape.dims
+    kept = [d for d in range(len(dims)) if d not in reduced]
+    with loop_nest(b, dims, name="red.in") as idx:
+        o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
+        accs = [arr.load_linear(b, o) for arr in outs]
+        xs = [x.load(b, idx) for x in inputs]
+        for arr, v in zip(outs, ctx.call_scalar_computation(comp, [*accs, *xs])):
+            arr.store_linear(b, o, v)
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+
+def _always_inside(wd: WindowDim, in_size: int, out_size: int) -> bool:
+    """True when a window dim reads input index == output index with no possible miss."""
+    return (
+        wd.size == 1 and wd.stride == 1 and wd.padding_low == 0 and wd.padding_high == 0
+        and wd.base_dilation == 1 and wd.window_dilation == 1 and in_size == out_size
+    )
+
+
+def window_input_index(
+    b: ir.IRBuilder,
+    window: Window,
+    in_dims: Sequence[int],
+    out_dims: Sequence[int],
+    out_index: Sequence[ir.Value],
+    win_index: Sequence[ir.Value],
+) -> tuple[list[ir.Value], ir.Value | None]:
+    """The input index a window position reads, and an i1 that is true when it is real data.
+
+    Position p = out * stride + win * window_dilation - padding_low lives in the base-dilated
+    input; it is data when p >= 0, p % base_dilation == 0 and p / base_dilation < size.
+    Returns None for the condition when every position is statically inside.
+    """
+    index: list[ir.Value] = []
+    valid: ir.Value | None = None
+    for d, wd in enumerate(window.dims):
+        if _always_inside(wd, in_dims[d], out_dims[d]):
+            index.append(out_index[d])
+            continue
+        w = win_index[d]
+        if wd.window_reversal:
+            w = b.sub(i64(wd.size - 1), w)
+        pos = b.mul(out_index[d], i64(wd.stride))
+        pos = b.add(pos, b.mul(w, i64(wd.window_dilation)))
+        pos = b.sub(pos, i64(wd.padding_low))
+        ok = b.icmp_signed(">=", pos, i64(0))
+        if wd.base_dilation != 1:
+            ok = b.and_(ok, b.icmp_signed("==", b.srem(pos, i64(wd.base_dilation)), i64(0)))
+            pos = b.sdiv(pos, i64(wd.base_dilation))
+        ok = b.and_(ok, b.icmp_signed("<", pos, i64(in_dims[d])))
+        valid = ok if valid is None else b.and_(valid, ok)
+        index.append(pos)
+    return index, valid
+
+
+@emits(Opcode.REDUCE_WINDOW)
+def emit_reduce_window(
+    ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue], out: BufferValue
+) -> None:
+    """out[o] = combine of the inputs over the window at o (padding skipped), from init."""
+    b = ctx.builder
+    n = len(operands) // 2
+    inputs, inits = operands[:n], operands[n:]
+    outs = as_list(out)
+    comp: HloComputation = instr.attrs["to_apply"]
+    window: Window = instr.attrs["window"]
+    in_dims = inputs[0].shape.dims
+    out_dims = outs[0].shape.dims
+    acc = Accumulators(ctx, outs, "rw.acc")
+    win_sizes = [wd.size for wd in window.dims]
+    with loop_nest(b, out_dims, name="rw.out") as oi:
+        acc.store([init.load(b, []) for init in inits])
+        with loop_nest(b, win_sizes, name="rw.win") as wi:
+            index, valid = window_input_index(b, window, in_dims, out_dims, oi, wi)
+            if valid is None:
+                acc.combine(comp, [x.load(b, index) for x in inputs])
+            else:
+                with if_then(b, valid):
+                    acc.combine(comp, [x.load(b, index) for x in inputs])
+        for arr, v in zip(outs, acc.load()):
+            arr.store(b, oi, v)
+
+
+@emits(Opcode.SELECT_AND_SCATTER)
+def emit_select_and_scatter(
+    ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue], out: BufferValue
+) -> None:
+    """Scatter each source element onto the operand element its window selects.
+
+    out starts as init everywhere. For each source index s (row-major), the window over
+    the operand at s is scanned in row-major order, skipping padding; the first element is
+    selected, and a later candidate c replaces the selection v when select(v, c) is false.
+    Then out[selected] = scatter(out[selected], source[s]).
+    """
+    b = ctx.builder
+    operand, source, init = operands
+    select: HloComputation = instr.attrs["select"]
+    scatter: HloComputation = instr.attrs["scatter"]
+    window: Window = instr.attrs["window"]
+    in_dims = operand.shape.dims
+    with for_range(b, 0, out.shape.num_elements, name="ss.init") as o:
+        out.store_linear(b, o, init.load(b, []))
+    rank = len(in_dims)
+    chosen_value = alloca_at_entry(b, llvm_type(operand.element_type), name="ss.value")
+    chosen_index = [alloca_at_entry(b, i64(0).type, name=f"ss.idx{d}") for d in range(rank)]
+    have = alloca_at_entry(b, I1, name="ss.have")
+    with loop_nest(b, source.shape.dims, name="ss.src") as si:
+        b.store(ir.Constant(I1, 0), have)
+        # A defined value, so the select call on the first candidate reads no undef.
+        b.store(const(operand.element_type, 0), chosen_value)
+        with loop_nest(b, [wd.size for wd in window.dims], name="ss.win") as wi:
+            index, valid = window_input_index(b, window, in_dims, source.shape.dims, si, wi)
+            inside = valid if valid is not None else ir.Constant(I1, 1)
+            with if_then(b, inside):
+                candidate = operand.load(b, index)
+                first = b.not_(b.load(have))
+                (keep,) = ctx.call_scalar_computation(select, [b.load(chosen_value), candidate])
+                with if_then(b, b.or_(first, b.not_(keep))):
+                    b.store(candidate, chosen_value)
+                    for slot, v in zip(chosen_index, index):
+                        b.store(v, slot)
+                    b.store(ir.Constant(I1, 1), have)
+        with if_then(b, b.load(have)):
+            target = [b.load(slot) for slot in chosen_index]
+            current = out.load(b, target)
+            (updated,) = ctx.call_scalar_computation(scatter, [current, source.load(b, si)])
+            out.store(b, target, updated)

@@ -1,0 +1,81 @@
+"""TargetMath: how a backend computes transcendental functions on f32/f64 register values.
+
+The elemental emitter never names a libm function or an intrinsic for a transcendental
+function; it asks a TargetMath. The CPU implementation calls libm (`expf`, `exp`, ...),
+which a generated library may depend on, and LLVM intrinsics for what LLVM lowers inline
+(sqrt, fabs, floor, ...). A GPU implementation would use NVVM intrinsics or libdevice.
+Arguments are f32 or f64 values; f16/bf16 are widened by the emitter before calling.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from llvmlite import ir
+
+from backends.llvm.irutil import F32, F64, declare_function
+from hlo.errors import InternalError
+
+# Functions of one argument that every TargetMath provides.
+UNARY_FUNCTIONS = (
+    "exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "erf", "cbrt", "sqrt",
+)
+# Functions of two arguments.
+BINARY_FUNCTIONS = ("pow", "atan2")
+
+
+class TargetMath(Protocol):
+    """Transcendental functions for one target; each takes and returns f32 or f64 values."""
+
+    def unary(self, b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
+        """`name(x)` for a name in UNARY_FUNCTIONS."""
+
+    def binary(self, b: ir.IRBuilder, name: str, x: ir.Value, y: ir.Value) -> ir.Value:
+        """`name(x, y)` for a name in BINARY_FUNCTIONS."""
+
+
+# name -> (f32 libm symbol, f64 libm symbol)
+_LIBM: dict[str, tuple[str, str]] = {
+    "exp": ("expf", "exp"),
+    "expm1": ("expm1f", "expm1"),
+    "log": ("logf", "log"),
+    "log1p": ("log1pf", "log1p"),
+    "sin": ("sinf", "sin"),
+    "cos": ("cosf", "cos"),
+    "tan": ("tanf", "tan"),
+    "tanh": ("tanhf", "tanh"),
+    "erf": ("erff", "erf"),
+    "cbrt": ("cbrtf", "cbrt"),
+    "pow": ("powf", "pow"),
+    "atan2": ("atan2f", "atan2"),
+}
+
+# Functions LLVM lowers to instructions on every target we emit for.
+_INTRINSICS = {"sqrt": "llvm.sqrt"}
+
+
+class CpuMath:
+    """TargetMath for CPUs: libm calls, and LLVM intrinsics where they lower inline."""
+
+    def unary(self, b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
+        return self._call(b, name, [x])
+
+    def binary(self, b: ir.IRBuilder, name: str, x: ir.Value, y: ir.Value) -> ir.Value:
+        return self._call(b, name, [x, y])
+
+    def _call(self, b: ir.IRBuilder, name: str, args: list[ir.Value]) -> ir.Value:
+        ty = args[0].type
+        if ty not in (F32, F64):
+            raise InternalError(f"TargetMath.{name} on {ty}; widen f16/bf16 first")
+        suffix = "f32" if ty == F32 else "f64"
+        if name in _INTRINSICS:
+            symbol = f"{_INTRINSICS[name]}.{suffix}"
+        elif name in _LIBM:
+            symbol = _LIBM[name][0 if ty == F32 else 1]
+        else:
+            raise InternalError(f"TargetMath has no function {name}")
+        fn = declare_function(b.module, symbol, ty, [ty] * len(args))
+        if not symbol.startswith("llvm."):
+            # LLVM knows the libm names and their (errno-only) effects; nounwind is ours.
+            fn.attributes.add("nounwind")
+        return b.call(fn, args)

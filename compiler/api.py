@@ -1,0 +1,239 @@
+"""The public `compile` entry point, with its in-memory and on-disk compile caches.
+
+`compile(module, backend="cpu", **options)` returns an Executable. A compilation is keyed
+by the fingerprint of the module's printed text, the resolved backend options (target
+triple, CPU, features, ...) and the compiler version (which includes a hash of the backend
+sources, so editing the compiler invalidates old entries). The in-memory cache returns the
+same Executable for the same key; the on-disk cache (`TFCOMPILE_CACHE_DIR`, default
+`~/.cache/tfcompile-py`, empty = off) stores the object code and its metadata, written
+atomically (temporary file + `os.replace`) so that concurrent processes never read a
+partial entry. A corrupt or unreadable entry is ignored and recompiled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import llvmlite
+
+from backends.cpu import CpuArtifact, CpuOptions, compile_to_object
+from backends.cpu.object import Target
+from hlo import debug_options
+from hlo.dtypes import PrimitiveType
+from hlo.errors import CompileError
+from hlo.module import HloModule
+from hlo.shape import Shape
+from runtime.loader import Executable
+
+log = logging.getLogger(__name__)
+
+COMPILER_VERSION = "0.1.0"
+BACKENDS = ("cpu",)
+_MEMORY_CACHE_SIZE = 128
+
+_lock = threading.Lock()
+_memory: OrderedDict[str, Executable] = OrderedDict()
+_source_hash: str | None = None
+
+
+def compile(module: HloModule | str, backend: str = "cpu", **options: Any) -> Executable:
+    """Compile an HLO module (or HLO text) into an in-process Executable.
+
+    Args:
+        module: the module, or its HLO text.
+        backend: "cpu" (the GPU backend is not available yet).
+        **options: backend options; for "cpu" see `backends.cpu.CpuOptions`
+            (target_cpu, target_features, opt_level, entry_symbol).
+
+    Raises:
+        HloParseError: malformed HLO text.
+        UnsupportedOpError: an operation the backend cannot compile.
+        CompileError: unknown backend or option, or code generation failed.
+    """
+    if isinstance(module, str):
+        from hlo.parser import parse
+
+        module = parse(module)
+    if backend not in BACKENDS:
+        raise CompileError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+    opts = _resolved_options(CpuOptions.from_kwargs(**options))
+    key = fingerprint(module, backend, opts)
+    with _lock:
+        exe = _memory.get(key)
+        if exe is not None:
+            _memory.move_to_end(key)
+            return exe
+    artifact = _disk_load(key)
+    if artifact is None:
+        artifact = compile_to_object(module, opts)
+        _disk_store(key, artifact)
+    exe = Executable(artifact)
+    with _lock:
+        _memory[key] = exe
+        while len(_memory) > _MEMORY_CACHE_SIZE:
+            _memory.popitem(last=False)
+    return exe
+
+
+def clear_memory_cache() -> None:
+    """Forget every in-memory compilation (the disk cache is kept)."""
+    with _lock:
+        _memory.clear()
+
+
+def _resolved_options(opts: CpuOptions) -> CpuOptions:
+    """Options with the host target filled in, so the cache key names the real target."""
+    target = Target.resolve(opts.target_triple, opts.target_cpu, opts.target_features)
+    return replace(opts, target_triple=target.triple, target_cpu=target.cpu,
+                   target_features=target.features)
+
+
+def compiler_version() -> str:
+    """The compiler version plus a hash of the backend and runtime sources and llvmlite's."""
+    global _source_hash
+    if _source_hash is None:
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256()
+        for folder in ("backends", "runtime", "hlo"):
+            for path in sorted((root / folder).rglob("*.py")):
+                h.update(str(path.relative_to(root)).encode())
+                h.update(path.read_bytes())
+        _source_hash = h.hexdigest()[:16]
+    return f"{COMPILER_VERSION}+{_source_hash}+llvmlite{llvmlite.__version__}"
+
+
+def fingerprint(module: HloModule, backend: str, options: CpuOptions) -> str:
+    """The cache key of compiling `module` with `options` by this compiler version."""
+    from hlo.printer import to_text
+
+    h = hashlib.sha256()
+    h.update(to_text(module).encode())
+    h.update(b"\0" + backend.encode())
+    h.update(b"\0" + json.dumps(asdict(options), sort_keys=True).encode())
+    h.update(b"\0" + compiler_version().encode())
+    return h.hexdigest()
+
+
+# --- on-disk cache -------------------------------------------------------------------------
+
+
+def _cache_dir() -> Path | None:
+    directory = debug_options.get().cache_dir
+    return Path(directory) if directory else None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _disk_store(key: str, artifact: CpuArtifact) -> None:
+    directory = _cache_dir()
+    if directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = artifact_metadata(artifact)
+        # The object first: a metadata file is only ever next to a complete object.
+        _atomic_write(directory / f"{key}.o", artifact.object_code)
+        _atomic_write(directory / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+    except OSError as e:
+        log.warning("compile cache: cannot write %s: %s", directory, e)
+
+
+def _disk_load(key: str) -> CpuArtifact | None:
+    directory = _cache_dir()
+    if directory is None:
+        return None
+    meta_path = directory / f"{key}.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        code = (directory / f"{key}.o").read_bytes()
+        if hashlib.sha256(code).hexdigest() != meta["object_sha256"]:
+            raise ValueError("object code does not match its checksum")
+        return artifact_from_metadata(meta, code)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("compile cache: ignoring entry %s: %s", key, e)
+        return None
+
+
+def artifact_metadata(artifact: CpuArtifact) -> dict[str, Any]:
+    """Everything of a CpuArtifact but its code and IR, as JSON-ready values."""
+    return {
+        "format": 1,
+        "symbol": artifact.symbol,
+        "param_shapes": [shape_to_json(s) for s in artifact.param_shapes],
+        "result_shape": shape_to_json(artifact.result_shape),
+        "arg_shapes": [shape_to_json(s) for s in artifact.arg_shapes],
+        "result_shapes": [shape_to_json(s) for s in artifact.result_shapes],
+        "temp_bytes": artifact.temp_bytes,
+        "triple": artifact.triple,
+        "cpu": artifact.cpu,
+        "features": artifact.features,
+        "opt_level": artifact.opt_level,
+        "module_name": artifact.module_name,
+        "param_names": list(artifact.param_names),
+        "object_sha256": hashlib.sha256(artifact.object_code).hexdigest(),
+    }
+
+
+def artifact_from_metadata(meta: dict[str, Any], code: bytes) -> CpuArtifact:
+    """A CpuArtifact from cached metadata and object code (its IR texts are empty)."""
+    if meta.get("format") != 1:
+        raise ValueError(f"unknown cache format {meta.get('format')!r}")
+    return CpuArtifact(
+        object_code=code,
+        llvm_ir="",
+        optimized_ir="",
+        symbol=meta["symbol"],
+        param_shapes=tuple(shape_from_json(s) for s in meta["param_shapes"]),
+        result_shape=shape_from_json(meta["result_shape"]),
+        arg_shapes=tuple(shape_from_json(s) for s in meta["arg_shapes"]),
+        result_shapes=tuple(shape_from_json(s) for s in meta["result_shapes"]),
+        temp_bytes=int(meta["temp_bytes"]),
+        triple=meta["triple"],
+        cpu=meta["cpu"],
+        features=meta["features"],
+        opt_level=int(meta["opt_level"]),
+        module_name=meta["module_name"],
+        param_names=tuple(meta["param_names"]),
+    )
+
+
+def shape_to_json(shape: Shape) -> Any:
+    """A Shape as plain JSON values."""
+    if shape.is_tuple:
+        return {"tuple": [shape_to_json(s) for s in shape.tuple_shapes]}
+    return {
+        "type": shape.element_type.value,
+        "dims": list(shape.dims),
+        "layout": None if shape.layout is None else list(shape.layout),
+    }
+
+
+def shape_from_json(value: Any) -> Shape:
+    """The Shape written by `shape_to_json`."""
+    if "tuple" in value:
+        return Shape.tuple_of([shape_from_json(s) for s in value["tuple"]])
+    t = PrimitiveType(value["type"])
+    if t is PrimitiveType.TOKEN:
+        return Shape.token()
+    return Shape.array(t, value["dims"], value["layout"])

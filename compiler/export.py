@@ -1,0 +1,294 @@
+"""export_library: an HLO module to `<prefix>.o`, `<prefix>.h` and `<prefix>.so`.
+
+The object comes from the CPU backend; the header from `backends.cheader`. The shared
+object is linked by the system C compiler from the object, the C API glue and the static
+support code in `runtime/csrc/`, with `-lm -lpthread` and nothing else, so it depends only
+on the C library, libm and pthreads. This file does not generate code itself and does not
+load what it writes (the runtime does).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from backends.cglue import (
+    LibrarySpec,
+    check_identifier,
+    check_names,
+    glue_source,
+    parse_cpp_class,
+)
+from backends.cheader import generate_header
+from hlo.errors import CompileError
+from hlo.module import HloModule
+from hlo.shape import Shape
+
+log = logging.getLogger(__name__)
+
+CSRC_DIR = Path(__file__).resolve().parent.parent / "runtime" / "csrc"
+
+# Seconds one compiler or linker invocation may take before we call it hung.
+_TOOL_TIMEOUT_S = 300
+
+
+class ObjectArtifact(Protocol):
+    """What export needs of a compiled function (backends.cpu.CpuArtifact has it)."""
+
+    object_code: bytes
+    symbol: str
+    arg_shapes: Sequence[Shape]
+    result_shapes: Sequence[Shape]
+    temp_bytes: int
+    triple: str
+
+
+@dataclass(frozen=True)
+class ExportedLibrary:
+    """What export_library wrote.
+
+    Attributes:
+        spec: the library's signature and names (as the header states them).
+        object_path: the relocatable object holding the compiled function.
+        header_path: the C/C++ header.
+        library_path: the shared object, or None when it was not linked (see notes).
+        notes: why something was skipped (e.g. a cross target cannot be linked here).
+    """
+
+    spec: LibrarySpec
+    object_path: Path
+    header_path: Path
+    library_path: Path | None
+    notes: tuple[str, ...] = ()
+
+
+def export_library(
+    module: HloModule,
+    prefix: str | os.PathLike[str],
+    cpp_class: str,
+    entry_point: str | None = None,
+    target_triple: str | None = None,
+    target_cpu: str | None = None,
+    target_features: str | None = None,
+    arg_names: Sequence[str | None] | None = None,
+    result_names: Sequence[str | None] | None = None,
+) -> ExportedLibrary:
+    """Compile `module` ahead of time into `<prefix>.o`, `<prefix>.h` and `<prefix>.so`.
+
+    Args:
+        module: the HLO module; its entry computation becomes the library's function.
+        prefix: output path without extension; parent directories are created.
+        cpp_class: `ns1::ns2::Name` of the generated C++ class (namespaces optional).
+        entry_point: symbol of the compiled function; default `<c_prefix>_entry` (derived
+            from the class, so that several libraries link into one program).
+        target_triple, target_cpu, target_features: LLVM target; default the host.
+        arg_names, result_names: optional identifiers per flattened argument / result,
+            giving name-based accessors (`arg_x_data()`, `result_y(...)`).
+
+    Returns:
+        The paths written. For a target this machine cannot link for (e.g. aarch64 on
+        x86-64), `library_path` is None and `notes` says why.
+
+    Raises:
+        ArgumentError: a bad class, entry point or name (before compiling anything).
+        CompileError: the backend failed, or no C compiler could link the shared object
+            (the .o and .h are written first), or the C compiler failed (its stderr and
+            the exact command are in the message).
+    """
+    namespaces, class_name = parse_cpp_class(cpp_class)
+    if entry_point is None:
+        entry_point = "_".join((*namespaces, class_name)) + "_entry"
+    # Validate the names before the (slow) compilation; counts are checked again below.
+    program = module.program_shape()
+    # Tokens have no buffer, so they take no name.
+    arg_leaves = [leaf for p in program.parameters for leaf in p.leaves() if leaf.is_array]
+    check_names(arg_names, len(arg_leaves), "arg")
+    check_names(result_names, len([s for s in program.result.leaves() if s.is_array]), "result")
+    check_identifier(entry_point, "entry_point")
+    artifact = compile_object(module, entry_point, target_triple, target_cpu, target_features)
+    return write_library(
+        artifact,
+        cpp_class=cpp_class,
+        object_path=Path(f"{os.fspath(prefix)}.o"),
+        header_path=Path(f"{os.fspath(prefix)}.h"),
+        library_path=Path(f"{os.fspath(prefix)}.so"),
+        arg_names=arg_names,
+        result_names=result_names,
+        program_shape=_program_shape_text(module),
+    )
+
+
+def compile_object(
+    module: HloModule,
+    entry_point: str,
+    target_triple: str | None = None,
+    target_cpu: str | None = None,
+    target_features: str | None = None,
+) -> Any:
+    """The CPU backend's artifact for `module` with `entry_point` as its symbol."""
+    from backends import cpu
+
+    options: dict[str, Any] = {"entry_symbol": entry_point}
+    if target_triple:
+        options["target_triple"] = target_triple
+    if target_cpu:
+        options["target_cpu"] = target_cpu
+    if target_features:
+        options["target_features"] = target_features
+    return cpu.compile_to_object(module, **options)
+
+
+def write_library(
+    artifact: ObjectArtifact,
+    *,
+    cpp_class: str,
+    object_path: Path,
+    header_path: Path,
+    library_path: Path | None,
+    arg_names: Sequence[str | None] | None = None,
+    result_names: Sequence[str | None] | None = None,
+    program_shape: str | None = None,
+) -> ExportedLibrary:
+    """Write the object and header of a compiled `artifact`, then link the shared object.
+
+    `library_path=None` skips linking. See `export_library` for the errors.
+    """
+    spec = LibrarySpec.create(
+        cpp_class,
+        artifact.symbol,
+        list(artifact.arg_shapes),
+        list(artifact.result_shapes),
+        artifact.temp_bytes,
+        arg_names=arg_names,
+        result_names=result_names,
+        program_shape=program_shape,
+        target_triple=artifact.triple,
+    )
+    for path in (object_path, header_path, library_path):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    object_path.write_bytes(artifact.object_code)
+    header_path.write_text(generate_header(spec))
+    if library_path is None:
+        return ExportedLibrary(spec, object_path, header_path, None)
+    reason = cross_target_reason(artifact.triple)
+    if reason is not None:
+        note = f"{library_path} was not linked: {reason}; link {object_path} with a toolchain "
+        note += "for that target"
+        log.info(note)
+        return ExportedLibrary(spec, object_path, header_path, None, (note,))
+    link_shared_object(spec, object_path, header_path, library_path)
+    return ExportedLibrary(spec, object_path, header_path, library_path)
+
+
+def _program_shape_text(module: HloModule) -> str:
+    program = module.program_shape()
+    params = ", ".join(p.to_text(False) for p in program.parameters)
+    return f"({params}) -> {program.result.to_text(False)}"
+
+
+# --- linking ----------------------------------------------------------------------------------
+_ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x86-64": "x86_64"}
+
+
+def _arch_and_os(triple: str) -> tuple[str, str]:
+    parts = triple.lower().split("-")
+    arch = _ARCH_ALIASES.get(parts[0], parts[0])
+    system = next((p for p in parts[1:] if p in ("linux", "darwin", "windows", "macosx")), "")
+    return arch, system
+
+
+def cross_target_reason(triple: str) -> str | None:
+    """Why this machine's C compiler cannot link for `triple`, or None if it can."""
+    if not triple:
+        return None
+    from llvmlite import binding
+
+    host = binding.get_process_triple()
+    if _arch_and_os(triple) == _arch_and_os(host):
+        return None
+    return f"target {triple} is not the host ({host})"
+
+
+def find_c_compiler() -> list[str]:
+    """The C compiler command: $CC (may carry arguments), else cc, gcc or clang from PATH.
+
+    Raises:
+        CompileError: none found; says what was looked for.
+    """
+    env = os.environ.get("CC", "").strip()
+    if env:
+        argv = shlex.split(env)
+        if shutil.which(argv[0]) is None:
+            raise CompileError(f"$CC is '{env}' but '{argv[0]}' is not an executable on PATH")
+        return argv
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name) is not None:
+            return [name]
+    raise CompileError("no C compiler found: $CC is not set and none of cc, gcc, clang is on PATH")
+
+
+def run_tool(argv: Sequence[str], cwd: Path) -> None:
+    """Run an external tool; on failure raise CompileError with its stderr and the command."""
+    command = shlex.join(argv)
+    log.debug("running: %s (in %s)", command, cwd)
+    try:
+        done = subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, timeout=_TOOL_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CompileError(f"cannot run '{command}' (in {cwd}): {e}") from None
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).strip()
+        raise CompileError(
+            f"'{argv[0]}' failed with exit status {done.returncode}:\n{output}\n"
+            f"command (in {cwd}):\n  {command}"
+        )
+
+
+def link_shared_object(
+    spec: LibrarySpec, object_path: Path, header_path: Path, library_path: Path
+) -> None:
+    """Link `library_path` from the object, the C API glue and runtime/csrc.
+
+    The glue and support objects are built in a scratch directory that is removed on
+    success and kept on failure, so the reported command can be re-run as is.
+
+    Raises:
+        CompileError: no C compiler, or the compiler/linker failed.
+    """
+    try:
+        cc = find_c_compiler()
+    except CompileError as e:
+        raise CompileError(
+            f"{object_path} and {header_path} were written, but {library_path} could not be "
+            f"linked: {e}"
+        ) from None
+    scratch = Path(tempfile.mkdtemp(prefix="tfcompile-link-"))
+    glue = scratch / "glue.c"
+    glue.write_text(glue_source(spec, header_path.name))
+    header_dir = str(header_path.resolve().parent)
+    objects = [str(object_path.resolve())]
+    sources = [glue, *sorted(CSRC_DIR.glob("*.c"))]
+    for i, source in enumerate(sources):
+        out = scratch / f"{i}_{source.stem}.o"
+        run_tool(
+            [*cc, "-std=c11", "-O2", "-fPIC", "-I", header_dir, "-I", str(CSRC_DIR),
+             "-c", str(source), "-o", str(out)],
+            scratch,
+        )
+        objects.append(str(out))
+    run_tool(
+        [*cc, "-shared", f"-Wl,-soname,{library_path.name}", "-o", str(library_path.resolve()),
+         *objects, "-lm", "-lpthread"],
+        scratch,
+    )
+    shutil.rmtree(scratch, ignore_errors=True)

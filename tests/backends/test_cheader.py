@@ -1,0 +1,450 @@
+"""The generated header and C API: they compile cleanly, say what they promise, and work.
+
+The compiled functions here are hand-written LLVM IR with the CPU backend's ABI
+(`void f(void* const* args, void* const* results, void* temps)`), emitted to objects with
+llvmlite, so these tests depend on neither the backend nor the parser. `matmul_artifact`
+and `multi_artifact` are reused by tests/runtime/test_cpp_embedding.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from llvmlite import binding as llvm
+from llvmlite import ir
+
+from backends.cglue import LibrarySpec, glue_source
+from backends.cheader import generate_header
+from compiler.export import write_library
+from hlo.dtypes import PrimitiveType as T
+from hlo.errors import ArgumentError, CompileError
+from hlo.shape import Shape
+
+HAVE_GCC = shutil.which("gcc") is not None and shutil.which("g++") is not None
+needs_cc = pytest.mark.skipif(not HAVE_GCC, reason="gcc/g++ are not installed")
+
+AARCH64 = "aarch64-unknown-linux-gnu"
+
+
+# --- hand-made artifacts -----------------------------------------------------------------------
+@dataclass
+class HandArtifact:
+    """The fields of backends.cpu.CpuArtifact that export reads."""
+
+    object_code: bytes
+    symbol: str
+    arg_shapes: tuple[Shape, ...]
+    result_shapes: tuple[Shape, ...]
+    temp_bytes: int
+    triple: str
+    cpu: str = ""
+    features: str = ""
+    llvm_ir: str = field(default="", repr=False)
+
+
+def _emit_object(module: ir.Module, triple: str) -> bytes:
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    module.triple = triple
+    target = llvm.Target.from_triple(triple)
+    machine = target.create_target_machine(reloc="pic", codemodel="default")
+    module.data_layout = str(machine.target_data)
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    return machine.emit_object(parsed)
+
+
+def _abi_function(module: ir.Module, symbol: str) -> tuple[ir.IRBuilder, list[ir.Argument]]:
+    ptr = ir.PointerType()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr]), symbol)
+    return ir.IRBuilder(fn.append_basic_block("entry")), list(fn.args)
+
+
+def _buffer(b: ir.IRBuilder, table: ir.Value, i: int) -> ir.Value:
+    slot = b.gep(table, [ir.Constant(ir.IntType(64), i)], source_etype=ir.PointerType())
+    return b.load(slot, typ=ir.PointerType())
+
+
+def _element(b: ir.IRBuilder, base: ir.Value, ty: ir.Type, i: int) -> ir.Value:
+    return b.gep(base, [ir.Constant(ir.IntType(64), i)], source_etype=ty)
+
+
+def matmul_artifact(symbol: str = "entry", triple: str | None = None) -> HandArtifact:
+    """f32[2,3] x f32[3,2] -> f32[2,2], the MatMulComp of the tfcompile documentation."""
+    triple = triple or llvm.get_process_triple()
+    module = ir.Module(name="matmul")
+    b, (args, results, _) = _abi_function(module, symbol)
+    f32 = ir.FloatType()
+    x, y, out = _buffer(b, args, 0), _buffer(b, args, 1), _buffer(b, results, 0)
+    for i in range(2):
+        for j in range(2):
+            acc = ir.Constant(f32, 0.0)
+            for k in range(3):
+                lhs = b.load(_element(b, x, f32, i * 3 + k), typ=f32)
+                rhs = b.load(_element(b, y, f32, k * 2 + j), typ=f32)
+                acc = b.fadd(acc, b.fmul(lhs, rhs))
+            b.store(acc, _element(b, out, f32, i * 2 + j))
+    b.ret_void()
+    f32_shape = Shape.array
+    return HandArtifact(
+        _emit_object(module, triple), symbol,
+        (f32_shape(T.F32, [2, 3]), f32_shape(T.F32, [3, 2])), (f32_shape(T.F32, [2, 2]),),
+        0, triple, llvm_ir=str(module),
+    )
+
+
+MULTI_ARGS = (Shape.array(T.S32, [2, 3, 4]), Shape.scalar(T.F64), Shape.array(T.U8, [1]))
+MULTI_RESULTS = (Shape.array(T.F64, [2, 3, 4]), Shape.scalar(T.PRED))
+
+
+def multi_artifact(symbol: str = "multi_entry") -> HandArtifact:
+    """(a: s32[2,3,4], s: f64[], one: u8[1]) -> (y = a*s + one[0]: f64[2,3,4], sum(a) > 0).
+
+    a*s goes through the temporary arena, so a missing or unusable arena shows.
+    """
+    triple = llvm.get_process_triple()
+    module = ir.Module(name="multi")
+    b, (args, results, temps) = _abi_function(module, symbol)
+    i8, i32, f64 = ir.IntType(8), ir.IntType(32), ir.DoubleType()
+    a, s, one = (_buffer(b, args, i) for i in range(3))
+    y, pos = _buffer(b, results, 0), _buffer(b, results, 1)
+    scale = b.load(s, typ=f64)
+    offset = b.uitofp(b.load(one, typ=i8), f64)
+    total = ir.Constant(i32, 0)
+    for i in range(24):
+        value = b.load(_element(b, a, i32, i), typ=i32)
+        total = b.add(total, value)
+        b.store(b.fmul(b.sitofp(value, f64), scale), _element(b, temps, f64, i))
+    for i in range(24):
+        scaled = b.load(_element(b, temps, f64, i), typ=f64)
+        b.store(b.fadd(scaled, offset), _element(b, y, f64, i))
+    positive = b.icmp_signed(">", total, ir.Constant(i32, 0))
+    b.store(b.zext(positive, i8), pos)
+    b.ret_void()
+    return HandArtifact(_emit_object(module, triple), symbol, MULTI_ARGS, MULTI_RESULTS,
+                        24 * 8, triple, llvm_ir=str(module))
+
+
+def multi_reference(a: np.ndarray, s: float, one: int) -> tuple[np.ndarray, bool]:
+    return a.astype(np.float64) * s + one, bool(a.sum() > 0)
+
+
+MULTI_NAMES = {"arg_names": ["a", "s", None], "result_names": ["y", "positive"]}
+
+
+def export(tmp_path: Path, artifact: HandArtifact, cpp_class: str, name: str = "lib",
+           **names: object):
+    prefix = tmp_path / name
+    return write_library(
+        artifact,
+        cpp_class=cpp_class,
+        object_path=prefix.with_suffix(".o"),
+        header_path=prefix.with_suffix(".h"),
+        library_path=prefix.with_suffix(".so"),
+        **names,
+    )
+
+
+def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+# --- spec validation -------------------------------------------------------------------------
+@pytest.mark.parametrize("cpp_class", [
+    "", "foo::", "::Foo", "foo::::Bar", "1abc", "foo::int", "class", "a-b", "foo:bar",
+    "foo::Bar baz", "ns::_Thread_local",
+])
+def test_bad_cpp_class_is_an_argument_error(cpp_class: str) -> None:
+    with pytest.raises(ArgumentError, match="cpp_class"):
+        LibrarySpec.create(cpp_class, "entry", [], [], 0)
+
+
+def test_cpp_class_components() -> None:
+    spec = LibrarySpec.create("foo::bar::MatMulComp", "entry", [], [], 0)
+    assert spec.namespaces == ("foo", "bar")
+    assert spec.class_name == "MatMulComp"
+    assert spec.c_prefix == "foo_bar_MatMulComp"
+    assert spec.macro_prefix == "FOO_BAR_MATMULCOMP"
+    assert LibrarySpec.create("Solo", "entry", [], [], 0).namespaces == ()
+
+
+@pytest.mark.parametrize("names, message", [
+    (["x"], "1 name.*for 2 arg"),
+    (["x", "x"], "'x' is given twice"),
+    (["x", "2y"], r"arg_names\[1\] '2y' is not a C\+\+ identifier"),
+    (["x", "new"], "keyword"),
+])
+def test_bad_names(names: list[str], message: str) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        LibrarySpec.create("N", "entry", MULTI_ARGS[:2], [], 0, arg_names=names)
+
+
+def test_bad_entry_point_and_tuple_leaf() -> None:
+    with pytest.raises(ArgumentError, match="entry_point"):
+        LibrarySpec.create("N", "my-entry", [], [], 0)
+    with pytest.raises(ArgumentError, match="tuple shape"):
+        LibrarySpec.create("N", "e", [Shape.tuple_of([MULTI_ARGS[1]])], [], 0)
+
+
+# --- header text -------------------------------------------------------------------------------
+def multi_spec() -> LibrarySpec:
+    return LibrarySpec.create("ns::Multi", "multi_entry", MULTI_ARGS, MULTI_RESULTS, 192,
+                              program_shape="(s32[2,3,4], f64[], u8[1]) -> (f64[2,3,4], pred[])",
+                              **MULTI_NAMES)
+
+
+def test_header_states_signature_memory_and_api() -> None:
+    text = generate_header(multi_spec())
+    for expected in [
+        "(s32[2,3,4], f64[], u8[1]) -> (f64[2,3,4], pred[])",
+        "arg0 'a': s32[2,3,4], 96 bytes",
+        "arg2: u8[1], 1 bytes",
+        "result1 'positive': pred[], 1 bytes",
+        "arg bytes total:       105",
+        "arg bytes aligned:     256",
+        "result bytes total:    193",
+        "temp bytes total:      192",
+        "#define NS_MULTI_ALIGNMENT 64",
+        "#define NS_MULTI_MIN_ALIGNMENT 16",
+        "void multi_entry(void* const* args, void* const* results, void* temps);",
+        "int ns_Multi_run(void* const* args, void* const* results, void* temps);",
+        "namespace ns {",
+        "class Multi final {",
+        "ARGS_RESULTS_AND_TEMPS = ARGS_VARIABLES_RESULTS_PROFILES_AND_TEMPS",
+        "static constexpr int kNumArgs = 3;",
+        "std::int32_t& arg0(std::size_t dim0, std::size_t dim1, std::size_t dim2)",
+        "return arg0_data()[(dim0 * 3 + dim1) * 4 + dim2];",
+        "double& arg_s() { return arg_s_data()[0]; }",
+        "std::uint8_t& arg2() { return arg2_data()[0]; }",
+        "bool& result_positive() { return result_positive_data()[0]; }",
+        "int result_y_size() const { return 192; }",
+    ]:
+        assert expected in text, expected
+    # Only standard headers: the generated library must build anywhere.
+    includes = {line.split()[1] for line in text.splitlines() if line.startswith("#include")}
+    assert includes == {"<stddef.h>", "<stdint.h>", "<cstddef>", "<cstdint>", "<cstdlib>",
+                        "<cstring>", "<string>", "<stdio.h>", "<stdlib.h>", "<string.h>"}
+
+
+def test_complex_elements_include_complex() -> None:
+    spec = LibrarySpec.create("C", "e", [Shape.array(T.C64, [2])], [], 0)
+    text = generate_header(spec)
+    assert "#include <complex>" in text
+    assert "std::complex<float>* arg0_data()" in text
+
+
+CPP_USE = """
+#include "{header}"
+#include <type_traits>
+int main() {{
+  using M = ns::Multi;
+  static_assert(M::kNumArgs == 3 && M::kNumResults == 2, "counts");
+  static_assert(!std::is_copy_constructible<M>::value, "non-copyable");
+  static_assert(!std::is_copy_assignable<M>::value, "non-copyable");
+  M m(M::AllocMode::RESULTS_AND_TEMPS_ONLY);
+  const M& c = m;
+  std::int32_t* a = m.arg_a_data();
+  const double* s = c.arg1_data();
+  int n = m.arg0_count() + m.arg_s_size() + c.result1_count();
+  bool ok = m.error_msg() == "" && M::LookupArgIndex("s") == 1 && s == nullptr && a == nullptr;
+  m.set_thread_count(4);
+  return ok && n == 24 + 8 + 1 && m.thread_count() == 4 ? 0 : 1;
+}}
+"""
+
+
+@needs_cc
+def test_header_compiles_cleanly_as_cpp17_and_c11(tmp_path: Path) -> None:
+    specs = {
+        "multi": multi_spec(),
+        "matmul": LibrarySpec.create("foo::bar::MatMulComp", "entry", *matmul_shapes(), 0),
+        "empty": LibrarySpec.create("Nothing", "nothing_entry", [], [], 0),
+        "typed": LibrarySpec.create(
+            "t::Typed", "typed_entry",
+            [Shape.array(t, [2, 1]) for t in (T.PRED, T.S8, T.S16, T.S64, T.U16, T.U32, T.U64,
+                                             T.F16, T.BF16, T.C64, T.C128)],
+            [Shape.array(T.F32, [0, 3]), Shape.token()], 64),
+    }
+    warn = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
+    for name, spec in specs.items():
+        (tmp_path / f"{name}.h").write_text(generate_header(spec))
+        (tmp_path / f"{name}_use.cc").write_text(f'#include "{name}.h"\nint main() {{ return 0; }}\n')
+        (tmp_path / f"{name}_use.c").write_text(f'#include "{name}.h"\nint main(void) {{ return 0; }}\n')
+        (tmp_path / f"{name}_glue.c").write_text(glue_source(spec, f"{name}.h"))
+        (tmp_path / f"{name}_impl.cc").write_text(
+            f"#define {spec.implementation_macro}\n#include \"{name}.h\"\n")
+        run(["g++", "-std=c++17", *warn, "-c", f"{name}_use.cc", "-o", f"{name}_use.o"], tmp_path)
+        run(["gcc", "-std=c11", *warn, "-c", f"{name}_use.c", "-o", f"{name}_usec.o"], tmp_path)
+        run(["gcc", "-std=c11", *warn, "-O2", "-fPIC", "-c", f"{name}_glue.c", "-o",
+             f"{name}_glue.o"], tmp_path)
+        # The C API definitions also compile as C++ (a user may define the macro in a .cc).
+        run(["g++", "-std=c++17", *warn, "-c", f"{name}_impl.cc", "-o", f"{name}_impl.o"],
+            tmp_path)
+    (tmp_path / "use.cc").write_text(CPP_USE.format(header="multi.h"))
+    run(["g++", "-std=c++17", *warn, "-c", "use.cc", "-o", "use.o"], tmp_path)
+
+
+def matmul_shapes() -> tuple[list[Shape], list[Shape]]:
+    return [Shape.array(T.F32, [2, 3]), Shape.array(T.F32, [3, 2])], [Shape.array(T.F32, [2, 2])]
+
+
+# --- the linked shared object and its C API ------------------------------------------------------
+def _needed_libraries(path: Path) -> list[str]:
+    dynamic = run(["readelf", "-d", str(path)]).stdout
+    return [line.split("[")[1].split("]")[0] for line in dynamic.splitlines() if "(NEEDED)" in line]
+
+
+@needs_cc
+def test_shared_object_depends_only_on_libc_libm_pthread(tmp_path: Path) -> None:
+    lib = export(tmp_path, multi_artifact(), "ns::Multi", **MULTI_NAMES)
+    assert lib.library_path is not None and lib.library_path.exists()
+    needed = _needed_libraries(lib.library_path)
+    allowed = ("libc.so", "libm.so", "libpthread.so", "libgcc_s.so", "ld-linux")
+    assert needed and all(n.startswith(allowed) for n in needed), needed
+    assert "libc.so.6" in needed
+
+
+def _c_api(path: Path, prefix: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    sigs = {
+        "run": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
+        "error_message": (ctypes.c_char_p, []),
+        "num_args": (ctypes.c_int, []),
+        "num_results": (ctypes.c_int, []),
+        "temp_size": (ctypes.c_size_t, []),
+        "program_shape": (ctypes.c_char_p, []),
+        "lookup_arg_index": (ctypes.c_int, [ctypes.c_char_p]),
+        "lookup_result_index": (ctypes.c_int, [ctypes.c_char_p]),
+    }
+    for kind in ("arg", "result"):
+        sigs[f"{kind}_size"] = (ctypes.c_size_t, [ctypes.c_int])
+        sigs[f"{kind}_count"] = (ctypes.c_int64, [ctypes.c_int])
+        sigs[f"{kind}_rank"] = (ctypes.c_int, [ctypes.c_int])
+        sigs[f"{kind}_dims"] = (ctypes.POINTER(ctypes.c_int64), [ctypes.c_int])
+        sigs[f"{kind}_type"] = (ctypes.c_char_p, [ctypes.c_int])
+        sigs[f"{kind}_name"] = (ctypes.c_char_p, [ctypes.c_int])
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, f"{prefix}_{name}")
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+def _pointers(arrays: list[np.ndarray | None]) -> ctypes.Array:
+    return (ctypes.c_void_p * len(arrays))(*[None if a is None else a.ctypes.data for a in arrays])
+
+
+def _aligned(shape: tuple[int, ...], dtype: type, offset: int = 0) -> np.ndarray:
+    """A zeroed array whose data starts `offset` bytes past a 64-byte boundary."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+@needs_cc
+def test_c_api_metadata_and_run(tmp_path: Path) -> None:
+    lib = export(tmp_path, multi_artifact(), "ns::Multi", **MULTI_NAMES)
+    api = _c_api(lib.library_path, "ns_Multi")
+    p = "ns_Multi_"
+    get = lambda name, *a: getattr(api, p + name)(*a)  # noqa: E731
+    assert (get("num_args"), get("num_results"), get("temp_size")) == (3, 2, 192)
+    assert [get("arg_size", i) for i in range(4)] == [96, 8, 1, 0]
+    assert [get("arg_count", i) for i in range(4)] == [24, 1, 1, -1]
+    assert [get("arg_rank", i) for i in range(4)] == [0 + 3, 0, 1, -1]
+    assert get("arg_dims", 0)[:3] == [2, 3, 4]
+    assert not get("arg_dims", 7)
+    assert [get("arg_type", i) for i in range(3)] == [b"s32", b"f64", b"u8"]
+    assert [get("arg_name", i) for i in range(3)] == [b"a", b"s", None]
+    assert [get("result_name", i) for i in range(2)] == [b"y", b"positive"]
+    assert (get("result_size", 0), get("result_type", 1), get("result_rank", 1)) == (192, b"pred", 0)
+    assert [get("lookup_arg_index", n) for n in (b"a", b"s", b"y", b"")] == [0, 1, -1, -1]
+    assert get("lookup_arg_index", None) == -1
+    assert get("lookup_result_index", b"positive") == 1
+    assert get("program_shape").startswith(b"(s32[2,3,4], f64[], u8[1])")
+
+    a = _aligned((2, 3, 4), np.int32)
+    a[...] = np.arange(24).reshape(2, 3, 4) - 5
+    s, one = _aligned((), np.float64), _aligned((1,), np.uint8)
+    s[...], one[...] = 0.5, 3
+    y, pos = _aligned((2, 3, 4), np.float64, offset=16), _aligned((), np.bool_, offset=16)
+    # temps NULL: the run allocates the arena itself.
+    assert get("run", _pointers([a, s, one]), _pointers([y, pos]), None) == 0
+    want_y, want_pos = multi_reference(a, 0.5, 3)
+    np.testing.assert_array_equal(y, want_y)
+    assert bool(pos) is want_pos
+    assert get("error_message") == b""
+    # A caller arena is used as given.
+    temps = _aligned((24,), np.float64)
+    a[...] = -a
+    assert get("run", _pointers([a, s, one]), _pointers([y, pos]), temps.ctypes.data) == 0
+    np.testing.assert_array_equal(temps, a.reshape(-1) * 0.5)
+    assert bool(pos) is multi_reference(a, 0.5, 3)[1]
+
+
+@needs_cc
+def test_c_api_run_rejects_bad_buffers(tmp_path: Path) -> None:
+    lib = export(tmp_path, multi_artifact(), "ns::Multi", **MULTI_NAMES)
+    api = _c_api(lib.library_path, "ns_Multi")
+    a, s, one = _aligned((2, 3, 4), np.int32), _aligned((), np.float64), _aligned((1,), np.uint8)
+    y, pos = _aligned((2, 3, 4), np.float64), _aligned((), np.bool_)
+    cases = [
+        ([a, None, one], [y, pos], None, r"argument 1 \(s\) buffer is NULL"),
+        ([a, s, one], [y, None], None, r"result 1 \(positive\) buffer is NULL"),
+        ([_aligned((2, 3, 4), np.int32, offset=8), s, one], [y, pos], None,
+         r"argument 0 \(a\) buffer 0x[0-9a-f]+ is not 16-byte aligned"),
+        ([a, s, one], [y, pos], _aligned((24,), np.float64, offset=16).ctypes.data,
+         r"temporary 0 buffer 0x[0-9a-f]+ is not 64-byte aligned"),
+    ]
+    for args, results, temps, message in cases:
+        assert api.ns_Multi_run(_pointers(args), _pointers(results), temps) == -1
+        error = api.ns_Multi_error_message().decode()
+        assert error.startswith("ns::Multi: ") and re.search(message, error), error
+    assert api.ns_Multi_run(None, _pointers([y, pos]), None) == -1
+    assert api.ns_Multi_error_message() == b"ns::Multi: argument array is NULL"
+
+
+# --- what export writes, and its failures ----------------------------------------------------------
+def test_cross_target_writes_object_and_header_only(tmp_path: Path) -> None:
+    lib = export(tmp_path, matmul_artifact(triple=AARCH64), "foo::bar::MatMulComp")
+    assert lib.library_path is None
+    assert not (tmp_path / "lib.so").exists()
+    assert "aarch64" in lib.notes[0] and "not the host" in lib.notes[0]
+    assert lib.object_path.read_bytes()[:4] == b"\x7fELF"
+    if shutil.which("readelf"):
+        header = run(["readelf", "-h", str(lib.object_path)]).stdout
+        assert "AArch64" in header and "REL (Relocatable file)" in header
+    assert "Target: aarch64-unknown-linux-gnu" in lib.header_path.read_text()
+
+
+def test_missing_c_compiler_is_a_clear_compile_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CC", "")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(CompileError, match="no C compiler found") as err:
+        export(tmp_path, matmul_artifact(), "foo::bar::MatMulComp")
+    assert "lib.so could not be linked" in str(err.value)
+    assert (tmp_path / "lib.o").exists() and (tmp_path / "lib.h").exists()
+    monkeypatch.setenv("CC", "/nonexistent/bin/cc -O1")
+    with pytest.raises(CompileError, match="CC is '/nonexistent/bin/cc -O1'"):
+        export(tmp_path, matmul_artifact(), "foo::bar::MatMulComp")
+
+
+def test_failing_c_compiler_reports_stderr_and_command(tmp_path: Path, monkeypatch) -> None:
+    fake = tmp_path / "fakecc"
+    fake.write_text("#!/bin/sh\necho 'fakecc: something is wrong' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    with pytest.raises(CompileError) as err:
+        export(tmp_path, matmul_artifact(), "foo::bar::MatMulComp")
+    message = str(err.value)
+    assert "exit status 3" in message
+    assert "fakecc: something is wrong" in message
+    assert f"{fake} -std=c11 -O2 -fPIC" in message and "glue.c" in message

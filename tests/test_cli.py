@@ -1,0 +1,190 @@
+"""The `tfcompile` command line: tfcompile's flags and defaults, outputs, and clean errors.
+
+Every user error must print `error: ...` to stderr, no traceback, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfcompile_cli
+from tests.conftest import REPO
+
+MATMUL_HLO = (REPO / "examples" / "matmul" / "matmul.hlo").read_text()
+HAVE_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    status = tfcompile_cli.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
+    status, _, err = result
+    assert status == 1, err
+    assert err.startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+@pytest.fixture
+def matmul_hlo(tmp_path: Path) -> Path:
+    path = tmp_path / "matmul.hlo"
+    path.write_text(MATMUL_HLO)
+    return path
+
+
+# --- errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cpp_class, fragment", [
+    ("foo::1bar", "component '1bar' is not a C++ identifier"),
+    ("foo::", "empty component"),
+    ("ns::class", "'class' is a C/C++ keyword"),
+    ("foo bar", "'foo bar' is not a C++ identifier"),
+])
+def test_bad_cpp_class(capsys, matmul_hlo: Path, cpp_class: str, fragment: str) -> None:
+    assert_user_error(cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", cpp_class), fragment)
+
+
+def test_missing_and_unknown_flags(capsys, matmul_hlo: Path) -> None:
+    assert_user_error(cli(capsys, "--hlo", str(matmul_hlo)), "--cpp_class")
+    assert_user_error(cli(capsys, "--cpp_class", "A", "--hlo", str(matmul_hlo), "--bogus"),
+                      "unrecognized arguments: --bogus")
+    assert_user_error(cli(capsys, "--cpp_class", "A"), "no input: give --hlo FILE")
+
+
+def test_missing_input_file(capsys, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.hlo"
+    assert_user_error(cli(capsys, "--hlo", str(missing), "--cpp_class", "A"),
+                      f"--hlo: file '{missing}' does not exist")
+
+
+def test_malformed_hlo_names_file_line_and_column(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.hlo"
+    bad.write_text("HloModule m\n\nENTRY e {\n  p = f32[2] parameter(0)\n  ROOT r = f32[2] "
+                   "frobnicate(p)\n}\n")
+    assert_user_error(cli(capsys, "--hlo", str(bad), "--cpp_class", "A"), f"{bad}: line 5")
+
+
+def test_ill_typed_hlo_is_a_user_error(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "shape.hlo"
+    bad.write_text(MATMUL_HLO.replace("ROOT product = f32[2,2]", "ROOT product = f32[3,3]"))
+    assert_user_error(cli(capsys, "--hlo", str(bad), "--cpp_class", "A"), f"{bad}: ")
+
+
+def test_bad_entry_point_and_names(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
+    base = ["--hlo", str(matmul_hlo), "--cpp_class", "A", "--out_function_object",
+            str(tmp_path / "m.o"), "--out_header", str(tmp_path / "m.h")]
+    assert_user_error(cli(capsys, *base, "--entry_point", "my-entry"), "entry_point")
+    assert_user_error(cli(capsys, *base, "--arg_names", "x,x"), "'x' is given twice")
+    assert_user_error(cli(capsys, *base, "--arg_names", "x"), "1 name(s) given for 2 arg(s)")
+
+
+def test_input_sources_are_exclusive(capsys, matmul_hlo: Path) -> None:
+    assert_user_error(cli(capsys, "--hlo", str(matmul_hlo), "--graph", "g.pb", "--config",
+                          "c.pbtxt", "--cpp_class", "A"), "either --hlo or --graph")
+    assert_user_error(cli(capsys, "--graph", "g.pb", "--cpp_class", "A"),
+                      "--graph and --config must be given together")
+
+
+def test_graph_input_without_the_tf_frontend(capsys, monkeypatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "compiler.tf" else real_find_spec(name, *a))
+    assert_user_error(cli(capsys, "--graph", "g.pb", "--config", "c.pbtxt", "--cpp_class", "A"),
+                      "TensorFlow GraphDef frontend (compiler.tf) is not available yet")
+
+
+def test_help_exits_zero(capsys) -> None:
+    status, out, _ = cli(capsys, "--help")
+    assert status == 0
+    for flag in ("--cpp_class", "--entry_point", "--target_triple", "--target_cpu",
+                 "--target_features", "--out_function_object", "--out_header",
+                 "--out_library", "--dump_hlo_dir", "--graph", "--config", "--hlo"):
+        assert flag in out
+
+
+def test_errors_from_a_real_process_have_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.hlo"
+    bad.write_text("HloModule m\nENTRY e {\n  ROOT p = f32[2 parameter(0)\n}\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tfcompile_cli.py"), "--hlo", str(bad), "--cpp_class", "A"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+def test_tfcompile_defaults(capsys, matmul_hlo: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "foo::bar::MatMulComp")
+    assert status == 0, err
+    header = (tmp_path / "out.h").read_text()
+    assert "class MatMulComp final" in header
+    assert "void entry(void* const* args, void* const* results, void* temps);" in header
+    assert (tmp_path / "out_model.o").read_bytes()[:4] == b"\x7fELF"
+    assert not list(tmp_path.glob("*.so"))
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_out_library_runs_through_the_c_api(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
+    so = tmp_path / "lib" / "matmul.so"
+    status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "foo::bar::MatMulComp",
+                         "--entry_point", "matmul_entry", "--arg_names", "x,y",
+                         "--result_names", "product",
+                         "--out_function_object", str(tmp_path / "lib" / "matmul.o"),
+                         "--out_header", str(tmp_path / "lib" / "matmul.h"),
+                         "--out_library", str(so))
+    assert status == 0, err
+    header = (tmp_path / "lib" / "matmul.h").read_text()
+    assert "float& result_product(std::size_t dim0, std::size_t dim1)" in header
+    lib = ctypes.CDLL(str(so))
+    lib.foo_bar_MatMulComp_run.argtypes = [ctypes.c_void_p] * 3
+    lib.foo_bar_MatMulComp_lookup_arg_index.argtypes = [ctypes.c_char_p]
+    x = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    y = np.arange(7, 13, dtype=np.float32).reshape(3, 2)
+    out = np.zeros((2, 2), np.float32)
+    args = (ctypes.c_void_p * 2)(x.ctypes.data, y.ctypes.data)
+    results = (ctypes.c_void_p * 1)(out.ctypes.data)
+    assert lib.foo_bar_MatMulComp_run(args, results, None) == 0
+    np.testing.assert_array_equal(out, [[58, 64], [139, 154]])
+    assert lib.foo_bar_MatMulComp_lookup_arg_index(b"y") == 1
+
+
+def test_aarch64_object_and_header(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
+    obj, so = tmp_path / "arm.o", tmp_path / "arm.so"
+    status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "arm::MatMul",
+                         "--target_triple", "aarch64-unknown-linux-gnu",
+                         "--out_function_object", str(obj), "--out_header",
+                         str(tmp_path / "arm.h"), "--out_library", str(so))
+    assert status == 0, err
+    assert err.startswith("note: ") and "not the host" in err
+    assert not so.exists()
+    elf = obj.read_bytes()
+    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
+    if shutil.which("readelf"):
+        described = subprocess.run(["readelf", "-h", str(obj)], capture_output=True, text=True)
+        assert "AArch64" in described.stdout
+    assert "Target: aarch64-unknown-linux-gnu" in (tmp_path / "arm.h").read_text()
+
+
+def test_dump_hlo_dir(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
+    dump = tmp_path / "dump" / "here"
+    status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "A",
+                         "--out_function_object", str(tmp_path / "a.o"),
+                         "--out_header", str(tmp_path / "a.h"), "--dump_hlo_dir", str(dump))
+    assert status == 0, err
+    names = {p.name for p in dump.iterdir()}
+    assert {"matmul.input.hlo", "matmul.llvm.ll", "matmul.llvm_opt.ll", "matmul.s"} <= names
+    assert "dot(" in (dump / "matmul.input.hlo").read_text()
+    assert "define" in (dump / "matmul.llvm_opt.ll").read_text()
