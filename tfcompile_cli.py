@@ -155,12 +155,19 @@ def _dump_stages(directory: Path, module: HloModule, artifact: Any) -> None:
 def compile_from_args(args: argparse.Namespace) -> list[str]:
     """Compile and write what the flags ask for; returns notes to print (skipped outputs)."""
     from backends.cglue import check_identifier, parse_cpp_class
-    from compiler.export import compile_object, write_library
+    from compiler.export import (
+        check_module_names,
+        compile_object,
+        program_shape_text,
+        write_library,
+    )
 
     # Flags first: a typo in --cpp_class should not cost a compilation.
     parse_cpp_class(args.cpp_class)
     check_identifier(args.entry_point, "--entry_point")
     module = _load_module(args)
+    arg_names, result_names = _names(args.arg_names), _names(args.result_names)
+    check_module_names(module, arg_names, result_names)
     if args.dump_hlo_dir:
         Path(args.dump_hlo_dir).mkdir(parents=True, exist_ok=True)
     dump = {"dump_dir": args.dump_hlo_dir} if args.dump_hlo_dir else {}
@@ -169,17 +176,15 @@ def compile_from_args(args: argparse.Namespace) -> list[str]:
                                   args.target_cpu or None, args.target_features or None)
     if args.dump_hlo_dir:
         _dump_stages(Path(args.dump_hlo_dir), module, artifact)
-    program = module.program_shape()
-    params = ", ".join(p.to_text(False) for p in program.parameters)
     library = write_library(
         artifact,
         cpp_class=args.cpp_class,
         object_path=Path(args.out_function_object),
         header_path=Path(args.out_header),
         library_path=Path(args.out_library) if args.out_library else None,
-        arg_names=_names(args.arg_names),
-        result_names=_names(args.result_names),
-        program_shape=f"({params}) -> {program.result.to_text(False)}",
+        arg_names=arg_names,
+        result_names=result_names,
+        program_shape=program_shape_text(module),
     )
     return list(library.notes)
 

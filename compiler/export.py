@@ -106,13 +106,9 @@ def export_library(
     namespaces, class_name = parse_cpp_class(cpp_class)
     if entry_point is None:
         entry_point = "_".join((*namespaces, class_name)) + "_entry"
-    # Validate the names before the (slow) compilation; counts are checked again below.
-    program = module.program_shape()
-    # Tokens have no buffer, so they take no name.
-    arg_leaves = [leaf for p in program.parameters for leaf in p.leaves() if leaf.is_array]
-    check_names(arg_names, len(arg_leaves), "arg")
-    check_names(result_names, len([s for s in program.result.leaves() if s.is_array]), "result")
+    # Validate names before the (slow) compilation; write_library checks them again.
     check_identifier(entry_point, "entry_point")
+    check_module_names(module, arg_names, result_names)
     artifact = compile_object(module, entry_point, target_triple, target_cpu, target_features)
     return write_library(
         artifact,
@@ -122,7 +118,7 @@ def export_library(
         library_path=Path(f"{os.fspath(prefix)}.so"),
         arg_names=arg_names,
         result_names=result_names,
-        program_shape=_program_shape_text(module),
+        program_shape=program_shape_text(module),
     )
 
 
@@ -189,10 +185,28 @@ def write_library(
     return ExportedLibrary(spec, object_path, header_path, library_path)
 
 
-def _program_shape_text(module: HloModule) -> str:
+def program_shape_text(module: HloModule) -> str:
+    """The module's signature for the header: `(f32[2,3], f32[3,2]) -> f32[2,2]`."""
     program = module.program_shape()
     params = ", ".join(p.to_text(False) for p in program.parameters)
     return f"({params}) -> {program.result.to_text(False)}"
+
+
+def check_module_names(
+    module: HloModule,
+    arg_names: Sequence[str | None] | None,
+    result_names: Sequence[str | None] | None,
+) -> None:
+    """Check names against the module's flattened buffers (tokens have none, so no name).
+
+    Raises:
+        ArgumentError: a wrong count, a non-identifier or a duplicate.
+    """
+    program = module.program_shape()
+    arg_leaves = [leaf for p in program.parameters for leaf in p.leaves() if leaf.is_array]
+    result_leaves = [leaf for leaf in program.result.leaves() if leaf.is_array]
+    check_names(arg_names, len(arg_leaves), "arg")
+    check_names(result_names, len(result_leaves), "result")
 
 
 # --- linking ----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from hlo.errors import (
     TfcompileError,
     UnsupportedOpError,
 )
+from hlo.evaluator import evaluate
 from hlo.instruction import HloInstruction, infer_shape
 from hlo.module import HloModule
 from hlo.opcodes import OPS, Opcode, OpDef, Trait
@@ -39,5 +40,5 @@ __all__ = [
     "HloVerificationError", "ImportGraphError", "InternalError", "OPS", "OpDef", "Opcode",
     "PadDim", "PaddingConfig", "PrimitiveType", "ProgramShape", "Raw", "Shape", "ShapeError",
     "SliceDim", "TfcompileError", "Trait", "UnsupportedOpError", "Window", "WindowDim",
-    "infer_shape",
+    "evaluate", "infer_shape",
 ]

@@ -53,6 +53,8 @@ class Evaluator:
 
     def __init__(self, module: HloModule | None = None) -> None:
         self.module = module
+        # Lazily seeded by the `rng` kernel (hlo/eval_rules/random.py), one stream per run.
+        self.rng_generator: np.random.Generator | None = None
 
     def run(self, comp: HloComputation, args: Sequence[Value]) -> Value:
         """Evaluate `comp` on argument values (one per parameter) and return the root value."""

@@ -156,9 +156,9 @@ RECORDS += [
          "start_index_map={0}, index_vector_dim=1, slice_sizes={1,3}",
          lambda r: [r.uniform(-1, 1, (5, 3)).astype(np.float32),
                     np.array([4, 0, 2, 4], np.int32)]),
-    _rec(O.PAD, f"{_F34}, f32[]", "f32[5,9]{1,0}",
+    _rec(O.PAD, f"{_F34}, f32[]", "f32[5,11]{1,0}",
          _x34 + "  z = f32[] parameter(1)\n"
-         "  ROOT p = f32[5,9]{1,0} pad(x, z), padding=1_1x-1_2_2",
+         "  ROOT p = f32[5,11]{1,0} pad(x, z), padding=1_1x-1_2_2",
          lambda r: [r.uniform(-1, 1, (3, 4)).astype(np.float32), np.float32(7)]),
     _rec(O.RESHAPE, _F34, "f32[2,6]{1,0}", _x34 + "  ROOT y = f32[2,6]{1,0} reshape(x)",
          _f32(3, 4)),
@@ -266,7 +266,8 @@ RECORDS += [
     _rec(O.BATCH_NORM_INFERENCE, _BN5, "f32[2,3,4]{2,1,0}",
          _BN5_BODY + "  ROOT b = f32[2,3,4]{2,1,0} batch-norm-inference(x, s, o, m, v), "
          "epsilon=0.001, feature_index=2", _bn_args),
-    _rec(O.BATCH_NORM_GRAD, _BN5, "(f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0})",
+    _rec(O.BATCH_NORM_GRAD,
+         "f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0}, f32[4]{0}, f32[2,3,4]{2,1,0}", "(f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0})",
          "  x = f32[2,3,4]{2,1,0} parameter(0)\n  s = f32[4]{0} parameter(1)\n"
          "  m = f32[4]{0} parameter(2)\n  v = f32[4]{0} parameter(3)\n"
          "  g = f32[2,3,4]{2,1,0} parameter(4)\n"

@@ -103,7 +103,8 @@ def _conv_feature_groups(
     tables = window_table(window, x.shape[2:], out_spatial)
     rank = len(out_spatial)
     for offset in itertools.product(*(range(wd.size) for wd in window.dims)):
-        index, valid = [], np.bool_(True)
+        index: list[np.ndarray] = []
+        valid = np.ones((1,) * rank, dtype=bool)
         for axis, (table, w) in enumerate(zip(tables, offset, strict=True)):
             shape = [1] * rank
             shape[axis] = out_spatial[axis]
@@ -148,7 +149,7 @@ def _convolution(ev: Evaluator, instr: HloInstruction, vals: list[Value]) -> Val
         raise EvaluationError(f"{instr.name}: window does not match kernel {list(rhs.shape)}")
     flips = [2 + i for i, wd in enumerate(window.dims) if wd.window_reversal]
     if flips:
-        k = np.flip(k, flips)
+        k = np.flip(k, tuple(flips))
     out_spatial = [instr.shape.dims[d] for d in labels.output_spatial]
     batch, out_features = x.shape[0], k.shape[0]
     if batch % batch_groups or out_features % batch_groups:
@@ -180,6 +181,7 @@ def _fft(ev: Evaluator, instr: HloInstruction, vals: list[Value]) -> Value:
     axes = tuple(range(x.ndim - len(lengths), x.ndim))
     if instr.shape.num_elements == 0 or x.size == 0:
         return np.zeros(instr.shape.dims, dtype=instr.shape.element_type.numpy)
+    out: np.ndarray
     if kind == "FFT":
         out = np.fft.fftn(x.astype(np.complex128), axes=axes)
     elif kind == "IFFT":
@@ -271,7 +273,7 @@ def _per_feature_mean(x: np.ndarray, feature: int) -> np.ndarray:
     axes = tuple(d for d in range(x.ndim) if d != feature)
     count = _size([x.shape[d] for d in axes])
     with np.errstate(all="ignore"):
-        return x.sum(axis=axes, keepdims=True) / count
+        return np.asarray(x.sum(axis=axes, keepdims=True) / count)
 
 
 @evaluates(Opcode.BATCH_NORM_TRAINING)

@@ -23,7 +23,7 @@ from hlo.shape import Shape
 def as_index(x: np.ndarray) -> np.ndarray:
     """Integer index values as int64; unsigned values past int64 saturate (then clamp)."""
     if x.dtype.kind == "u" and x.dtype.itemsize == 8:
-        return np.minimum(x, np.iinfo(np.int64).max).astype(np.int64)
+        return np.asarray(np.minimum(x, np.iinfo(np.int64).max), dtype=np.int64)
     if x.dtype.kind not in "iub":
         raise EvaluationError(f"index operand has non-integer element type {x.dtype}")
     return x.astype(np.int64)

@@ -25,7 +25,7 @@ Array = np.ndarray
 U32 = np.uint32
 U64 = np.uint64
 
-RNG_SEED = 0x5EED_0F_2B  # the documented seed of every Evaluator's `rng` stream
+RNG_SEED = 0x5EED0F2B  # the documented seed of every Evaluator's `rng` stream
 
 
 # --- ThreeFry-2x32 ----------------------------------------------------------------------------
@@ -197,10 +197,10 @@ def _rng_bit_generator(ev: Evaluator, instr: HloInstruction, operands: list[Valu
 
 def _generator(ev: Evaluator) -> np.random.Generator:
     """The Evaluator's `rng` stream, created on first use from RNG_SEED."""
-    gen = getattr(ev, "rng_generator", None)
+    gen = ev.rng_generator
     if gen is None:
         gen = np.random.default_rng(RNG_SEED)
-        setattr(ev, "rng_generator", gen)  # noqa: B010  (Evaluator has no such field yet)
+        ev.rng_generator = gen
     return gen
 
 

@@ -11,7 +11,7 @@ combiners (`add`, `maximum`, ...) recognised for speed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -171,7 +171,9 @@ class Combiner:
             self._lanes_ok = False
         return self._call_per_element(arrays, shape)
 
-    def _call_lanes(self, arrays: list[np.ndarray], shape: tuple[int, ...]) -> list | None:
+    def _call_lanes(
+        self, arrays: list[np.ndarray], shape: tuple[int, ...]
+    ) -> list[np.ndarray] | None:
         clone = self._clones.get(shape)
         if clone is None:
             clone = self._clones[shape] = lane_clone(self.comp, shape)
@@ -186,7 +188,9 @@ class Combiner:
             np.asarray(leaf, dtype=t) for leaf, t in zip(leaves, self.result_types, strict=True)
         ]
 
-    def _call_per_element(self, arrays: list[np.ndarray], shape: tuple[int, ...]) -> list:
+    def _call_per_element(
+        self, arrays: list[np.ndarray], shape: tuple[int, ...]
+    ) -> list[np.ndarray]:
         flat = [np.broadcast_to(a, shape).reshape(-1) for a in arrays]
         outs = [np.empty(int(np.prod(shape)), dtype=t) for t in self.result_types]
         for i in range(outs[0].size if outs else 0):
@@ -285,9 +289,10 @@ def _reduce_ufunc(
             # As XLA's evaluator: float sums accumulate in double and round once.
             wide = np.complex128 if is_complex else np.float64
             total = rows.astype(wide).sum(axis=-1) + init.astype(wide)
-            return total.astype(dtype)
+            return np.asarray(total.astype(dtype))
         start = np.broadcast_to(init, rows.shape[:-1] + (1,))
-        return ufunc.reduce(np.concatenate([start, rows], axis=-1), axis=-1).astype(dtype)
+        reduced = ufunc.reduce(np.concatenate([start, rows], axis=-1), axis=-1)
+        return np.asarray(reduced, dtype=dtype)
 
 
 # --- windows -----------------------------------------------------------------------------
@@ -320,7 +325,7 @@ def window_table(
 
 def _window_offsets(
     tables: list[tuple[np.ndarray, np.ndarray]],
-) -> itertools.product:
+) -> Iterator[tuple[int, ...]]:
     return itertools.product(*(range(index.shape[1]) for index, _ in tables))
 
 
@@ -407,7 +412,7 @@ def total_order_key(x: np.ndarray) -> np.ndarray:
     bits = x.view(np.dtype(f"i{x.dtype.itemsize}"))
     # Negative floats: flip the magnitude bits so larger magnitudes sort lower.
     magnitude = np.array(np.iinfo(bits.dtype).max, dtype=bits.dtype)
-    return bits ^ ((bits >> (8 * x.dtype.itemsize - 1)) & magnitude)
+    return np.asarray(bits ^ ((bits >> (8 * x.dtype.itemsize - 1)) & magnitude))
 
 
 def _plain_compare_sort(comp: HloComputation, keys: list[np.ndarray]) -> np.ndarray | None:
@@ -463,7 +468,9 @@ def _network_sort(comparator: Combiner, keys: list[np.ndarray]) -> np.ndarray:
     vals = [np.concatenate([k, np.repeat(k[:, :1], pad, axis=1)], axis=1) for k in keys]
     pos = np.broadcast_to(np.arange(size, dtype=np.int64), (rows, size)).copy()
 
-    def less(a: list[np.ndarray], pa: np.ndarray, b: list[np.ndarray], pb: np.ndarray):
+    def less(
+        a: list[np.ndarray], pa: np.ndarray, b: list[np.ndarray], pb: np.ndarray
+    ) -> np.ndarray:
         args_ab = [v for pair in zip(a, b, strict=True) for v in pair]
         args_ba = [v for pair in zip(b, a, strict=True) for v in pair]
         ab = comparator(*args_ab)[0].astype(bool)

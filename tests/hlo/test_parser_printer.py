@@ -13,10 +13,11 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from hlo.attributes import ConvDimLabels, PadDim, PaddingConfig, Raw, SliceDim, WindowDim
+from hlo.attributes import REQUIRED, ConvDimLabels, PadDim, PaddingConfig, Raw, SliceDim, WindowDim
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType as T
 from hlo.errors import HloParseError
+from hlo.instruction import HloInstruction
 from hlo.module import HloModule
 from hlo.opcodes import Opcode
 from hlo.parser import parse
@@ -56,20 +57,28 @@ def _value(value: Any) -> Any:
     return value
 
 
+def _attrs(instr: HloInstruction) -> tuple[Any, ...]:
+    """The instruction's attributes, absent ones at their schema default."""
+    values = dict(instr.attrs)
+    for spec in instr.opdef.attrs:
+        if spec.name not in values and spec.default not in (None, REQUIRED):
+            values[spec.name] = spec.default
+    return tuple(sorted((k, _value(v)) for k, v in values.items()))
+
+
 def structure(module: HloModule) -> Any:
     """Everything the text format carries, in a form `==` can compare."""
     return (
         module.name,
         tuple(sorted((k, _value(v)) for k, v in module.attrs.items())),
-        module.entry_layout,
+        module.entry_layout or module.program_shape(),
         module.entry_computation.name,
         tuple(
             (
                 comp.name,
                 comp.root.name if comp.root is not None else None,
                 tuple(
-                    (i.name, i.opcode, i.shape, tuple(o.name for o in i.operands),
-                     tuple(sorted((k, _value(v)) for k, v in i.attrs.items())))
+                    (i.name, i.opcode, i.shape, tuple(o.name for o in i.operands), _attrs(i))
                     for i in comp.instructions
                 ),
             )
@@ -125,7 +134,8 @@ def test_corpus_round_trips(path: Path) -> None:
 
 def test_old_xla_format() -> None:
     # `%` names, signatures, typed operands, comments, a use before its definition, callees
-    # after their caller, no ROOT (the last instruction is the root, as in XLA).
+    # after their caller, no ROOT (the last instruction is the root, as in XLA), a tiling
+    # suffix on a layout (dropped).
     text = """HloModule old, is_scheduled=true, input_output_alias={ {0}: (0, {}, may-alias) }
 
 // line comment
@@ -133,6 +143,7 @@ ENTRY %Main.v3 (p: f32[4], q: f32[4]) -> f32[4] {
   %p = f32[4]{0} parameter(0)
   %sum = f32[4]{0} map(f32[4]{0} %p, f32[4]{0:T(256)} %q), dimensions={0}, to_apply=%add.v3
   %q = f32[4] parameter(1) /* trailing */
+  %out = f32[4]{0:T(256)} negate(%sum)
 }
 
 %add.v3 (lhs: f32[], rhs: f32[]) -> f32[] {
@@ -153,7 +164,8 @@ add.v3 {
 ENTRY Main.v3 {
   p = f32[4]{0} parameter(0)
   q = f32[4]{0} parameter(1)
-  ROOT sum = f32[4]{0} map(p, q), dimensions={0}, to_apply=add.v3
+  sum = f32[4]{0} map(p, q), dimensions={0}, to_apply=add.v3
+  ROOT out = f32[4]{0} negate(sum)
 }
 
 """  # noqa: E501
@@ -349,17 +361,17 @@ def test_printer_puts_callees_and_operands_first() -> None:
     callee = module.new_computation("negate")
     x = callee.add(Opcode.PARAMETER, shape=Shape.scalar(T.F32), parameter_number=0)
     callee.set_root(callee.add(Opcode.NEGATE, [x]))
-    p = entry.add(Opcode.PARAMETER, shape=Shape.scalar(T.F32), parameter_number=0)
+    p = entry.add(Opcode.PARAMETER, shape=Shape.scalar(T.F32), name="p", parameter_number=0)
     late = entry.add(Opcode.CALL, [p], shape=Shape.scalar(T.F32), to_apply=callee)
     early = entry.add(Opcode.CONSTANT, shape=Shape.scalar(T.F32),
                       literal=np.array(2, dtype=np.float32))
-    entry.set_root(entry.add(Opcode.MULTIPLY, [late, early]))
+    entry.set_root(entry.add(Opcode.MULTIPLY, [late, early], name="product"))
     # Move the root to the front, as a pass appending a new root elsewhere might.
     entry.instructions.insert(0, entry.instructions.pop())
     text = to_text(module)
     assert text.index("negate {") < text.index("ENTRY main {")
     lines = [line.strip().split(" =")[0] for line in text.split("ENTRY main {")[1].splitlines()]
-    assert lines[1:5] == ["p", "call", "constant", "ROOT multiply"]
+    assert lines[1:5] == ["p", "call", "constant", "ROOT product"]
     assert structure(parse(text)) == structure(parse(to_text(parse(text))))
 
 
@@ -417,7 +429,7 @@ ERRORS = [
     (_P + "  ROOT a = c64[] constant(1)\n}", 3, "written (real, imag)"),
     (_P + "  ROOT a = (f32[], f32[]) constant((1))\n}", 3, "tuple literal has 1 elements"),
     (_P + "  ROOT a = f32[1] constant({nan(0x800000)})\n}", 3, "does not fit 23 mantissa bits"),
-    (_P + "  ROOT a = f32[2] negate(p)\n", 4, "unexpected end of input"),
+    (_P + "  ROOT a = f32[2] negate(p)\n", 3, "unexpected end of input"),
     (_P + "  ROOT a = f32[2] negate(p) ?\n}", 3, "unexpected '?'"),
     (_P + "  ROOT a = f32[2] negate(p),\n}", 4, "unexpected '}'"),
     (_P + "  a = f32[2] negate(p)\n}\n\nENTRY f {\n  ROOT q = f32[] parameter(0)\n}", 6,

@@ -365,3 +365,125 @@ def test_corpus_case_through_cpp_harness(tmp_path: Path, name: str) -> None:
     for j, (w, b) in enumerate(zip(want, lib.spec.results)):
         got.append(np.fromfile(data / f"out{j}.bin", dtype=w.dtype).reshape(b.dims))
     assert_outputs_match(case, tuple(got), want)
+
+
+# --- two libraries in one program -----------------------------------------------------------------
+TWO_LIBRARIES = r"""
+#include <algorithm>
+#include <cstdio>
+#include "a.h"
+#include "b.h"
+
+int main() {
+  one::MatMul m;
+  two::Mlp mlp;
+  const float x[6] = {1, 2, 3, 4, 5, 6};
+  const float y[6] = {7, 8, 9, 10, 11, 12};
+  std::copy(x, x + 6, m.arg0_data());
+  std::copy(y, y + 6, m.arg1_data());
+  for (int i = 0; i < two::Mlp::kNumArgs; ++i) {
+    std::fill_n(static_cast<float*>(mlp.arg_data(i)), two::Mlp::ArgSize(i) / sizeof(float), 0.5f);
+  }
+  if (!m.Run() || !mlp.Run()) return 1;
+  std::printf("%g %g %g\n", m.result0(1, 1), mlp.result0(0, 0), mlp.result0(7, 9));
+  return 0;
+}
+"""
+
+
+def test_two_libraries_link_into_one_program(tmp_path: Path) -> None:
+    """Default entry points derive from the class, so objects from one compiler coexist."""
+    _backend_or_skip()
+    from compiler.export import export_library
+    from hlo.evaluator import evaluate
+    from hlo.parser import parse
+
+    matmul = parse((EXAMPLES / "matmul" / "matmul.hlo").read_text())
+    mlp = parse((EXAMPLES / "mlp" / "mlp_forward.hlo").read_text())
+    a = export_library(matmul, tmp_path / "a", cpp_class="one::MatMul")
+    b = export_library(mlp, tmp_path / "b", cpp_class="two::Mlp")
+    assert (a.spec.entry_point, b.spec.entry_point) == ("one_MatMul_entry", "two_Mlp_entry")
+    assert "(f32[2,3], f32[3,2]) -> f32[2,2]" in a.header_path.read_text()
+    (tmp_path / "main.cc").write_text(TWO_LIBRARIES)
+    run([*CXX, "main.cc", "a.o", "b.o", "-lm", "-lpthread", "-o", "both"], tmp_path)
+    got = [float(v) for v in run(["./both"], tmp_path).stdout.split()]
+    halves = [np.full(p.shape.dims, 0.5, np.float32) for p in mlp.entry_computation.parameters]
+    (want,) = evaluate(mlp, *halves)
+    assert got[0] == 154
+    np.testing.assert_allclose(got[1:], [want[0, 0], want[7, 9]], rtol=1e-5)
+
+
+def test_export_library_checks_names_before_compiling(tmp_path: Path) -> None:
+    from compiler.export import export_library
+    from hlo.errors import ArgumentError
+    from hlo.parser import parse
+
+    matmul = parse((EXAMPLES / "matmul" / "matmul.hlo").read_text())
+    with pytest.raises(ArgumentError, match="result_names: 2 name"):
+        export_library(matmul, tmp_path / "m", cpp_class="M", result_names=["a", "b"])
+    with pytest.raises(ArgumentError, match="entry_point 'no good'"):
+        export_library(matmul, tmp_path / "m", cpp_class="M", entry_point="no good")
+    assert not list(tmp_path.iterdir())
+
+
+# --- runtime/csrc ---------------------------------------------------------------------------------
+PARALLEL_PROGRAM = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include "tfc_runtime.h"
+
+static int hits[1000];
+static pthread_t owners[1000];
+
+static void Body(void* context, int64_t begin, int64_t end) {
+  int64_t i;
+  for (i = begin; i < end; ++i) {
+    hits[i] += *(int*)context;
+    owners[i] = pthread_self();
+  }
+}
+
+int main(void) {
+  static const int64_t sizes[] = {0, 1, 3, 7, 1000};
+  static const int threads[] = {0, 1, 3, 8, 200};
+  int one = 1, s, t;
+  for (s = 0; s < 5; ++s) {
+    for (t = 0; t < 5; ++t) {
+      int64_t i;
+      int distinct = 0;
+      for (i = 0; i < 1000; ++i) hits[i] = 0;
+      tfc_parallel_for(sizes[s], threads[t], Body, &one);
+      for (i = 0; i < sizes[s]; ++i) {
+        if (hits[i] != 1) return 1;
+        if (i == 0 || !pthread_equal(owners[i], owners[i - 1])) ++distinct;
+      }
+      for (i = sizes[s]; i < 1000; ++i) if (hits[i] != 0) return 2;
+      printf("%d ", distinct);
+    }
+  }
+  printf("\n");
+  return 0;
+}
+"""
+
+
+def test_runtime_parallel_for_covers_every_index_once(tmp_path: Path) -> None:
+    from compiler.export import CSRC_DIR
+
+    (tmp_path / "main.c").write_text(PARALLEL_PROGRAM)
+    run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", str(CSRC_DIR), "main.c",
+         str(CSRC_DIR / "tfc_parallel.c"), "-lpthread", "-o", "par"], tmp_path)
+    chunks = [int(v) for v in run(["./par"], tmp_path).stdout.split()]
+    # Contiguous chunks, one per thread: min(threads, n) of them (at least one for n > 0).
+    want = [0 if n == 0 else min(max(t, 1), n) for n in (0, 1, 3, 7, 1000)
+            for t in (0, 1, 3, 8, 200)]
+    assert chunks[:20] == want[:20] and chunks[20:] == [1, 1, 3, 8, 64]
+
+
+def test_runtime_code_is_linked_but_not_exported(tmp_path: Path) -> None:
+    lib = export(tmp_path, matmul_artifact(), "foo::bar::MatMulComp")
+    symbols = run(["nm", str(lib.library_path)]).stdout
+    dynamic = run(["nm", "-D", "--defined-only", str(lib.library_path)]).stdout
+    assert "tfc_parallel_for" in symbols
+    assert "tfc_parallel_for" not in dynamic
+    assert "foo_bar_MatMulComp_run" in dynamic and " entry" in dynamic
