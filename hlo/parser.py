@@ -129,8 +129,8 @@ def _dims(token: Token, text: str) -> tuple[int, ...]:
     if not text.strip():
         return ()
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts):
-        raise _Issue(f"expected non-negative integer dimensions, got [{text}]", token)
+    if not all(p.isdigit() and len(p) < 20 and int(p) < 2**63 for p in parts):
+        raise _Issue(f"expected non-negative 64-bit integer dimensions, got [{text}]", token)
     return tuple(int(p) for p in parts)
 
 
@@ -459,6 +459,9 @@ class _Builder:
             return tuple(self.literal(n, s, where) for n, s in zip(node.items, shape.tuple_shapes))
         if not shape.is_array:
             raise self.error(where, f"a constant cannot have shape {shape}")
+        if shape.rank > 32 or any(d >= 2**62 for d in shape.dims):
+            raise self.error(where, f"constants of shape {shape} are not supported (numpy "
+                             "arrays have at most 32 dimensions of at most 2**62)")
         leaves: list[Any] = []
         self.collect(node, shape, 0, leaves, where)
         et = shape.element_type

@@ -60,9 +60,7 @@ def _int(op: str, attrs: Mapping[str, Any], name: str, default: Any = _MISSING) 
     return int(value)
 
 
-def _ints(
-    op: str, attrs: Mapping[str, Any], name: str, default: Any = _MISSING
-) -> tuple[int, ...]:
+def _ints(op: str, attrs: Mapping[str, Any], name: str, default: Any = _MISSING) -> tuple[int, ...]:
     value = _get(op, attrs, name, default)
     if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
         raise ShapeError(f"{op}: attribute '{name}' must be a list of integers, got {value!r}")
@@ -81,8 +79,9 @@ def _enum(
 ) -> str:
     value = _get(op, attrs, name, default)
     if value not in choices:
-        raise ShapeError(f"{op}: attribute '{name}' must be one of {', '.join(choices)}, "
-                         f"got {value!r}")
+        raise ShapeError(
+            f"{op}: attribute '{name}' must be one of {', '.join(choices)}, got {value!r}"
+        )
     return str(value)
 
 
@@ -98,8 +97,11 @@ def _window(op: str, attrs: Mapping[str, Any], default: Any = _MISSING) -> tuple
     if not isinstance(value, Window) or not isinstance(value.dims, tuple):
         raise ShapeError(f"{op}: attribute 'window' must be a window, got {value!r}")
     for d in value.dims:
-        fields = (d.size, d.stride, d.padding_low, d.padding_high, d.window_dilation,
-                  d.base_dilation) if isinstance(d, WindowDim) else ()
+        fields = (
+            (d.size, d.stride, d.padding_low, d.padding_high, d.window_dilation, d.base_dilation)
+            if isinstance(d, WindowDim)
+            else ()
+        )
         if not fields or not all(_is_int(f) for f in fields):
             raise ShapeError(f"{op}: malformed window dimension {d!r}")
     return value.dims
@@ -151,8 +153,9 @@ def _dims_in_range(
     """Every entry of `dims` is a dimension number < rank, none repeated."""
     for d in dims:
         if not 0 <= d < rank:
-            raise _err(op, operands, f"{what} {list(dims)}: dimension {d} is out of range "
-                                     f"for rank {rank}")
+            raise _err(
+                op, operands, f"{what} {list(dims)}: dimension {d} is out of range for rank {rank}"
+            )
     if len(set(dims)) != len(dims):
         raise _err(op, operands, f"{what} {list(dims)} repeats a dimension")
 
@@ -175,11 +178,12 @@ def _is_numeric(t: PrimitiveType) -> bool:
 # =========================================================================================
 
 
-def _unary(op: str, operands: Sequence[Shape], accepts: str, ok: bool) -> Shape:
-    """Common tail of unary rules: `ok` says whether the element type is accepted."""
+def _require(op: str, operands: Sequence[Shape], accepts: str, ok: bool) -> Shape:
+    """The first operand's shape if `ok` (its element type is one the rule `accepts`)."""
     x = operands[0]
     if not ok:
-        raise _err(op, operands, f"operand must have {accepts} elements, got {_text(x)}")
+        what = "operand" if len(operands) == 1 else "operands"
+        raise _err(op, operands, f"{what} must have {accepts} elements, got {_text(x)}")
     return _bare(x)
 
 
@@ -188,44 +192,49 @@ def _unary_operand(op: str, operands: Sequence[Shape]) -> PrimitiveType:
     return _array(op, operands, 0).element_type
 
 
-def unary_float(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                declared: Shape | None) -> Shape:
+def unary_float(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Floating-point or complex math: `exponential f32[4] -> f32[4]`."""
     op = "elementwise unary op"
     t = _unary_operand(op, operands)
-    return _unary(op, operands, "floating-point or complex", t.is_float or t.is_complex)
+    return _require(op, operands, "floating-point or complex", t.is_float or t.is_complex)
 
 
-def unary_real_float(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                     declared: Shape | None) -> Shape:
+def unary_real_float(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Real floating-point only (floor, ceil, rounding, erf): `floor f32[4] -> f32[4]`."""
     op = "elementwise unary op"
     t = _unary_operand(op, operands)
-    return _unary(op, operands, "floating-point", t.is_float)
+    return _require(op, operands, "floating-point", t.is_float)
 
 
-def unary_integer(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                  declared: Shape | None) -> Shape:
+def unary_integer(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Integer bit counting: `popcnt s32[4] -> s32[4]`."""
     op = "elementwise integer op"
     t = _unary_operand(op, operands)
-    return _unary(op, operands, "integer", t.is_integer)
+    return _require(op, operands, "integer", t.is_integer)
 
 
-def unary_logical(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                  declared: Shape | None) -> Shape:
+def unary_logical(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Logical or bitwise not: `not pred[4] -> pred[4]`, `not u8[4] -> u8[4]`."""
     op = "not"
     t = _unary_operand(op, operands)
-    return _unary(op, operands, "pred or integer", t.is_pred or t.is_integer)
+    return _require(op, operands, "pred or integer", t.is_pred or t.is_integer)
 
 
-def unary_numeric(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                  declared: Shape | None) -> Shape:
+def unary_numeric(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Any number type, not pred (negate, sign): `negate s32[4] -> s32[4]`."""
     op = "elementwise unary op"
     t = _unary_operand(op, operands)
-    return _unary(op, operands, "integer, floating-point or complex", _is_numeric(t))
+    return _require(op, operands, "integer, floating-point or complex", _is_numeric(t))
 
 
 def abs_(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
@@ -234,25 +243,23 @@ def abs_(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | 
     t = _unary_operand(op, operands)
     if t.is_complex:
         return Shape(complex_component(t), operands[0].dims)
-    return _unary(op, operands, "signed, floating-point or complex", t.is_signed or t.is_float)
+    return _require(op, operands, "signed, floating-point or complex", t.is_signed or t.is_float)
 
 
-def real_imag(operands: Sequence[Shape], attrs: Mapping[str, Any],
-              declared: Shape | None) -> Shape:
+def real_imag(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Component of a complex (floats pass through): `real c64[4] -> f32[4]`."""
     op = "real/imag"
     t = _unary_operand(op, operands)
     if t.is_complex:
         return Shape(complex_component(t), operands[0].dims)
-    return _unary(op, operands, "floating-point or complex", t.is_float)
+    return _require(op, operands, "floating-point or complex", t.is_float)
 
 
-def is_finite(operands: Sequence[Shape], attrs: Mapping[str, Any],
-              declared: Shape | None) -> Shape:
+def is_finite(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Float test giving pred: `is-finite f32[4] -> pred[4]`."""
     op = "is-finite"
     t = _unary_operand(op, operands)
-    _unary(op, operands, "floating-point", t.is_float)
+    _require(op, operands, "floating-point", t.is_float)
     return Shape(_T.PRED, operands[0].dims)
 
 
@@ -265,13 +272,17 @@ def convert(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape
     if target.dims != x.dims:
         raise _err(op, operands, f"declared {_text(target)} must keep the operand's dimensions")
     if x.element_type.is_complex and not target.element_type.is_complex:
-        raise _err(op, operands, f"cannot convert complex to real type {target.element_type.value}"
-                                 " (use real/imag)")
+        raise _err(
+            op,
+            operands,
+            f"cannot convert complex to real type {target.element_type.value} (use real/imag)",
+        )
     return Shape(target.element_type, x.dims)
 
 
-def bitcast_convert(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                    declared: Shape | None) -> Shape:
+def bitcast_convert(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Reinterpret bits: equal widths keep dims; a narrower target appends a minor dim of
     size ratio, a wider one removes it: `bitcast-convert f32[4] -> s32[4]`,
     `bitcast-convert u64[2] -> u32[2,2]`, `bitcast-convert u32[2,2] -> u64[2]`.
@@ -290,19 +301,19 @@ def bitcast_convert(operands: Sequence[Shape], attrs: Mapping[str, Any],
         return Shape(new, (*x.dims, ratio))
     if old.bits < new.bits:
         if x.rank == 0 or x.dims[-1] != ratio:
-            raise _err(op, operands, f"to a {ratio}x wider type the last dimension must be "
-                                     f"{ratio}")
+            raise _err(op, operands, f"to a {ratio}x wider type the last dimension must be {ratio}")
         return Shape(new, x.dims[:-1])
     return Shape(new, x.dims)
 
 
-def reduce_precision(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                     declared: Shape | None) -> Shape:
+def reduce_precision(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Round to fewer exponent/mantissa bits, same shape:
     `reduce-precision f32[4], exponent_bits=5, mantissa_bits=10 -> f32[4]`."""
     op = "reduce-precision"
     t = _unary_operand(op, operands)
-    _unary(op, operands, "floating-point", t.is_float)
+    _require(op, operands, "floating-point", t.is_float)
     if _int(op, attrs, "exponent_bits") < 1:
         raise _err(op, operands, "exponent_bits must be at least 1")
     if _int(op, attrs, "mantissa_bits") < 0:
@@ -318,20 +329,23 @@ def _binary(op: str, operands: Sequence[Shape]) -> Shape:
     if lhs.element_type is not rhs.element_type:
         raise _err(op, operands, "operands must have the same element type")
     if lhs.dims != rhs.dims:
-        raise _err(op, operands, "operands must have the same dimensions "
-                                 "(broadcasts are explicit in HLO)")
+        raise _err(
+            op, operands, "operands must have the same dimensions (broadcasts are explicit in HLO)"
+        )
     return _bare(lhs)
 
 
-def binary_numeric(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                   declared: Shape | None) -> Shape:
+def binary_numeric(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Arithmetic on equal shapes (pred allowed, as XLA allows add/max on pred):
     `add f32[2,3] f32[2,3] -> f32[2,3]`."""
     return _binary("elementwise binary op", operands)
 
 
-def binary_arithmetic(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                      declared: Shape | None) -> Shape:
+def binary_arithmetic(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Arithmetic that has no pred meaning (subtract, divide, power, remainder):
     `subtract s32[4] s32[4] -> s32[4]`."""
     op = "elementwise binary op"
@@ -341,34 +355,36 @@ def binary_arithmetic(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return shape
 
 
-def binary_float(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                 declared: Shape | None) -> Shape:
+def binary_float(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Floating-point or complex binary math: `atan2 f32[4] f32[4] -> f32[4]`."""
     op = "atan2"
     shape = _binary(op, operands)
     t = shape.element_type
-    return _unary(op, operands, "floating-point or complex", t.is_float or t.is_complex)
+    return _require(op, operands, "floating-point or complex", t.is_float or t.is_complex)
 
 
-def binary_integer(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                   declared: Shape | None) -> Shape:
+def binary_integer(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Shifts, integers only: `shift-left u32[4] u32[4] -> u32[4]`."""
     op = "shift"
     shape = _binary(op, operands)
-    return _unary(op, operands, "integer", shape.element_type.is_integer)
+    return _require(op, operands, "integer", shape.element_type.is_integer)
 
 
-def binary_logical(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                   declared: Shape | None) -> Shape:
+def binary_logical(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """and/or/xor on pred or integers: `and pred[4] pred[4] -> pred[4]`."""
     op = "and/or/xor"
     shape = _binary(op, operands)
     t = shape.element_type
-    return _unary(op, operands, "pred or integer", t.is_pred or t.is_integer)
+    return _require(op, operands, "pred or integer", t.is_pred or t.is_integer)
 
 
-def complex_(operands: Sequence[Shape], attrs: Mapping[str, Any],
-             declared: Shape | None) -> Shape:
+def complex_(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Compose real and imaginary parts: `complex f32[4] f32[4] -> c64[4]`."""
     op = "complex"
     shape = _binary(op, operands)
@@ -398,8 +414,9 @@ def compare(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape
         if check is None:
             raise _err(op, operands, f"unknown comparison type {kind!r}")
         if not check(shape.element_type):
-            raise _err(op, operands, f"comparison type {kind} does not apply to "
-                                     f"{shape.element_type.value}")
+            raise _err(
+                op, operands, f"comparison type {kind} does not apply to {shape.element_type.value}"
+            )
     return Shape(_T.PRED, shape.dims)
 
 
@@ -442,17 +459,21 @@ def clamp(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape |
 def _literal_matches(literal: Any, shape: Shape) -> bool:
     """Whether a constant's value (ndarray, or tuple of them) has `shape`'s structure."""
     if shape.is_tuple:
-        return (isinstance(literal, (tuple, list)) and len(literal) == len(shape.tuple_shapes)
-                and all(_literal_matches(v, s) for v, s in zip(literal, shape.tuple_shapes)))
+        return (
+            isinstance(literal, (tuple, list))
+            and len(literal) == len(shape.tuple_shapes)
+            and all(
+                _literal_matches(v, s) for v, s in zip(literal, shape.tuple_shapes, strict=True)
+            )
+        )
     dims = getattr(literal, "shape", None)
     dtype = getattr(literal, "dtype", None)
-    if not shape.is_array or dims is None or dtype is None:
+    if not shape.is_array or not isinstance(dims, tuple) or dtype is None:
         return shape.is_token
     return tuple(dims) == shape.dims and dtype == shape.element_type.numpy
 
 
-def constant(operands: Sequence[Shape], attrs: Mapping[str, Any],
-             declared: Shape | None) -> Shape:
+def constant(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """The declared shape, which the literal must match: `constant({1, 2}) -> s32[2]`."""
     op = "constant"
     _arity(op, operands, 0)
@@ -464,8 +485,7 @@ def constant(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return shape
 
 
-def parameter(operands: Sequence[Shape], attrs: Mapping[str, Any],
-              declared: Shape | None) -> Shape:
+def parameter(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """The declared shape: `parameter(0) -> f32[2,3]`."""
     op = "parameter"
     _arity(op, operands, 0)
@@ -481,16 +501,16 @@ def iota(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | 
     _arity(op, operands, 0)
     shape = _declared_array(op, operands, declared)
     if shape.rank == 0 or not _is_numeric(shape.element_type):
-        raise ShapeError(f"{op}: result must be a numeric array of rank >= 1, "
-                         f"got {_text(shape)}")
+        raise ShapeError(f"{op}: result must be a numeric array of rank >= 1, got {_text(shape)}")
     dim = _int(op, attrs, "iota_dimension")
     if not 0 <= dim < shape.rank:
         raise ShapeError(f"{op}: iota_dimension {dim} is out of range for {_text(shape)}")
     return shape
 
 
-def replica_id(operands: Sequence[Shape], attrs: Mapping[str, Any],
-               declared: Shape | None) -> Shape:
+def replica_id(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """The id of this replica or partition: `replica-id() -> u32[]`."""
     _arity("replica-id/partition-id", operands, 0)
     return Shape(_T.U32, ())
@@ -515,8 +535,9 @@ def rng(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | N
     return result
 
 
-def custom_call(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                declared: Shape | None) -> Shape:
+def custom_call(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Opaque to shape inference: the declared shape, e.g. `custom-call(f32[4]) -> f32[4]`."""
     op = "custom-call"
     target = _get(op, attrs, "custom_call_target", _MISSING)
@@ -541,8 +562,7 @@ def bitcast(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape
     return result
 
 
-def broadcast(operands: Sequence[Shape], attrs: Mapping[str, Any],
-              declared: Shape | None) -> Shape:
+def broadcast(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Operand dim i becomes result dim dimensions[i], sizes equal; the result is declared:
     `broadcast f32[3], dimensions={1} -> f32[2,3]`."""
     op = "broadcast"
@@ -553,13 +573,20 @@ def broadcast(operands: Sequence[Shape], attrs: Mapping[str, Any],
     if result.element_type is not x.element_type:
         raise _err(op, operands, f"declared {_text(result)} changes the element type")
     if len(dims) != x.rank:
-        raise _err(op, operands, f"dimensions {list(dims)} must name one result dim per "
-                                 f"operand dim ({x.rank})")
+        raise _err(
+            op,
+            operands,
+            f"dimensions {list(dims)} must name one result dim per operand dim ({x.rank})",
+        )
     _dims_in_range(op, operands, "dimensions", dims, result.rank)
     for i, d in enumerate(dims):
         if x.dims[i] != result.dims[d]:
-            raise _err(op, operands, f"operand dim {i} (size {x.dims[i]}) differs from result "
-                                     f"dim {d} (size {result.dims[d]}) of {_text(result)}")
+            raise _err(
+                op,
+                operands,
+                f"operand dim {i} (size {x.dims[i]}) differs from result "
+                f"dim {d} (size {result.dims[d]}) of {_text(result)}",
+            )
     return result
 
 
@@ -572,16 +599,19 @@ def reshape(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape
     if result.element_type is not x.element_type:
         raise _err(op, operands, f"declared {_text(result)} changes the element type")
     if result.num_elements != x.num_elements:
-        raise _err(op, operands, f"declared {_text(result)} has {result.num_elements} elements, "
-                                 f"the operand {x.num_elements}")
+        raise _err(
+            op,
+            operands,
+            f"declared {_text(result)} has {result.num_elements} elements, "
+            f"the operand {x.num_elements}",
+        )
     inferred = _int(op, attrs, "inferred_dimension", -1)
     if inferred != -1 and not 0 <= inferred < result.rank:
         raise _err(op, operands, f"inferred_dimension {inferred} is out of range")
     return result
 
 
-def transpose(operands: Sequence[Shape], attrs: Mapping[str, Any],
-              declared: Shape | None) -> Shape:
+def transpose(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Result dim i is operand dim dimensions[i]:
     `transpose f32[2,3,4], dimensions={2,0,1} -> f32[4,2,3]`."""
     op = "transpose"
@@ -589,8 +619,11 @@ def transpose(operands: Sequence[Shape], attrs: Mapping[str, Any],
     x = _array(op, operands, 0)
     perm = _ints(op, attrs, "dimensions")
     if sorted(perm) != list(range(x.rank)):
-        raise _err(op, operands, f"dimensions {list(perm)} are not a permutation of the "
-                                 f"operand's {x.rank} dims")
+        raise _err(
+            op,
+            operands,
+            f"dimensions {list(perm)} are not a permutation of the operand's {x.rank} dims",
+        )
     return Shape(x.element_type, tuple(x.dims[p] for p in perm))
 
 
@@ -617,12 +650,15 @@ def slice_(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape 
     if len(spec) != x.rank:
         raise _err(op, operands, f"slice has {len(spec)} entries for rank {x.rank}")
     dims = []
-    for i, (s, size) in enumerate(zip(spec, x.dims)):
+    for i, (s, size) in enumerate(zip(spec, x.dims, strict=True)):
         if s.stride <= 0:
             raise _err(op, operands, f"stride {s.stride} in dim {i} must be positive")
         if not 0 <= s.start <= s.limit <= size:
-            raise _err(op, operands, f"dim {i}: need 0 <= start {s.start} <= limit {s.limit} "
-                                     f"<= size {size}")
+            raise _err(
+                op,
+                operands,
+                f"dim {i}: need 0 <= start {s.start} <= limit {s.limit} <= size {size}",
+            )
         dims.append((s.limit - s.start + s.stride - 1) // s.stride)
     return Shape(x.element_type, tuple(dims))
 
@@ -631,8 +667,9 @@ def _index_scalars(op: str, operands: Sequence[Shape], first: int, rank: int) ->
     """operands[first:] are `rank` integer scalars of one type (one start index per dim)."""
     indices = operands[first:]
     if len(indices) != rank:
-        raise _err(op, operands, f"needs one start index per operand dim ({rank}), "
-                                 f"got {len(indices)}")
+        raise _err(
+            op, operands, f"needs one start index per operand dim ({rank}), got {len(indices)}"
+        )
     for i in range(first, len(operands)):
         index = _scalar(op, operands, i, f"start index {i - first}")
         if not index.element_type.is_integer:
@@ -641,8 +678,9 @@ def _index_scalars(op: str, operands: Sequence[Shape], first: int, rank: int) ->
             raise _err(op, operands, "start indices must all have the same type")
 
 
-def dynamic_slice(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                  declared: Shape | None) -> Shape:
+def dynamic_slice(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Window of dynamic_slice_sizes at scalar start indices:
     `dynamic-slice f32[8,8] s32[] s32[], dynamic_slice_sizes={2,4} -> f32[2,4]`."""
     op = "dynamic-slice"
@@ -653,14 +691,15 @@ def dynamic_slice(operands: Sequence[Shape], attrs: Mapping[str, Any],
     sizes = _ints(op, attrs, "dynamic_slice_sizes")
     if len(sizes) != x.rank:
         raise _err(op, operands, f"dynamic_slice_sizes {list(sizes)} must have rank {x.rank}")
-    for i, (s, d) in enumerate(zip(sizes, x.dims)):
+    for i, (s, d) in enumerate(zip(sizes, x.dims, strict=True)):
         if not 0 <= s <= d:
             raise _err(op, operands, f"slice size {s} in dim {i} is not within [0, {d}]")
     return Shape(x.element_type, sizes)
 
 
-def dynamic_update_slice(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                         declared: Shape | None) -> Shape:
+def dynamic_update_slice(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Write `update` at scalar start indices; operand shape:
     `dynamic-update-slice f32[8] f32[2] s32[] -> f32[8]`."""
     op = "dynamic-update-slice"
@@ -671,13 +710,14 @@ def dynamic_update_slice(operands: Sequence[Shape], attrs: Mapping[str, Any],
     _index_scalars(op, operands, 2, x.rank)
     if update.element_type is not x.element_type:
         raise _err(op, operands, "update must have the operand's element type")
-    if update.rank != x.rank or any(u > d for u, d in zip(update.dims, x.dims)):
+    if update.rank != x.rank or any(u > d for u, d in zip(update.dims, x.dims, strict=True)):
         raise _err(op, operands, "update must have the operand's rank and fit inside it")
     return _bare(x)
 
 
-def concatenate(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                declared: Shape | None) -> Shape:
+def concatenate(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Join along one dim, others equal: `concatenate f32[2,3] f32[4,3], dimensions={0}
     -> f32[6,3]`."""
     op = "concatenate"
@@ -692,10 +732,12 @@ def concatenate(operands: Sequence[Shape], attrs: Mapping[str, Any],
     for s in operands[1:]:
         if s.element_type is not first.element_type or s.rank != first.rank:
             raise _err(op, operands, "operands must have the same element type and rank")
-        if any(a != b for i, (a, b) in enumerate(zip(s.dims, first.dims)) if i != axis):
+        if any(
+            a != b for i, (a, b) in enumerate(zip(s.dims, first.dims, strict=True)) if i != axis
+        ):
             raise _err(op, operands, f"operands may differ only in dimension {axis}")
     size = sum(s.dims[axis] for s in operands)
-    return Shape(first.element_type, (*first.dims[:axis], size, *first.dims[axis + 1:]))
+    return Shape(first.element_type, (*first.dims[:axis], size, *first.dims[axis + 1 :]))
 
 
 def pad(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
@@ -716,7 +758,7 @@ def pad(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | N
     if len(config.dims) != x.rank:
         raise _err(op, operands, f"padding has {len(config.dims)} entries for rank {x.rank}")
     dims = []
-    for i, (p, d) in enumerate(zip(config.dims, x.dims)):
+    for i, (p, d) in enumerate(zip(config.dims, x.dims, strict=True)):
         if p.interior < 0:
             raise _err(op, operands, f"interior padding {p.interior} in dim {i} is negative")
         size = p.low + d + p.high + max(d - 1, 0) * p.interior
@@ -727,13 +769,17 @@ def pad(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | N
 
 
 def _combine(
-    op: str, operands: Sequence[Shape], rank: int, placed: Sequence[int],
-    placed_sizes: Sequence[int], rest: Sequence[int],
+    op: str,
+    operands: Sequence[Shape],
+    rank: int,
+    placed: Sequence[int],
+    placed_sizes: Sequence[int],
+    rest: Sequence[int],
 ) -> tuple[int, ...]:
     """Dims of rank `rank`: `placed_sizes` at positions `placed`, `rest` elsewhere in order."""
     if len(placed) != len(placed_sizes) or rank - len(placed) != len(rest):
         raise _err(op, operands, "dimension numbers do not add up to the result rank")
-    sizes, rest_iter = dict(zip(placed, placed_sizes)), iter(rest)
+    sizes, rest_iter = dict(zip(placed, placed_sizes, strict=True)), iter(rest)
     return tuple(sizes[i] if i in sizes else next(rest_iter) for i in range(rank))
 
 
@@ -747,8 +793,14 @@ def _index_dims(op: str, operands: Sequence[Shape], indices: Shape, ivd: int) ->
 
 
 def _batching(
-    op: str, operands: Sequence[Shape], x: Shape, x_dims: Sequence[int], indices: Shape,
-    index_dims: Sequence[int], ivd: int, names: tuple[str, str],
+    op: str,
+    operands: Sequence[Shape],
+    x: Shape,
+    x_dims: Sequence[int],
+    indices: Shape,
+    index_dims: Sequence[int],
+    ivd: int,
+    names: tuple[str, str],
 ) -> None:
     """Operand batching dims pair up with index batching dims of equal size."""
     _dims_in_range(op, operands, names[1], index_dims, indices.rank)
@@ -756,10 +808,14 @@ def _batching(
         raise _err(op, operands, f"{names[1]} must not contain index_vector_dim {ivd}")
     if len(x_dims) != len(index_dims):
         raise _err(op, operands, f"{names[0]} and {names[1]} must have the same length")
-    for a, b in zip(x_dims, index_dims):
+    for a, b in zip(x_dims, index_dims, strict=True):
         if x.dims[a] != indices.dims[b]:
-            raise _err(op, operands, f"batching dims differ in size: operand dim {a} is "
-                                     f"{x.dims[a]}, indices dim {b} is {indices.dims[b]}")
+            raise _err(
+                op,
+                operands,
+                f"batching dims differ in size: operand dim {a} is "
+                f"{x.dims[a]}, indices dim {b} is {indices.dims[b]}",
+            )
 
 
 def gather(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
@@ -784,36 +840,54 @@ def gather(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape 
     if len(slice_sizes) != x.rank:
         raise _err(op, operands, f"slice_sizes {list(slice_sizes)} must have rank {x.rank}")
     if len(offset_dims) + len(collapsed) + len(x_batch) != x.rank:
-        raise _err(op, operands, "offset_dims, collapsed_slice_dims and operand_batching_dims "
-                                 "must together cover the operand's rank")
+        raise _err(
+            op,
+            operands,
+            "offset_dims, collapsed_slice_dims and operand_batching_dims "
+            "must together cover the operand's rank",
+        )
     if len(start_map) != index_dims[ivd]:
-        raise _err(op, operands, f"start_index_map has {len(start_map)} entries but the index "
-                                 f"vector has {index_dims[ivd]}")
+        raise _err(
+            op,
+            operands,
+            f"start_index_map has {len(start_map)} entries but the index "
+            f"vector has {index_dims[ivd]}",
+        )
     result_rank = len(offset_dims) + len(batch_sizes)
     _sorted(op, operands, "offset_dims", offset_dims)
     _dims_in_range(op, operands, "offset_dims", offset_dims, result_rank)
     _sorted(op, operands, "collapsed_slice_dims", collapsed)
     _sorted(op, operands, "operand_batching_dims", x_batch)
-    _dims_in_range(op, operands, "collapsed_slice_dims + operand_batching_dims",
-                   collapsed + x_batch, x.rank)
-    _dims_in_range(op, operands, "start_index_map + operand_batching_dims",
-                   start_map + x_batch, x.rank)
-    _batching(op, operands, x, x_batch, indices, i_batch, ivd,
-              ("operand_batching_dims", "start_indices_batching_dims"))
-    for i, (s, d) in enumerate(zip(slice_sizes, x.dims)):
+    _dims_in_range(
+        op, operands, "collapsed_slice_dims + operand_batching_dims", collapsed + x_batch, x.rank
+    )
+    _dims_in_range(
+        op, operands, "start_index_map + operand_batching_dims", start_map + x_batch, x.rank
+    )
+    _batching(
+        op,
+        operands,
+        x,
+        x_batch,
+        indices,
+        i_batch,
+        ivd,
+        ("operand_batching_dims", "start_indices_batching_dims"),
+    )
+    for i, (s, d) in enumerate(zip(slice_sizes, x.dims, strict=True)):
         if not 0 <= s <= d:
             raise _err(op, operands, f"slice size {s} in dim {i} is not within [0, {d}]")
     for d in collapsed + x_batch:
         if slice_sizes[d] > 1:
-            raise _err(op, operands, f"collapsed or batching dim {d} has slice size "
-                                     f"{slice_sizes[d]} > 1")
+            raise _err(
+                op, operands, f"collapsed or batching dim {d} has slice size {slice_sizes[d]} > 1"
+            )
     offset_sizes = [s for i, s in enumerate(slice_sizes) if i not in collapsed + x_batch]
     dims = _combine(op, operands, result_rank, offset_dims, offset_sizes, batch_sizes)
     return Shape(x.element_type, dims)
 
 
-def scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
-            declared: Shape | None) -> Shape:
+def scatter(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """N operands, indices, N updates; combines updates into the operands with to_apply
     ((2N scalars) -> N); the result is the operand (a tuple when N > 1):
     `scatter f32[5,3] s32[2,1] f32[2,3], update_window_dims={1}, inserted_window_dims={0},
@@ -823,7 +897,7 @@ def scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
         raise _err(op, operands, "takes N operands, the indices and N updates")
     _arrays(op, operands)
     n = len(operands) // 2
-    inputs, indices, updates = operands[:n], operands[n], operands[n + 1:]
+    inputs, indices, updates = operands[:n], operands[n], operands[n + 1 :]
     window_dims = _ints(op, attrs, "update_window_dims")
     inserted = _ints(op, attrs, "inserted_window_dims")
     to_operand = _ints(op, attrs, "scatter_dims_to_operand_dims")
@@ -834,7 +908,7 @@ def scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
     _bool(op, attrs, "unique_indices", False)
     fn = _program(op, attrs, "to_apply")
     x, update = inputs[0], updates[0]
-    for s, u in zip(inputs, updates):
+    for s, u in zip(inputs, updates, strict=True):
         if s.dims != x.dims or u.dims != update.dims:
             raise _err(op, operands, "all operands, and all updates, must have the same dims")
         if u.element_type is not s.element_type:
@@ -842,36 +916,69 @@ def scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
     index_dims = _index_dims(op, operands, indices, ivd)
     scatter_sizes = [d for i, d in enumerate(index_dims) if i != ivd]
     if len(window_dims) + len(inserted) + len(x_batch) != x.rank:
-        raise _err(op, operands, "update_window_dims, inserted_window_dims and "
-                                 "input_batching_dims must together cover the operand's rank")
+        raise _err(
+            op,
+            operands,
+            "update_window_dims, inserted_window_dims and "
+            "input_batching_dims must together cover the operand's rank",
+        )
     if update.rank != len(scatter_sizes) + len(window_dims):
         raise _err(op, operands, f"updates must have rank {len(scatter_sizes) + len(window_dims)}")
     if len(to_operand) != index_dims[ivd]:
-        raise _err(op, operands, f"scatter_dims_to_operand_dims has {len(to_operand)} entries "
-                                 f"but the index vector has {index_dims[ivd]}")
+        raise _err(
+            op,
+            operands,
+            f"scatter_dims_to_operand_dims has {len(to_operand)} entries "
+            f"but the index vector has {index_dims[ivd]}",
+        )
     _sorted(op, operands, "update_window_dims", window_dims)
     _dims_in_range(op, operands, "update_window_dims", window_dims, update.rank)
     _sorted(op, operands, "inserted_window_dims", inserted)
     _sorted(op, operands, "input_batching_dims", x_batch)
-    _dims_in_range(op, operands, "inserted_window_dims + input_batching_dims",
-                   inserted + x_batch, x.rank)
-    _dims_in_range(op, operands, "scatter_dims_to_operand_dims + input_batching_dims",
-                   to_operand + x_batch, x.rank)
-    _batching(op, operands, x, x_batch, indices, i_batch, ivd,
-              ("input_batching_dims", "scatter_indices_batching_dims"))
+    _dims_in_range(
+        op, operands, "inserted_window_dims + input_batching_dims", inserted + x_batch, x.rank
+    )
+    _dims_in_range(
+        op,
+        operands,
+        "scatter_dims_to_operand_dims + input_batching_dims",
+        to_operand + x_batch,
+        x.rank,
+    )
+    _batching(
+        op,
+        operands,
+        x,
+        x_batch,
+        indices,
+        i_batch,
+        ivd,
+        ("input_batching_dims", "scatter_indices_batching_dims"),
+    )
     bounds = iter(d for i, d in enumerate(x.dims) if i not in inserted + x_batch)
     sizes = iter(scatter_sizes)
     for i, size in enumerate(update.dims):
         if i in window_dims:
             bound = next(bounds)
             if size > bound:
-                raise _err(op, operands, f"update window dim {i} ({size}) exceeds the operand "
-                                         f"bound {bound}")
+                raise _err(
+                    op,
+                    operands,
+                    f"update window dim {i} ({size}) exceeds the operand bound {bound}",
+                )
         elif size != next(sizes):
-            raise _err(op, operands, f"update scatter dim {i} ({size}) differs from the "
-                                     "indices' batch dims")
-    _reducer(op, operands, fn, [Shape(s.element_type, ()) for s in inputs],
-             [u.element_type for u in updates])
+            raise _err(
+                op,
+                operands,
+                f"update scatter dim {i} ({size}) differs from the indices' batch dims",
+            )
+    _reducer(
+        op,
+        operands,
+        fn,
+        [Shape(s.element_type, ()) for s in inputs],
+        [u.element_type for u in updates],
+    )
     return _bare(x) if n == 1 else Shape.tuple_of([_bare(s) for s in inputs])
 
 
@@ -881,8 +988,12 @@ def scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
 
 
 def _reducer(
-    op: str, operands: Sequence[Shape], fn: ProgramShape, inits: Sequence[Shape],
-    element_types: Sequence[PrimitiveType], what: str = "to_apply",
+    op: str,
+    operands: Sequence[Shape],
+    fn: ProgramShape,
+    inits: Sequence[Shape],
+    element_types: Sequence[PrimitiveType],
+    what: str = "to_apply",
 ) -> list[Shape]:
     """Check a reducer ((acc_0..acc_N-1, x_0..x_N-1) -> acc scalars); returns the acc shapes.
 
@@ -890,8 +1001,9 @@ def _reducer(
     """
     n = len(inits)
     if len(fn.parameters) != 2 * n:
-        raise _err(op, operands, f"{what} must take {2 * n} parameters, takes "
-                                 f"{len(fn.parameters)}: {fn}")
+        raise _err(
+            op, operands, f"{what} must take {2 * n} parameters, takes {len(fn.parameters)}: {fn}"
+        )
     result = fn.result
     accs = list(result.tuple_shapes) if result.is_tuple else [result]
     if len(accs) != n or (n != 1 and not result.is_tuple):
@@ -899,14 +1011,20 @@ def _reducer(
     for i, acc in enumerate(accs):
         want = Shape(element_types[i], ())
         if not acc.is_array or acc.rank != 0 or not acc.compatible(fn.parameters[i]):
-            raise _err(op, operands, f"{what} result {i} must be a scalar matching its "
-                                     f"parameter {i}: {fn}")
+            raise _err(
+                op, operands, f"{what} result {i} must be a scalar matching its parameter {i}: {fn}"
+            )
         if not fn.parameters[n + i].compatible(want) or not acc.compatible(want):
-            raise _err(op, operands, f"{what} parameter {n + i} and result {i} must be "
-                                     f"{_text(want)}: {fn}")
+            raise _err(
+                op, operands, f"{what} parameter {n + i} and result {i} must be {_text(want)}: {fn}"
+            )
         if not inits[i].compatible(acc):
-            raise _err(op, operands, f"init value {i} {_text(inits[i])} does not match the "
-                                     f"{what} accumulator {_text(acc)}")
+            raise _err(
+                op,
+                operands,
+                f"init value {i} {_text(inits[i])} does not match the "
+                f"{what} accumulator {_text(acc)}",
+            )
     return accs
 
 
@@ -915,8 +1033,9 @@ def _result(shapes: Sequence[Shape], fn: ProgramShape) -> Shape:
     return Shape.tuple_of(shapes) if fn.result.is_tuple else shapes[0]
 
 
-def _inputs_and_inits(op: str, operands: Sequence[Shape]) -> tuple[Sequence[Shape],
-                                                                   Sequence[Shape]]:
+def _inputs_and_inits(
+    op: str, operands: Sequence[Shape]
+) -> tuple[Sequence[Shape], Sequence[Shape]]:
     """Split N arrays of equal dims followed by N init values."""
     if not operands or len(operands) % 2:
         raise _err(op, operands, "takes N inputs followed by N init values")
@@ -948,10 +1067,9 @@ def _window_dims(
     if len(window) != len(dims):
         raise _err(op, operands, f"window has {len(window)} dims, expected {len(dims)}")
     out = []
-    for i, (d, w) in enumerate(zip(dims, window)):
+    for i, (d, w) in enumerate(zip(dims, window, strict=True)):
         if w.size <= 0 or w.stride <= 0 or w.base_dilation < 1 or w.window_dilation < 1:
-            raise _err(op, operands, f"window dim {i} needs size and stride > 0 and "
-                                     "dilations >= 1")
+            raise _err(op, operands, f"window dim {i} needs size and stride > 0 and dilations >= 1")
         padded = w.padding_low + ((d - 1) * w.base_dilation + 1 if d else 0) + w.padding_high
         if padded < 0:
             raise _err(op, operands, f"padding makes window dim {i} negative")
@@ -960,8 +1078,9 @@ def _window_dims(
     return tuple(out)
 
 
-def reduce_window(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                  declared: Shape | None) -> Shape:
+def reduce_window(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """N inputs and N inits reduced over windows (one window dim per input dim):
     `reduce-window f32[4,6] f32[], window={size=2x2 stride=2x2} -> f32[2,3]`."""
     op = "reduce-window"
@@ -973,8 +1092,9 @@ def reduce_window(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return _result([Shape(a.element_type, dims) for a in accs], fn)
 
 
-def select_and_scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                       declared: Shape | None) -> Shape:
+def select_and_scatter(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Scatter `source` (shaped like the windowed operand) to the selected elements:
     `select-and-scatter f32[4] f32[2] f32[], window={size=2 stride=2} -> f32[4]`."""
     op = "select-and-scatter"
@@ -986,16 +1106,20 @@ def select_and_scatter(operands: Sequence[Shape], attrs: Mapping[str, Any],
     select_fn = _program(op, attrs, "select")
     scatter_fn = _program(op, attrs, "scatter")
     element = Shape(x.element_type, ())
-    if (len(select_fn.parameters) != 2
-            or not all(p.compatible(element) for p in select_fn.parameters)
-            or not select_fn.result.compatible(Shape(_T.PRED, ()))):
-        raise _err(op, operands, f"select must be ({_text(element)}, {_text(element)}) -> "
-                                 f"pred[], got {select_fn}")
+    if (
+        len(select_fn.parameters) != 2
+        or not all(p.compatible(element) for p in select_fn.parameters)
+        or not select_fn.result.compatible(Shape(_T.PRED, ()))
+    ):
+        raise _err(
+            op,
+            operands,
+            f"select must be ({_text(element)}, {_text(element)}) -> pred[], got {select_fn}",
+        )
     _reducer(op, operands, scatter_fn, [init], [source.element_type], "scatter")
     windowed = Shape(x.element_type, _window_dims(op, operands, x.dims, window))
     if not source.compatible(windowed):
-        raise _err(op, operands, f"source must have the windowed operand's shape "
-                                 f"{_text(windowed)}")
+        raise _err(op, operands, f"source must have the windowed operand's shape {_text(windowed)}")
     return _bare(x)
 
 
@@ -1015,9 +1139,11 @@ def sort(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | 
     _bool(op, attrs, "is_stable", False)
     fn = _program(op, attrs, "to_apply")
     want = [Shape(s.element_type, ()) for s in operands for _ in range(2)]
-    if (len(fn.parameters) != len(want)
-            or not all(p.compatible(w) for p, w in zip(fn.parameters, want))
-            or not fn.result.compatible(Shape(_T.PRED, ()))):
+    if (
+        len(fn.parameters) != len(want)
+        or not all(p.compatible(w) for p, w in zip(fn.parameters, want, strict=True))
+        or not fn.result.compatible(Shape(_T.PRED, ()))
+    ):
         params = ", ".join(_text(w) for w in want)
         raise _err(op, operands, f"comparator must be ({params}) -> pred[], got {fn}")
     if len(operands) == 1:
@@ -1072,33 +1198,51 @@ def dot(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | N
     if len(lb) != len(rb) or len(lc) != len(rc):
         raise _err(op, operands, "lhs and rhs need as many batch and contracting dims")
     for kind, ls, rs in (("batch", lb, rb), ("contracting", lc, rc)):
-        for a, b in zip(ls, rs):
+        for a, b in zip(ls, rs, strict=True):
             if lhs.dims[a] != rhs.dims[b]:
-                raise _err(op, operands, f"{kind} dims differ in size: lhs dim {a} is "
-                                         f"{lhs.dims[a]}, rhs dim {b} is {rhs.dims[b]}")
-    dims = ([lhs.dims[d] for d in lb]
-            + [d for i, d in enumerate(lhs.dims) if i not in lb + lc]
-            + [d for i, d in enumerate(rhs.dims) if i not in rb + rc])
+                raise _err(
+                    op,
+                    operands,
+                    f"{kind} dims differ in size: lhs dim {a} is "
+                    f"{lhs.dims[a]}, rhs dim {b} is {rhs.dims[b]}",
+                )
+    dims = (
+        [lhs.dims[d] for d in lb]
+        + [d for i, d in enumerate(lhs.dims) if i not in lb + lc]
+        + [d for i, d in enumerate(rhs.dims) if i not in rb + rc]
+    )
     return Shape(_result_type(op, operands, declared), tuple(dims))
 
 
 def _labels(op: str, attrs: Mapping[str, Any]) -> ConvDimLabels:
     labels = _get(op, attrs, "dim_labels", _MISSING)
-    ok = isinstance(labels, ConvDimLabels) and all(
-        _is_int(v) for v in (labels.input_batch, labels.input_feature,
-                             labels.kernel_input_feature, labels.kernel_output_feature,
-                             labels.output_batch, labels.output_feature)
-    ) and all(
-        isinstance(t, tuple) and all(_is_int(v) for v in t)
-        for t in (labels.input_spatial, labels.kernel_spatial, labels.output_spatial)
+    ok = (
+        isinstance(labels, ConvDimLabels)
+        and all(
+            _is_int(v)
+            for v in (
+                labels.input_batch,
+                labels.input_feature,
+                labels.kernel_input_feature,
+                labels.kernel_output_feature,
+                labels.output_batch,
+                labels.output_feature,
+            )
+        )
+        and all(
+            isinstance(t, tuple) and all(_is_int(v) for v in t)
+            for t in (labels.input_spatial, labels.kernel_spatial, labels.output_spatial)
+        )
     )
     if not ok:
         raise ShapeError(f"{op}: attribute 'dim_labels' must be convolution dimension labels")
+    assert isinstance(labels, ConvDimLabels)
     return labels
 
 
-def convolution(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                declared: Shape | None) -> Shape:
+def convolution(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Windowed contraction per dim_labels, with groups:
     `convolution f32[1,8,8,3] f32[3,3,3,4], window={size=3x3 pad=1_1x1_1},
     dim_labels=b01f_01io->b01f -> f32[1,8,8,4]`."""
@@ -1111,8 +1255,12 @@ def convolution(operands: Sequence[Shape], attrs: Mapping[str, Any],
     groups = _int(op, attrs, "feature_group_count", 1)
     batch_groups = _int(op, attrs, "batch_group_count", 1)
     if groups < 1 or batch_groups < 1 or (groups > 1 and batch_groups > 1):
-        raise _err(op, operands, f"feature_group_count {groups} and batch_group_count "
-                                 f"{batch_groups} must be >= 1 and not both > 1")
+        raise _err(
+            op,
+            operands,
+            f"feature_group_count {groups} and batch_group_count "
+            f"{batch_groups} must be >= 1 and not both > 1",
+        )
     n = len(lab.input_spatial)
     if len(lab.kernel_spatial) != n or len(lab.output_spatial) != n or len(window) != n:
         raise _err(op, operands, "dim_labels and window disagree on the number of spatial dims")
@@ -1131,25 +1279,37 @@ def convolution(operands: Sequence[Shape], attrs: Mapping[str, Any],
     kernel_in = rhs.dims[lab.kernel_input_feature]
     kernel_out = rhs.dims[lab.kernel_output_feature]
     if features % groups or features // groups != kernel_in:
-        raise _err(op, operands, f"input features {features} / feature_group_count {groups} "
-                                 f"must equal kernel input features {kernel_in}")
+        raise _err(
+            op,
+            operands,
+            f"input features {features} / feature_group_count {groups} "
+            f"must equal kernel input features {kernel_in}",
+        )
     if kernel_out % groups or kernel_out % batch_groups:
-        raise _err(op, operands, f"kernel output features {kernel_out} must be divisible by "
-                                 "the group counts")
+        raise _err(
+            op,
+            operands,
+            f"kernel output features {kernel_out} must be divisible by the group counts",
+        )
     if batch % batch_groups:
-        raise _err(op, operands, f"batch {batch} must be divisible by batch_group_count "
-                                 f"{batch_groups}")
+        raise _err(
+            op, operands, f"batch {batch} must be divisible by batch_group_count {batch_groups}"
+        )
     kernel_spatial = [rhs.dims[d] for d in lab.kernel_spatial]
     if kernel_spatial != [w.size for w in window]:
-        raise _err(op, operands, f"window sizes {[w.size for w in window]} differ from the "
-                                 f"kernel's spatial dims {kernel_spatial}")
+        raise _err(
+            op,
+            operands,
+            f"window sizes {[w.size for w in window]} differ from the "
+            f"kernel's spatial dims {kernel_spatial}",
+        )
     spatial = _window_dims(op, operands, [lhs.dims[d] for d in lab.input_spatial], window)
-    dims = [0] * rank
-    dims[lab.output_batch] = batch // batch_groups
-    dims[lab.output_feature] = kernel_out
-    for d, size in zip(lab.output_spatial, spatial):
-        dims[d] = size
-    return Shape(_result_type(op, operands, declared), tuple(dims))
+    out = [0] * rank
+    out[lab.output_batch] = batch // batch_groups
+    out[lab.output_feature] = kernel_out
+    for d, size in zip(lab.output_spatial, spatial, strict=True):
+        out[d] = size
+    return Shape(_result_type(op, operands, declared), tuple(out))
 
 
 def fft(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
@@ -1164,7 +1324,7 @@ def fft(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | N
         raise _err(op, operands, f"fft_length {list(lengths)} must have 1 to 3 sizes >= 0")
     if x.rank < len(lengths):
         raise _err(op, operands, f"operand rank must be at least {len(lengths)}")
-    t, inner, last = x.element_type, x.dims[x.rank - len(lengths):], lengths[-1]
+    t, inner, last = x.element_type, x.dims[x.rank - len(lengths) :], lengths[-1]
     if kind in ("FFT", "IFFT"):
         if not t.is_complex:
             raise _err(op, operands, f"{kind} needs a complex operand")
@@ -1173,15 +1333,19 @@ def fft(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | N
         if t not in (_T.F32, _T.F64):
             raise _err(op, operands, "RFFT needs an f32 or f64 operand")
         if inner != lengths:
-            raise _err(op, operands, f"RFFT needs the inner dims to equal fft_length "
-                                     f"{list(lengths)}")
+            raise _err(
+                op, operands, f"RFFT needs the inner dims to equal fft_length {list(lengths)}"
+            )
         size = last // 2 + 1 if last else 0
         return Shape(_T.C64 if t is _T.F32 else _T.C128, (*x.dims[:-1], size))
     if not t.is_complex:
         raise _err(op, operands, "IRFFT needs a complex operand")
     if inner[:-1] != lengths[:-1] or (inner[-1] != last // 2 + 1 and (inner[-1] or last)):
-        raise _err(op, operands, f"IRFFT needs the inner dims to be fft_length {list(lengths)} "
-                                 f"with the last one n/2+1")
+        raise _err(
+            op,
+            operands,
+            f"IRFFT needs the inner dims to be fft_length {list(lengths)} with the last one n/2+1",
+        )
     return Shape(complex_component(t), (*x.dims[:-1], last))
 
 
@@ -1196,8 +1360,7 @@ def _square_minor(op: str, operands: Sequence[Shape], a: Shape) -> None:
         raise _err(op, operands, "'a' must have rank >= 2 and square minor dims")
 
 
-def cholesky(operands: Sequence[Shape], attrs: Mapping[str, Any],
-             declared: Shape | None) -> Shape:
+def cholesky(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Factor of (batched) square matrices, same shape: `cholesky f32[4,4] -> f32[4,4]`."""
     op = "cholesky"
     _arity(op, operands, 1)
@@ -1208,8 +1371,9 @@ def cholesky(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return _bare(a)
 
 
-def triangular_solve(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                     declared: Shape | None) -> Shape:
+def triangular_solve(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Solve op(a) x = b (left_side) or x op(a) = b; result shaped like b:
     `triangular-solve f32[4,4] f32[4,2], left_side=true -> f32[4,2]`."""
     op = "triangular-solve"
@@ -1231,8 +1395,9 @@ def triangular_solve(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return _bare(b)
 
 
-def _batch_norm(op: str, operands: Sequence[Shape], attrs: Mapping[str, Any],
-                count: int) -> tuple[Shape, Shape]:
+def _batch_norm(
+    op: str, operands: Sequence[Shape], attrs: Mapping[str, Any], count: int
+) -> tuple[Shape, Shape]:
     """Checks shared by the batch-norm ops; returns (operand, per-feature shape)."""
     _arity(op, operands, count)
     _arrays(op, operands)
@@ -1250,8 +1415,9 @@ def _batch_norm(op: str, operands: Sequence[Shape], attrs: Mapping[str, Any],
     return x, Shape(x.element_type, (x.dims[feature],))
 
 
-def batch_norm_training(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                        declared: Shape | None) -> Shape:
+def batch_norm_training(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """(operand, scale[F], offset[F]) -> (normalized, mean[F], variance[F]):
     `batch-norm-training f32[2,4,3] f32[3] f32[3], feature_index=2
     -> (f32[2,4,3], f32[3], f32[3])`."""
@@ -1262,8 +1428,9 @@ def batch_norm_training(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return Shape.tuple_of([_bare(x), feature, feature])
 
 
-def batch_norm_inference(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                         declared: Shape | None) -> Shape:
+def batch_norm_inference(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """(operand, scale, offset, mean, variance; all [F]) -> operand shape:
     `batch-norm-inference f32[2,3] f32[3] f32[3] f32[3] f32[3], feature_index=1 -> f32[2,3]`."""
     op = "batch-norm-inference"
@@ -1273,8 +1440,9 @@ def batch_norm_inference(operands: Sequence[Shape], attrs: Mapping[str, Any],
     return _bare(x)
 
 
-def batch_norm_grad(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                    declared: Shape | None) -> Shape:
+def batch_norm_grad(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """(operand, scale[F], mean[F], variance[F], grad_output) -> (grad_operand, grad_scale[F],
     grad_offset[F]): `batch-norm-grad f32[2,3] f32[3] f32[3] f32[3] f32[2,3], feature_index=1
     -> (f32[2,3], f32[3], f32[3])`."""
@@ -1297,8 +1465,9 @@ def tuple_(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape 
     return Shape.tuple_of([_bare(s) for s in operands])
 
 
-def get_tuple_element(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                      declared: Shape | None) -> Shape:
+def get_tuple_element(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Element `index` of a tuple: `get-tuple-element (f32[2], s32[]), index=1 -> s32[]`."""
     op = "get-tuple-element"
     _arity(op, operands, 1)
@@ -1317,8 +1486,7 @@ def copy(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | 
     return _bare(operands[0])
 
 
-def after_all(operands: Sequence[Shape], attrs: Mapping[str, Any],
-              declared: Shape | None) -> Shape:
+def after_all(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
     """Join tokens: `after-all token[] token[] -> token[]`."""
     if not all(s.is_token for s in operands):
         raise _err("after-all", operands, "operands must be tokens")
@@ -1329,10 +1497,9 @@ def _arguments(op: str, operands: Sequence[Shape], fn: ProgramShape, what: str) 
     """The operands are valid arguments of `fn` (count and shapes, layouts ignored)."""
     if len(fn.parameters) != len(operands):
         raise _err(op, operands, f"{what} takes {len(fn.parameters)} argument(s): {fn}")
-    for i, (arg, param) in enumerate(zip(operands, fn.parameters)):
+    for i, (arg, param) in enumerate(zip(operands, fn.parameters, strict=True)):
         if not arg.compatible(param):
-            raise _err(op, operands, f"argument {i} does not match {what} parameter "
-                                     f"{_text(param)}")
+            raise _err(op, operands, f"argument {i} does not match {what} parameter {_text(param)}")
 
 
 def call(operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None) -> Shape:
@@ -1386,21 +1553,24 @@ def _branches(op: str, attrs: Mapping[str, Any]) -> tuple[tuple[ProgramShape, ..
     pair = (attrs.get("true_computation"), attrs.get("false_computation"))
     if listed is not None:
         if pair != (None, None):
-            raise ShapeError(f"{op}: give branch_computations or true/false_computation, "
-                             "not both")
-        if (not isinstance(listed, (tuple, list)) or not listed
-                or not all(isinstance(b, ProgramShape) for b in listed)):
+            raise ShapeError(f"{op}: give branch_computations or true/false_computation, not both")
+        if (
+            not isinstance(listed, (tuple, list))
+            or not listed
+            or not all(isinstance(b, ProgramShape) for b in listed)
+        ):
             raise ShapeError(f"{op}: branch_computations must be a non-empty computation list")
         return tuple(listed), False
     if None in pair:
-        raise ShapeError(f"{op}: needs true_computation and false_computation, or "
-                         "branch_computations")
-    return (_program(op, attrs, "true_computation"),
-            _program(op, attrs, "false_computation")), True
+        raise ShapeError(
+            f"{op}: needs true_computation and false_computation, or branch_computations"
+        )
+    return (_program(op, attrs, "true_computation"), _program(op, attrs, "false_computation")), True
 
 
-def conditional(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                declared: Shape | None) -> Shape:
+def conditional(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """Run one branch on its operand; all branches return the same shape. Pred form
     `conditional pred[] f32[3] f32[3], true_computation=.., false_computation=.. -> f32[3]`;
     indexed form `conditional s32[] f32[3] f32[3] f32[3], branch_computations={..}`."""
@@ -1415,16 +1585,20 @@ def conditional(operands: Sequence[Shape], attrs: Mapping[str, Any],
         raise _err(op, operands, "the branch index must be s32[] (or pred[] with 2 branches)")
     if len(operands) != 1 + len(branches):
         raise _err(op, operands, f"needs one operand per branch ({len(branches)})")
-    for j, (fn, arg) in enumerate(zip(branches, operands[1:])):
+    for j, (fn, arg) in enumerate(zip(branches, operands[1:], strict=True)):
         _arguments(op, [arg], fn, f"branch {j}")
         if not fn.result.compatible(branches[0].result):
-            raise _err(op, operands, f"branch {j} returns {_text(fn.result)}, branch 0 "
-                                     f"{_text(branches[0].result)}")
+            raise _err(
+                op,
+                operands,
+                f"branch {j} returns {_text(fn.result)}, branch 0 {_text(branches[0].result)}",
+            )
     return _bare(branches[0].result)
 
 
-def all_reduce(operands: Sequence[Shape], attrs: Mapping[str, Any],
-               declared: Shape | None) -> Shape:
+def all_reduce(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """The operands' shapes (a tuple when several): `all-reduce f32[4] -> f32[4]`."""
     op = "all-reduce"
     if not operands:
@@ -1433,16 +1607,21 @@ def all_reduce(operands: Sequence[Shape], attrs: Mapping[str, Any],
     fn = attrs.get("to_apply")
     if fn is not None:
         fn = _program(op, attrs, "to_apply")
-        if (len(fn.parameters) != 2 or not fn.result.is_array or fn.result.rank != 0
-                or not all(p.compatible(fn.result) for p in fn.parameters)):
+        if (
+            len(fn.parameters) != 2
+            or not fn.result.is_array
+            or fn.result.rank != 0
+            or not all(p.compatible(fn.result) for p in fn.parameters)
+        ):
             raise _err(op, operands, f"to_apply must be a binary scalar reducer: {fn}")
     if len(operands) == 1:
         return _bare(operands[0])
     return Shape.tuple_of([_bare(s) for s in operands])
 
 
-def rng_bit_generator(operands: Sequence[Shape], attrs: Mapping[str, Any],
-                      declared: Shape | None) -> Shape:
+def rng_bit_generator(
+    operands: Sequence[Shape], attrs: Mapping[str, Any], declared: Shape | None
+) -> Shape:
     """(new state, declared random bits) from a u64 state:
     `rng-bit-generator u64[2] -> (u64[2], u32[5])`."""
     op = "rng-bit-generator"
@@ -1452,8 +1631,11 @@ def rng_bit_generator(operands: Sequence[Shape], attrs: Mapping[str, Any],
     if state.element_type is not _T.U64 or state.rank != 1:
         raise _err(op, operands, "state must be a u64 vector")
     result = _declared(op, declared)
-    if (not result.is_tuple or len(result.tuple_shapes) != 2
-            or not result.tuple_shapes[0].compatible(state)):
+    if (
+        not result.is_tuple
+        or len(result.tuple_shapes) != 2
+        or not result.tuple_shapes[0].compatible(state)
+    ):
         raise _err(op, operands, f"declared {_text(result)} must be (state shape, output)")
     output = result.tuple_shapes[1]
     if not output.is_array or not output.element_type.is_integer:

@@ -44,16 +44,20 @@ def _check_computations(module: HloModule) -> None:
     seen: set[str] = set()
     for comp in module.computations:
         if comp.name in seen:
-            raise HloVerificationError(f"module {module.name} has two computations named "
-                                       f"{comp.name}")
+            raise HloVerificationError(
+                f"module {module.name} has two computations named {comp.name}"
+            )
         seen.add(comp.name)
         if comp.parent is not module:
-            raise HloVerificationError(f"computation {comp.name} does not point back to "
-                                       f"module {module.name}")
+            raise HloVerificationError(
+                f"computation {comp.name} does not point back to module {module.name}"
+            )
     if not any(c is module.entry for c in module.computations):
         assert module.entry is not None
-        raise HloVerificationError(f"entry computation {module.entry.name} is not among the "
-                                   f"computations of module {module.name}")
+        raise HloVerificationError(
+            f"entry computation {module.entry.name} is not among the "
+            f"computations of module {module.name}"
+        )
 
 
 def _check_call_graph(module: HloModule) -> None:
@@ -63,8 +67,11 @@ def _check_call_graph(module: HloModule) -> None:
         for instr in comp.instructions:
             for callee in instr.called_computations():
                 if id(callee) not in members:
-                    raise _error(comp, instr, f"calls computation {callee.name}, which is not "
-                                              f"in module {module.name}")
+                    raise _error(
+                        comp,
+                        instr,
+                        f"calls computation {callee.name}, which is not in module {module.name}",
+                    )
     # Depth-first search with colours: reaching a computation still on the stack is a cycle.
     state: dict[int, str] = {}
 
@@ -97,28 +104,35 @@ def _check_entry_layout(module: HloModule) -> None:
 
 
 def _program_compatible(a: ProgramShape, b: ProgramShape) -> bool:
-    return (len(a.parameters) == len(b.parameters)
-            and all(x.compatible(y) for x, y in zip(a.parameters, b.parameters))
-            and a.result.compatible(b.result))
+    return (
+        len(a.parameters) == len(b.parameters)
+        and all(x.compatible(y) for x, y in zip(a.parameters, b.parameters, strict=True))
+        and a.result.compatible(b.result)
+    )
 
 
 # --- computation level ---------------------------------------------------------------------
 
 
-def _check_structure(module: HloModule, comp: HloComputation,
-                     names: dict[str, HloComputation]) -> None:
+def _check_structure(
+    module: HloModule, comp: HloComputation, names: dict[str, HloComputation]
+) -> None:
     members = {id(i) for i in comp.instructions}
     if len(members) != len(comp.instructions):
         raise HloVerificationError(f"computation {comp.name} lists an instruction twice")
     if comp.root is None:
         raise HloVerificationError(f"computation {comp.name} has no root")
     if id(comp.root) not in members:
-        raise HloVerificationError(f"computation {comp.name}: root {comp.root.name} is not "
-                                   "one of its instructions")
+        raise HloVerificationError(
+            f"computation {comp.name}: root {comp.root.name} is not one of its instructions"
+        )
     for instr in comp.instructions:
         if instr.name in names:
-            raise _error(comp, instr, f"name {instr.name} is also used in computation "
-                                      f"{names[instr.name].name}")
+            raise _error(
+                comp,
+                instr,
+                f"name {instr.name} is also used in computation {names[instr.name].name}",
+            )
         names[instr.name] = comp
         if instr.parent is not comp:
             raise _error(comp, instr, "its parent pointer does not name this computation")
@@ -154,8 +168,9 @@ def _check_parameters(comp: HloComputation) -> None:
         if not isinstance(number, int) or isinstance(number, bool):
             raise _error(comp, instr, f"parameter_number {number!r} is not an integer")
         if number in numbers:
-            raise _error(comp, instr, f"parameter number {number} is also used by "
-                                      f"{numbers[number].name}")
+            raise _error(
+                comp, instr, f"parameter number {number} is also used by {numbers[number].name}"
+            )
         numbers[number] = instr
     missing = sorted(set(range(len(numbers))) - set(numbers))
     if missing:
@@ -201,14 +216,20 @@ def _check_shape(comp: HloComputation, instr: HloInstruction) -> None:
         # A called computation without a root cannot give its signature.
         raise _error(comp, instr, str(e)) from None
     if not inferred.compatible(instr.shape):
-        raise _error(comp, instr, f"has shape {instr.shape.to_text(False)} but its operands "
-                                  f"and attributes give {inferred.to_text(False)}")
+        raise _error(
+            comp,
+            instr,
+            f"has shape {instr.shape.to_text(False)} but its operands "
+            f"and attributes give {inferred.to_text(False)}",
+        )
 
 
 def _error(comp: HloComputation, instr: HloInstruction, problem: str) -> HloVerificationError:
     """An error naming the instruction, printed with its operands (not the whole module)."""
-    lines = [f"computation {comp.name}, instruction {instr.name}: {problem}",
-             f"  {_instruction_text(instr)}"]
+    lines = [
+        f"computation {comp.name}, instruction {instr.name}: {problem}",
+        f"  {_instruction_text(instr)}",
+    ]
     lines += [f"    operand: {_instruction_text(o)}" for o in _unique(instr.operands)]
     return HloVerificationError("\n".join(lines))
 

@@ -52,7 +52,7 @@ def _input_positions(
     """
     positions: list[ir.Value] = []
     valid: ir.Value = ir.Constant(I1, 1)
-    for wd, size, o, w in zip(dims, in_sizes, out_pos, win_pos):
+    for wd, size, o, w in zip(dims, in_sizes, out_pos, win_pos, strict=True):
         p = b.mul(o, i64(wd.stride))
         p = b.add(p, b.mul(w, i64(wd.window_dilation)))
         p = b.sub(p, i64(wd.padding_low))
@@ -106,7 +106,7 @@ def emit_convolution(
             # A reversed window reads the kernel back to front at the same input positions.
             kpos = [
                 b.sub(i64(wd.size - 1), w) if wd.window_reversal else w
-                for wd, w in zip(window, wpos)
+                for wd, w in zip(window, wpos, strict=True)
             ]
             with if_then(b, valid):
                 for g in range(groups):
@@ -122,7 +122,7 @@ def emit_convolution(
             index = _place(out.shape.rank, [
                 (labels.output_batch, ob),
                 (labels.output_feature, f),
-                *zip(labels.output_spatial, opos),
+                *zip(labels.output_spatial, opos, strict=True),
             ])
             value = row.load_linear(b, f)
             out.store(b, index, convert_scalar(b, value, acc_t, out.element_type))
@@ -155,7 +155,7 @@ def _accumulate_group(
         x_index = _place(lhs.shape.rank, [
             (labels.input_batch, batch),
             (labels.input_feature, feature),
-            *zip(labels.input_spatial, positions),
+            *zip(labels.input_spatial, positions, strict=True),
         ])
         x = convert_scalar(b, lhs.load(b, x_index), lhs.element_type, acc_t)
         with for_range(b, 0, out_features, name=f"conv.o{group}") as j:
@@ -163,7 +163,7 @@ def _accumulate_group(
             k_index = _place(rhs.shape.rank, [
                 (labels.kernel_input_feature, ki),
                 (labels.kernel_output_feature, f),
-                *zip(labels.kernel_spatial, kpos),
+                *zip(labels.kernel_spatial, kpos, strict=True),
             ])
             k = convert_scalar(b, rhs.load(b, k_index), rhs.element_type, acc_t)
             row.store_linear(b, f, multiply_add(b, acc_t, row.load_linear(b, f), x, k))

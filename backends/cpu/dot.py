@@ -170,7 +170,7 @@ def strided_offset(
 ) -> ir.Value:
     """Sum of values[i] * strides[i] as an i64 (0 for no values)."""
     acc: ir.Value | None = None
-    for v, s in zip(values, strides):
+    for v, s in zip(values, strides, strict=True):
         term = v if s == 1 else b.mul(v, i64(s), flags=_NOWRAP)
         acc = term if acc is None else b.add(acc, term, flags=_NOWRAP)
     return i64(0) if acc is None else acc
@@ -232,7 +232,7 @@ def dot_view(instr: HloInstruction) -> DotView:
 def _operand_index(order: Sequence[int], loop_values: Sequence[ir.Value]) -> list[ir.Value]:
     """Place loop indices (given in `order` of operand dimensions) at their dimensions."""
     index: list[ir.Value] = [i64(0)] * len(order)
-    for dim, v in zip(order, loop_values):
+    for dim, v in zip(order, loop_values, strict=True):
         index[dim] = v
     return index
 
@@ -374,7 +374,6 @@ def _store_tile(
     b = ctx.builder
     n0 = b.mul(panel, i64(nr), flags=_NOWRAP)
     rows = len(accs)
-    vec_ty = ir.VectorType(llvm_type(acc_t), width)
 
     def row_base(r: int) -> ir.Value:
         m = b.add(m0, i64(r), flags=_NOWRAP)

@@ -108,12 +108,12 @@ def emit_gather(
         batch = [oi[d] for d in batch_dims]
         start: list[ir.Value] = [i64(0)] * len(op_dims)
         components = _index_components(b, indices, ivd, batch, len(start_map))
-        for d, v in zip(start_map, components):
+        for d, v in zip(start_map, components, strict=True):
             start[d] = clamp_index(b, v, op_dims[d] - slice_sizes[d])
-        for od, idim in zip(operand_batching, indices_batching):
+        for od, idim in zip(operand_batching, indices_batching, strict=True):
             start[od] = _batch_value(batch, idim, ivd)
         index = list(start)
-        for od, out_dim in zip(window_operand_dims, offset_dims):
+        for od, out_dim in zip(window_operand_dims, offset_dims, strict=True):
             index[od] = b.add(start[od], oi[out_dim], flags=_NOWRAP)
         out.store(b, oi, operand.load(b, index))
 
@@ -141,7 +141,7 @@ def emit_scatter(
     indices_batching = tuple(a.get("scatter_indices_batching_dims") or ())
     ivd = a["index_vector_dim"]
     comp = a["to_apply"]
-    for dst, src in zip(outs, inputs):
+    for dst, src in zip(outs, inputs, strict=True):
         copy_buffer(b, dst, src)
     op_dims = inputs[0].shape.dims
     upd_dims = updates[0].shape.dims
@@ -150,16 +150,16 @@ def emit_scatter(
         d for d in range(len(op_dims)) if d not in inserted and d not in input_batching
     ]
     window_size = [1] * len(op_dims)
-    for od, ud in zip(window_operand_dims, update_window_dims):
+    for od, ud in zip(window_operand_dims, update_window_dims, strict=True):
         window_size[od] = upd_dims[ud]
     if updates[0].shape.num_elements == 0:
         return
     with loop_nest(b, [upd_dims[d] for d in scatter_dims], name="scatter") as batch:
         start: list[ir.Value] = [i64(0)] * len(op_dims)
         components = _index_components(b, indices, ivd, batch, len(to_operand))
-        for d, v in zip(to_operand, components):
+        for d, v in zip(to_operand, components, strict=True):
             start[d] = v
-        for od, idim in zip(input_batching, indices_batching):
+        for od, idim in zip(input_batching, indices_batching, strict=True):
             start[od] = _batch_value(batch, idim, ivd)
         fits: ir.Value = ir.Constant(I1, 1)
         for d in range(len(op_dims)):
@@ -171,16 +171,17 @@ def emit_scatter(
         with if_then(b, fits):
             with loop_nest(b, [upd_dims[d] for d in update_window_dims], name="window") as wi:
                 upd_index: list[ir.Value] = [i64(0)] * len(upd_dims)
-                for d, v in zip(scatter_dims, batch):
+                for d, v in zip(scatter_dims, batch, strict=True):
                     upd_index[d] = v
-                for d, v in zip(update_window_dims, wi):
+                for d, v in zip(update_window_dims, wi, strict=True):
                     upd_index[d] = v
                 target = list(start)
-                for od, v in zip(window_operand_dims, wi):
+                for od, v in zip(window_operand_dims, wi, strict=True):
                     target[od] = b.add(start[od], v, flags=_NOWRAP)
                 current = [o.load(b, target) for o in outs]
                 new = [u.load(b, upd_index) for u in updates]
-                for o, v in zip(outs, ctx.call_scalar_computation(comp, [*current, *new])):
+                combined = ctx.call_scalar_computation(comp, [*current, *new])
+                for o, v in zip(outs, combined, strict=True):
                     o.store(b, target, v)
 
 
@@ -204,5 +205,5 @@ def emit_dynamic_update_slice(
         for d, s in enumerate(starts)
     ]
     with loop_nest(b, upd_dims, name="dus") as ui:
-        target = [b.add(s, v, flags=_NOWRAP) for s, v in zip(begin, ui)]
+        target = [b.add(s, v, flags=_NOWRAP) for s, v in zip(begin, ui, strict=True)]
         out.store(b, target, update.load(b, ui))

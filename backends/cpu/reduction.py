@@ -75,7 +75,7 @@ class Accumulators:
         return [self.ctx.builder.load(s) for s in self.slots]
 
     def store(self, values: Sequence[ir.Value]) -> None:
-        for slot, v in zip(self.slots, values):
+        for slot, v in zip(self.slots, values, strict=True):
             self.ctx.builder.store(v, slot)
 
     def combine(self, comp: HloComputation, values: Sequence[ir.Value]) -> None:
@@ -128,7 +128,7 @@ def _reduce_innermost(
         with for_range(b, start, size, name="red.k") as k:
             at = b.add(base, k, flags=_NOWRAP)
             acc.combine(comp, [x.load_linear(b, at) for x in inputs])
-        for arr, v in zip(outs, acc.load()):
+        for arr, v in zip(outs, acc.load(), strict=True):
             arr.store_linear(b, o, v)
 
 
@@ -169,7 +169,7 @@ def _reduce_into_output(
     """Some kept dim is inside a reduced one: walk the input in order, accumulating in `out`."""
     b = ctx.builder
     with for_range(b, 0, outs[0].shape.num_elements, name="red.init") as o:
-        for arr, init in zip(outs, inits):
+        for arr, init in zip(outs, inits, strict=True):
             arr.store_linear(b, o, init.load(b, []))
     dims = inputs[0].shape.dims
     kept = [d for d in range(len(dims)) if d not in reduced]
@@ -177,7 +177,7 @@ def _reduce_into_output(
         o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
         accs = [arr.load_linear(b, o) for arr in outs]
         xs = [x.load(b, idx) for x in inputs]
-        for arr, v in zip(outs, ctx.call_scalar_computation(comp, [*accs, *xs])):
+        for arr, v in zip(outs, ctx.call_scalar_computation(comp, [*accs, *xs]), strict=True):
             arr.store_linear(b, o, v)
 
 
@@ -252,7 +252,7 @@ def emit_reduce_window(
             else:
                 with if_then(b, valid):
                     acc.combine(comp, [x.load(b, index) for x in inputs])
-        for arr, v in zip(outs, acc.load()):
+        for arr, v in zip(outs, acc.load(), strict=True):
             arr.store(b, oi, v)
 
 
@@ -292,7 +292,7 @@ def emit_select_and_scatter(
                 (keep,) = ctx.call_scalar_computation(select, [b.load(chosen_value), candidate])
                 with if_then(b, b.or_(first, b.not_(keep))):
                     b.store(candidate, chosen_value)
-                    for slot, v in zip(chosen_index, index):
+                    for slot, v in zip(chosen_index, index, strict=True):
                         b.store(v, slot)
                     b.store(ir.Constant(I1, 1), have)
         with if_then(b, b.load(have)):

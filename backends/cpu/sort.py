@@ -159,10 +159,10 @@ def emit_sort(
     index_shape = Shape.array(_T.S64, (n,))
     perm = ctx.temp_array(index_shape, name="sort.perm")
     scratch = ctx.temp_array(index_shape, name="sort.scratch")
-    aliased = [o.ptr is x.ptr for o, x in zip(outs, operands)]
+    aliased = [o.ptr is x.ptr for o, x in zip(outs, operands, strict=True)]
     rows = [
         ctx.temp_array(Shape.array(x.element_type, (n,)), name="sort.row") if alias else None
-        for x, alias in zip(operands, aliased)
+        for x, alias in zip(operands, aliased, strict=True)
     ]
     with loop_nest(b, (outer, inner), name="sort.row") as (o, i):
         base = b.add(b.mul(o, i64(n * inner), flags=_NOWRAP), i, flags=_NOWRAP)
@@ -179,13 +179,13 @@ def emit_sort(
             return result
 
         sorted_perm = stable_sort_positions(ctx, n, less, perm, scratch)
-        for x, row in zip(operands, rows):
+        for x, row in zip(operands, rows, strict=True):
             if row is not None:
                 with for_range(b, 0, n, name="sort.save") as t:
                     row.store_linear(b, t, x.load_linear(b, at(t)))
         with for_range(b, 0, n, name="sort.apply") as t:
             p = sorted_perm.load_linear(b, t)
-            for x, y, row in zip(operands, outs, rows):
+            for x, y, row in zip(operands, outs, rows, strict=True):
                 value = row.load_linear(b, p) if row is not None else x.load_linear(b, at(p))
                 y.store_linear(b, at(t), value)
 

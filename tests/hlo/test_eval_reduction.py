@@ -502,6 +502,51 @@ def test_topk_largest_and_smallest_with_ties() -> None:
     np.testing.assert_array_equal(values, np.float32([[1, 2, 3], [-1, -1, 0]]))
 
 
+def test_sort_comparator_that_is_not_lane_safe_runs_per_element() -> None:
+    """A scalar broadcast is not element-wise, so the comparator is called per element."""
+    comp = HloComputation("lt_via_broadcast")
+    p0 = comp.add(Opcode.PARAMETER, shape=scalar(T.F32), parameter_number=0)
+    p1 = comp.add(Opcode.PARAMETER, shape=scalar(T.F32), parameter_number=1)
+    b0 = comp.add(Opcode.BROADCAST, [p0], shape=scalar(T.F32), dimensions=())
+    comp.set_root(comp.add(Opcode.COMPARE, [b0, p1], shape=scalar(T.PRED), direction="GT"))
+    x = np.array([[3, 1, 2, 5, 4]], dtype=np.float32)
+    (got,) = run(Opcode.SORT, [x], Shape.array(T.F32, [1, 5]), dimensions=(1,), to_apply=comp)
+    np.testing.assert_array_equal(got, np.float32([[5, 4, 3, 2, 1]]))
+
+
+def test_sort_of_zero_size_rows() -> None:
+    x = np.zeros((3, 0), dtype=np.float32)
+    (got,) = run(
+        Opcode.SORT, [x], Shape.array(T.F32, [3, 0]), dimensions=(1,), to_apply=jax_float_less()
+    )
+    assert got.shape == (3, 0) and got.dtype == np.float32
+
+
+def test_bf16_reduce_and_reduce_window_keep_the_type() -> None:
+    import ml_dtypes
+
+    x = np.array([[1.5, -2, 3.25], [0.5, 8, -1]], dtype=ml_dtypes.bfloat16)
+    init = np.asarray(0, dtype=ml_dtypes.bfloat16)
+    (got,) = run(
+        Opcode.REDUCE,
+        [x, init],
+        Shape.array(T.BF16, [2]),
+        dimensions=(1,),
+        to_apply=binary(Opcode.ADD, T.BF16),
+    )
+    assert got.dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(got.astype(np.float32), np.float32([2.75, 7.5]))
+    (got,) = run(
+        Opcode.REDUCE_WINDOW,
+        [x, np.asarray(-np.inf, dtype=ml_dtypes.bfloat16)],
+        Shape.array(T.BF16, [2, 2]),
+        window=window(WindowDim(1), WindowDim(2)),
+        to_apply=binary(Opcode.MAXIMUM, T.BF16),
+    )
+    assert got.dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(got.astype(np.float32), np.float32([[1.5, 3.25], [8, 8]]))
+
+
 # --- Combiner ----------------------------------------------------------------------------
 
 

@@ -416,7 +416,7 @@ ERRORS = [
     (_P + "  ROOT a = f32[2] negate(p)\n  ROOT b = f32[2] negate(p)\n}", 4, "more than one ROOT"),
     (_P + "  ROOT a = q16[2] negate(p)\n}", 3, "unknown element type 'q16'"),
     (_P + "  ROOT a = f32[2,3]{1,1} negate(p)\n}", 3, "not a permutation"),
-    (_P + "  ROOT a = f32[?] negate(p)\n}", 3, "integer dimensions"),
+    (_P + "  ROOT a = f32[?] negate(p)\n}", 3, "64-bit integer dimensions"),
     (_P + "  ROOT a = f32[3] constant({1, 2})\n}", 3, "has 2 elements at depth 0, expected 3"),
     (_P + "  ROOT a = f32[2,2] constant({1, 2})\n}", 3, "expected {...} with 2 elements"),
     (_P + "  ROOT a = s8[2] constant({1, 128})\n}", 3, "128 is out of range for s8"),

@@ -266,8 +266,11 @@ def test_layouts_are_ignored_when_comparing_shapes() -> None:
 _PARSER = REPO / "hlo" / "parser.py"
 
 
-@pytest.mark.skipif(not _PARSER.exists(), reason="hlo/parser.py (written concurrently) is "
-                    "missing; the lead removes this guard once it lands")
+@pytest.mark.skipif(
+    not _PARSER.exists(),
+    reason="hlo/parser.py (written concurrently) is "
+    "missing; the lead removes this guard once it lands",
+)
 @pytest.mark.parametrize("case", corpus_cases("hlo"), ids=lambda c: c["name"])
 def test_corpus_module_verifies(case: dict) -> None:
     from hlo.parser import parse  # noqa: PLC0415 (guarded above)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
     shutil.which("g++") is None or shutil.which("gcc") is None, reason="gcc/g++ not installed"
 )
 
-CXX = ["g++", "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror"]
+CXX = ["g++", "-std=c++17", "-O0", "-Wall", "-Wextra", "-Werror"]
 EXAMPLES = REPO / "examples"
 
 
@@ -306,11 +306,11 @@ def test_example_mlp_is_the_corpus_module() -> None:
     assert (EXAMPLES / "mlp" / "mlp_forward.hlo").read_text() == corpus_copy.read_text()
 
 
-# A small sample across categories: a generated C++ harness per case feeds the stored inputs
-# from binary files, runs the class through its generic positional API and writes each
-# result; Python compares with the stored outputs.
-HARNESS_SAMPLE = ["add_f32", "mlp_forward", "attention", "argmax_argmin", "arith_s8_u8",
-                  "bitwise_pred", "batched_matmul", "binary_f16"]
+# A generated C++ harness per case feeds the stored inputs from binary files, runs the class
+# through its generic positional API and writes each result; Python compares with the stored
+# outputs. A small sample runs by default (float, several outputs, integer); every corpus case
+# runs under `-m slow` (make test-full).
+HARNESS_SAMPLE = ["attention", "argmax_argmin", "arith_s8_u8"]
 
 HARNESS = r"""
 #include <cstdio>
@@ -342,18 +342,22 @@ int main(int argc, char** argv) {
 _CASES = {c["name"]: c for c in corpus_cases("hlo")}
 
 
-@pytest.mark.parametrize("name", HARNESS_SAMPLE)
-def test_corpus_case_through_cpp_harness(tmp_path: Path, name: str) -> None:
+def run_case_through_harness(tmp_path: Path, name: str) -> None:
     if name not in _CASES:
         pytest.skip("../shared/corpus is not present")
     _backend_or_skip()
     from compiler.export import export_library
+    from hlo.errors import UnsupportedOpError
     from hlo.parser import parse
     from tests.corpus.test_hlo_corpus import assert_outputs_match, load_case
 
     case = _CASES[name]
     text, args, want = load_case(case)
-    lib = export_library(parse(text), tmp_path / "case", cpp_class="tfc::Case")
+    try:
+        lib = export_library(parse(text), tmp_path / "case", cpp_class="tfc::Case")
+    except UnsupportedOpError as e:
+        # Op coverage is the backend's corpus test; this harness is about the C++ path.
+        pytest.xfail(f"the CPU backend cannot compile {name} yet: {e}")
     (tmp_path / "harness.cc").write_text(HARNESS)
     run([*CXX, "harness.cc", "case.o", "-lm", "-lpthread", "-o", "harness"], tmp_path)
     data = tmp_path / "data"
@@ -365,6 +369,17 @@ def test_corpus_case_through_cpp_harness(tmp_path: Path, name: str) -> None:
     for j, (w, b) in enumerate(zip(want, lib.spec.results)):
         got.append(np.fromfile(data / f"out{j}.bin", dtype=w.dtype).reshape(b.dims))
     assert_outputs_match(case, tuple(got), want)
+
+
+@pytest.mark.parametrize("name", HARNESS_SAMPLE)
+def test_corpus_sample_through_cpp_harness(tmp_path: Path, name: str) -> None:
+    run_case_through_harness(tmp_path, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_CASES))
+def test_corpus_case_through_cpp_harness(tmp_path: Path, name: str) -> None:
+    run_case_through_harness(tmp_path, name)
 
 
 # --- two libraries in one program -----------------------------------------------------------------

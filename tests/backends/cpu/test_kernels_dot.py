@@ -1,0 +1,143 @@
+"""CPU dot kernel (backends/cpu/dot.py) against the reference evaluator.
+
+Covers general dimension numbers (batch and contracting dims anywhere, several contracting
+dims in swapped order, no contraction), every numeric element type (integers wrap, f16/bf16
+accumulate in f32, a wider preferred result type, complex, pred), the matrix-vector path,
+register-tile edges (sizes that are not multiples of the tile) and empty dimensions.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from tests.backends.cpu.test_kernels_common import check, compile_and_run, module_text
+
+RNG = np.random.default_rng(7)
+
+DIMENSION_NUMBERS = [
+    # lhs shape, rhs shape, result shape, dot attributes
+    ("[4,8]", "[8,5]", "[4,5]", "lhs_contracting_dims={1}, rhs_contracting_dims={0}"),
+    ("[9,4]", "[9,6]", "[4,6]", "lhs_contracting_dims={0}, rhs_contracting_dims={0}"),
+    ("[3,7,9]", "[3,9,17]", "[3,7,17]",
+     "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={1}"),
+    ("[2,5,3]", "[3,2,4]", "[2,5,4]",
+     "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={1}, rhs_contracting_dims={0}"),
+    ("[2,3,4]", "[4,3,5]", "[2,5]", "lhs_contracting_dims={1,2}, rhs_contracting_dims={1,0}"),
+    ("[5,6,7]", "[7]", "[5,6]", "lhs_contracting_dims={2}, rhs_contracting_dims={0}"),
+    ("[7]", "[7,3]", "[3]", "lhs_contracting_dims={0}, rhs_contracting_dims={0}"),
+    ("[6]", "[6]", "[]", "lhs_contracting_dims={0}, rhs_contracting_dims={0}"),
+    ("[3]", "[4]", "[3,4]", ""),
+    ("[2,3,4,5]", "[5,3,2,6]", "[3,2,4,6]",
+     "lhs_batch_dims={1,0}, lhs_contracting_dims={3}, rhs_batch_dims={1,2}, "
+     "rhs_contracting_dims={0}"),
+]
+
+
+def dot_module(lhs: str, rhs: str, out: str, attrs: str) -> str:
+    tail = f", {attrs}" if attrs else ""
+    return module_text([lhs, rhs], [f"d = {out} dot(p0, p1){tail}"])
+
+
+def random_array(dtype: str, dims: tuple[int, ...]) -> np.ndarray:
+    if dtype in ("s8", "u8"):
+        return RNG.integers(0, 120, dims).astype(np.int8 if dtype == "s8" else np.uint8)
+    if dtype == "s32":
+        return RNG.integers(-(2**31), 2**31 - 1, dims, dtype=np.int64).astype(np.int32)
+    if dtype == "pred":
+        return RNG.random(dims) > 0.6
+    if dtype == "c64":
+        return (RNG.standard_normal(dims) + 1j * RNG.standard_normal(dims)).astype(np.complex64)
+    numpy_type = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "f32": np.float32,
+                  "f64": np.float64}[dtype]
+    return RNG.standard_normal(dims).astype(numpy_type)
+
+
+def parse_dims(text: str) -> tuple[int, ...]:
+    inner = text.strip("[]")
+    return tuple(int(d) for d in inner.split(",")) if inner else ()
+
+
+@pytest.mark.parametrize("lhs,rhs,out,attrs", DIMENSION_NUMBERS)
+def test_dimension_numbers(lhs: str, rhs: str, out: str, attrs: str) -> None:
+    a = random_array("f32", parse_dims(lhs))
+    b = random_array("f32", parse_dims(rhs))
+    check(dot_module(f"f32{lhs}", f"f32{rhs}", f"f32{out}", attrs), a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["f64", "s32", "s8", "u8", "c64", "pred"])
+def test_element_types(dtype: str) -> None:
+    text = dot_module(f"{dtype}[5,9]", f"{dtype}[9,19]", f"{dtype}[5,19]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    check(text, random_array(dtype, (5, 9)), random_array(dtype, (9, 19)))
+
+
+def test_s32_products_wrap_around() -> None:
+    a = np.full((2, 3), 2**20, np.int32)
+    b = np.full((3, 17), 2**15, np.int32)
+    text = dot_module("s32[2,3]", "s32[3,17]", "s32[2,17]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = check(text, a, b)
+    assert got[0, 0] == np.int32((3 * 2**35) % 2**32 - 2**32 * ((3 * 2**35) % 2**32 >= 2**31))
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_half_types_accumulate_in_f32(dtype: str) -> None:
+    # 512 products of 1: an f16/bf16 accumulator would stall at 2048/256; f32 does not.
+    k = 4096
+    numpy_type = np.float16 if dtype == "f16" else ml_dtypes.bfloat16
+    a = np.ones((3, k), numpy_type)
+    b = np.ones((k, 18), numpy_type)
+    text = dot_module(f"{dtype}[3,{k}]", f"{dtype}[{k},18]", f"{dtype}[3,18]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = check(text, a, b, rtol=1e-2, atol=1e-2)
+    assert float(got[0, 0]) == 4096.0
+
+
+def test_half_operands_with_f32_result() -> None:
+    a = random_array("f16", (6, 33))
+    b = random_array("f16", (33, 20))
+    text = dot_module("f16[6,33]", "f16[33,20]", "f32[6,20]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = compile_and_run(text, a, b)
+    np.testing.assert_allclose(got, a.astype(np.float32) @ b.astype(np.float32), 1e-5, 1e-5)
+
+
+def test_s8_operands_with_s32_result() -> None:
+    a = RNG.integers(-128, 128, (7, 30)).astype(np.int8)
+    b = RNG.integers(-128, 128, (30, 9)).astype(np.int8)
+    text = dot_module("s8[7,30]", "s8[30,9]", "s32[7,9]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = compile_and_run(text, a, b)
+    np.testing.assert_array_equal(got, a.astype(np.int32) @ b.astype(np.int32))
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 2), (13, 37, 33), (4, 64, 16), (3, 5, 1),
+                                   (70, 129, 1), (2, 100, 31)])
+def test_tile_edges_and_matrix_vector(m: int, k: int, n: int) -> None:
+    text = dot_module(f"f32[{m},{k}]", f"f32[{k},{n}]", f"f32[{m},{n}]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    check(text, random_array("f32", (m, k)), random_array("f32", (k, n)), rtol=1e-4, atol=1e-4)
+
+
+def test_empty_contraction_gives_zeros() -> None:
+    text = dot_module("f32[3,0]", "f32[0,20]", "f32[3,20]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = check(text, np.zeros((3, 0), np.float32), np.zeros((0, 20), np.float32))
+    assert not got.any()
+
+
+def test_empty_result() -> None:
+    text = dot_module("f32[0,4]", "f32[4,5]", "f32[0,5]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    check(text, np.zeros((0, 4), np.float32), random_array("f32", (4, 5)))
+
+
+def test_larger_matmul() -> None:
+    a = random_array("f32", (96, 200))
+    b = random_array("f32", (200, 130))
+    text = dot_module("f32[96,200]", "f32[200,130]", "f32[96,130]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = compile_and_run(text, a, b)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
