@@ -115,7 +115,8 @@ def _load_module(args: argparse.Namespace) -> HloModule:
         for flag, path in (("--graph", args.graph), ("--config", args.config)):
             if not Path(path).is_file():
                 raise ArgumentError(f"{flag}: file '{path}' does not exist")
-        return tf.import_graph(args.graph, args.config)
+        imported: HloModule = tf.import_graph(args.graph, args.config)
+        return imported
     if not args.hlo:
         raise ArgumentError("no input: give --hlo FILE (or --graph FILE --config FILE)")
     from hlo.parser import parse

@@ -111,7 +111,9 @@ def parse_cpp_class(cpp_class: str) -> tuple[tuple[str, ...], str]:
     return tuple(parts[:-1]), parts[-1]
 
 
-def check_names(names: Sequence[str | None] | None, count: int, kind: str) -> tuple[str | None, ...]:
+def check_names(
+    names: Sequence[str | None] | None, count: int, kind: str
+) -> tuple[str | None, ...]:
     """Validate optional per-buffer names; returns one entry (name or None) per buffer.
 
     Args:
@@ -127,6 +129,8 @@ def check_names(names: Sequence[str | None] | None, count: int, kind: str) -> tu
     names = list(names)
     if len(names) != count:
         raise ArgumentError(f"{kind}_names: {len(names)} name(s) given for {count} {kind}(s)")
+    # C++ methods already taken, by the class's generic API or by earlier names.
+    methods = {f"{kind}_data": "the generic accessor", f"set_{kind}_data": "the generic setter"}
     seen: set[str] = set()
     out: list[str | None] = []
     for i, name in enumerate(names):
@@ -136,9 +140,23 @@ def check_names(names: Sequence[str | None] | None, count: int, kind: str) -> tu
         check_identifier(name, f"{kind}_names[{i}]")
         if name in seen:
             raise ArgumentError(f"{kind}_names: '{name}' is given twice")
+        for method in named_methods(kind, name):
+            if method in methods:
+                raise ArgumentError(
+                    f"{kind}_names[{i}] '{name}' would define {method}(), which clashes with "
+                    f"{methods[method]}; choose another name"
+                )
+            methods[method] = f"the accessors of {kind} '{name}'"
         seen.add(name)
         out.append(name)
     return tuple(out)
+
+
+def named_methods(kind: str, name: str) -> tuple[str, ...]:
+    """The C++ methods the header defines for the argument or result called `name`."""
+    methods = (f"{kind}_{name}_data", f"{kind}_{name}", f"{kind}_{name}_size",
+               f"{kind}_{name}_count")
+    return (f"set_{kind}_{name}_data", *methods) if kind == "arg" else methods
 
 
 def _round_up(n: int, to: int = ALIGNMENT) -> int:
@@ -171,6 +189,10 @@ class BufferSpec:
     def type_name(self) -> str:
         """The HLO element type name (`f32`)."""
         return self.shape.element_type.value
+
+
+def _buffers(shapes: Sequence[Shape], names: Sequence[str | None]) -> tuple[BufferSpec, ...]:
+    return tuple(BufferSpec(i, s, n) for i, (s, n) in enumerate(zip(shapes, names, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +253,8 @@ class LibrarySpec:
             namespaces=namespaces,
             class_name=class_name,
             entry_point=entry_point,
-            args=tuple(BufferSpec(i, s, n) for i, (s, n) in enumerate(zip(arg_shapes, a_names))),
-            results=tuple(
-                BufferSpec(i, s, n) for i, (s, n) in enumerate(zip(result_shapes, r_names))
-            ),
+            args=_buffers(arg_shapes, a_names),
+            results=_buffers(result_shapes, r_names),
             temp_bytes=int(temp_bytes),
             program_shape=program_shape,
             target_triple=target_triple,
@@ -291,15 +311,17 @@ def c_declarations(spec: LibrarySpec) -> str:
 extern "C" {{
 #endif
 
-/* The compiled function itself (in the object file). args[i] / results[j] point to the
- * i-th argument / j-th result buffer (row-major, at least {MIN_ALIGNMENT}-byte aligned); temps points
- * to {spec.temp_bytes} bytes aligned to {ALIGNMENT} (NULL allowed when that is 0). No checks. */
+/* The compiled function itself (in the object file). args[i] / results[j] point to
+ * the i-th argument / j-th result buffer (row-major, at least {MIN_ALIGNMENT}-byte aligned);
+ * temps points to {spec.temp_bytes} bytes aligned to {ALIGNMENT} (NULL allowed when that is 0).
+ * No checks. */
 void {spec.entry_point}(void* const* args, void* const* results, void* temps);
 
 /* Runs the computation after checking every buffer pointer (non-NULL unless the buffer
- * is empty; args/results {MIN_ALIGNMENT}-byte aligned, temps {ALIGNMENT}-byte aligned). temps may be
- * NULL: the arena is then allocated and freed by this call. Returns 0 on success, -1 on
- * failure with the reason in {p}_error_message(). Thread-safe with distinct buffers. */
+ * is empty; args/results {MIN_ALIGNMENT}-byte aligned, temps {ALIGNMENT}-byte aligned).
+ * temps may be NULL: the arena is then allocated and freed by this call. Returns 0 on
+ * success, -1 on failure with the reason in {p}_error_message(). Thread-safe with
+ * distinct buffers. */
 int {p}_run(void* const* args, void* const* results, void* temps);
 
 /* The reason the last failing call in this thread failed ("" if none). */

@@ -43,12 +43,23 @@ _TOOL_TIMEOUT_S = 300
 class ObjectArtifact(Protocol):
     """What export needs of a compiled function (backends.cpu.CpuArtifact has it)."""
 
-    object_code: bytes
-    symbol: str
-    arg_shapes: Sequence[Shape]
-    result_shapes: Sequence[Shape]
-    temp_bytes: int
-    triple: str
+    @property
+    def object_code(self) -> bytes: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def arg_shapes(self) -> Sequence[Shape]: ...
+
+    @property
+    def result_shapes(self) -> Sequence[Shape]: ...
+
+    @property
+    def temp_bytes(self) -> int: ...
+
+    @property
+    def triple(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,7 @@ def compile_object(
     target_triple: str | None = None,
     target_cpu: str | None = None,
     target_features: str | None = None,
-) -> Any:
+) -> ObjectArtifact:
     """The CPU backend's artifact for `module` with `entry_point` as its symbol."""
     from backends import cpu
 
@@ -139,7 +150,8 @@ def compile_object(
         options["target_cpu"] = target_cpu
     if target_features:
         options["target_features"] = target_features
-    return cpu.compile_to_object(module, **options)
+    artifact: ObjectArtifact = cpu.compile_to_object(module, **options)
+    return artifact
 
 
 def write_library(

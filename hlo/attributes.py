@@ -23,7 +23,7 @@ class AttrKind(enum.Enum):
     STRING = "string"              # custom_call_target="foo" (quoted in text)
     COMPUTATION = "computation"    # to_apply=region_0.1
     COMPUTATIONS = "computations"  # branch_computations={a, b}
-    WINDOW = "window"              # window={size=3x3 stride=2x2 pad=1_1x1_1 lhs_dilate=.. rhs_dilate=..}
+    WINDOW = "window"              # window={size=3x3 stride=2x2 pad=1_1x1_1 rhs_dilate=2x2}
     SLICE = "slice"                # slice={[0:2], [1:5:2]}
     PADDING = "padding"            # padding=1_-1_1x0_0
     DIM_LABELS = "dim_labels"      # dim_labels=b01f_01io->b01f

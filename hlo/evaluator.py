@@ -101,7 +101,7 @@ def _check_argument(i: int, shape: Shape, arg: Any) -> Value:
     if shape.is_tuple:
         if not isinstance(arg, tuple) or len(arg) != len(shape.tuple_shapes):
             raise ArgumentError(f"argument {i}: expected a tuple {shape}, got {type(arg).__name__}")
-        return tuple(_check_argument(i, s, a) for s, a in zip(shape.tuple_shapes, arg))
+        return tuple(_check_argument(i, s, a) for s, a in zip(shape.tuple_shapes, arg, strict=True))
     if shape.is_token:
         return Token()
     a = np.asarray(arg)
@@ -127,5 +127,5 @@ def evaluate(module: HloModule, *args: Any) -> tuple[np.ndarray, ...]:
     params = entry.parameters
     if len(args) != len(params):
         raise ArgumentError(f"{module.name} takes {len(params)} argument(s), got {len(args)}")
-    checked = [_check_argument(i, p.shape, a) for i, (p, a) in enumerate(zip(params, args))]
+    checked = [_check_argument(i, p.shape, a) for i, (p, a) in enumerate(zip(params, args, strict=True))]
     return tuple(flatten(Evaluator(module).run(entry, checked)))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hlo.attributes import AttrKind
 from hlo.errors import InternalError, ShapeError
-from hlo.opcodes import OPS, OpDef, Opcode, Trait
+from hlo.opcodes import OPS, Opcode, OpDef, Trait
 from hlo.shape import ProgramShape, Shape
 
 if TYPE_CHECKING:

@@ -176,11 +176,15 @@ class OpDef:
 K = AttrKind
 
 
-def _a(name: str, kind: AttrKind, default: Any = REQUIRED, choices: tuple[str, ...] = ()) -> AttrSpec:
+def _a(
+    name: str, kind: AttrKind, default: Any = REQUIRED, choices: tuple[str, ...] = ()
+) -> AttrSpec:
     return AttrSpec(name, kind, default, choices)
 
 
-def _opt(name: str, kind: AttrKind, default: Any = None, choices: tuple[str, ...] = ()) -> AttrSpec:
+def _opt(
+    name: str, kind: AttrKind, default: Any = None, choices: tuple[str, ...] = ()
+) -> AttrSpec:
     return AttrSpec(name, kind, default, choices)
 
 
@@ -457,5 +461,7 @@ def opdef(opcode: Opcode) -> OpDef:
 def computation_attrs(opcode: Opcode) -> tuple[str, ...]:
     """Names of the attributes of `opcode` that refer to called computations."""
     return tuple(
-        s.name for s in OPS[opcode].attrs if s.kind in (AttrKind.COMPUTATION, AttrKind.COMPUTATIONS)
+        s.name
+        for s in OPS[opcode].attrs
+        if s.kind in (AttrKind.COMPUTATION, AttrKind.COMPUTATIONS)
     )

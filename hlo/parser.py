@@ -122,14 +122,17 @@ def _value(child: Token | _Value) -> _Value:
     if isinstance(child, _Value):
         return child
     form = "string" if child.type == "STRING" else "bare"
-    return _Value(form, str(child), child.line, child.column)
+    return _Value(form, str(child), child.line or 0, child.column or 0)
+
+
+_DIM = re.compile(r"[0-9]{1,19}")
 
 
 def _dims(token: Token, text: str) -> tuple[int, ...]:
     if not text.strip():
         return ()
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and len(p) < 20 and int(p) < 2**63 for p in parts):
+    if not all(_DIM.fullmatch(p) and int(p) < 2**63 for p in parts):
         raise _Issue(f"expected non-negative 64-bit integer dimensions, got [{text}]", token)
     return tuple(int(p) for p in parts)
 
@@ -144,15 +147,17 @@ class _Records(lark.Transformer):  # type: ignore[type-arg]
 
     def header(self, children: list[Any]) -> _Module:
         module = _Module(name=children[0])
-        for attr in children[1:]:
-            if isinstance(attr, ProgramShape):
-                module.entry_layout = attr
+        for key, value in children[1:]:
+            if not isinstance(value, ProgramShape):
+                module.attrs.append((key, value))
+            elif module.entry_layout is not None:
+                raise _Issue("duplicate entry_computation_layout", key)
             else:
-                module.attrs.append(attr)
+                module.entry_layout = value
         return module
 
-    def entry_layout(self, children: list[Any]) -> ProgramShape:
-        return children[1]
+    def entry_layout(self, children: list[Any]) -> tuple[Token, ProgramShape]:
+        return (children[0], children[1])
 
     def module_attr(self, children: list[Any]) -> tuple[Token, _Value]:
         return (children[0], _value(children[1]))
@@ -208,6 +213,8 @@ class _Records(lark.Transformer):  # type: ignore[type-arg]
         except ValueError:
             raise _Issue(f"unknown element type '{type_name}'", token) from None
         if element_type is PrimitiveType.TOKEN:
+            if rest != "]":
+                raise _Issue("a token shape has no dimensions: token[]", token)
             return Shape.token()
         if element_type is PrimitiveType.TUPLE:
             raise _Issue("tuple shapes are written as (shape, shape, ...)", token)
@@ -219,12 +226,12 @@ class _Records(lark.Transformer):  # type: ignore[type-arg]
         try:
             return Shape.array(element_type, dims, minor_to_major)
         except ShapeError as e:
-            raise _Issue(str(e), layout) from None
+            raise _Issue(str(e), layout or token) from None
 
     def tuple_shape(self, children: list[Any]) -> Shape:
         return Shape.tuple_of([c for c in children if c is not None])
 
-    def lit_scalar(self, children: list[Any]) -> Token:
+    def lit_scalar(self, children: list[Any]) -> Any:
         return children[0]
 
     def lit_list(self, children: list[Any]) -> _Lit:
@@ -408,11 +415,15 @@ class _Builder:
             if len(r.operands) != 1 or r.operands[0].number is None:
                 raise self.error(r.opcode, f"{opcode.value} takes its {opdef.inline_attr} in "
                                  f"parentheses, as in {opcode.value}(0)")
-            attrs[opdef.inline_attr] = self.integer(r.operands[0].number, opdef.inline_attr)
+            number = self.integer(r.operands[0].number, opdef.inline_attr)
+            if number < 0:
+                raise self.error(r.operands[0].number, f"{opdef.inline_attr} must be >= 0")
+            attrs[opdef.inline_attr] = number
         else:
             for op in r.operands:
                 if op.name is None:
-                    raise self.error(op.number, f"expected an operand name, got '{op.number}'")
+                    raise self.error(op.number or r.opcode,
+                                     f"expected an operand name, got '{op.number}'")
                 operand = created[_name(op.name)]
                 if op.shape is not None and not op.shape.compatible(operand.shape):
                     raise self.error(op.name, f"operand '{operand.name}' has shape "
@@ -424,9 +435,10 @@ class _Builder:
         for key, value in r.attrs:
             spec = opdef.attr(str(key)) or _COMMON.get(str(key))
             if spec is None or spec.name == opdef.inline_attr:
-                known = [s.name for s in opdef.attrs if s.name != opdef.inline_attr]
-                raise self.error(key, f"unknown attribute '{key}' for {opcode.value} "
-                                 f"(known: {', '.join(known + list(_COMMON)) or 'none'})")
+                own = [s.name for s in opdef.attrs if s.name != opdef.inline_attr]
+                known = f"it takes {', '.join(own)}" if own else "it takes none of its own"
+                raise self.error(key, f"unknown attribute '{key}' for {opcode.value} ({known}, "
+                                 "besides metadata, sharding and the other common ones)")
             if spec.name in attrs:
                 raise self.error(key, f"duplicate attribute '{key}'")
             attrs[spec.name] = _ATTR_PARSERS[spec.kind](value, spec, self)
@@ -456,12 +468,14 @@ class _Builder:
             if len(node.items) != len(shape.tuple_shapes):
                 raise self.error(where, f"tuple literal has {len(node.items)} elements, "
                                  f"shape {shape} has {len(shape.tuple_shapes)}")
-            return tuple(self.literal(n, s, where) for n, s in zip(node.items, shape.tuple_shapes))
+            pairs = zip(node.items, shape.tuple_shapes, strict=True)
+            return tuple(self.literal(n, s, where) for n, s in pairs)
         if not shape.is_array:
             raise self.error(where, f"a constant cannot have shape {shape}")
-        if shape.rank > 32 or any(d >= 2**62 for d in shape.dims):
-            raise self.error(where, f"constants of shape {shape} are not supported (numpy "
-                             "arrays have at most 32 dimensions of at most 2**62)")
+        # numpy bounds the rank and the size computed over the non-zero dimensions.
+        size = math.prod(max(d, 1) for d in shape.dims) * shape.element_type.byte_size
+        if shape.rank > 32 or size >= 2**62:
+            raise self.error(where, f"a constant of shape {shape} is too large for numpy")
         leaves: list[Any] = []
         self.collect(node, shape, 0, leaves, where)
         et = shape.element_type
@@ -540,7 +554,7 @@ class _Builder:
 
     def set_nans(self, values: np.ndarray, nans: list[tuple[int, bool, int | None]],
                  where: Token) -> None:
-        mantissa = int(ml_dtypes.finfo(values.dtype).nmant)
+        mantissa = int(ml_dtypes.finfo(values.dtype).nmant)  # type: ignore[no-untyped-call]
         bits = values.dtype.itemsize * 8
         exponent = ((1 << (bits - 1)) - 1) & ~((1 << mantissa) - 1)
         raw = values.view(np.dtype(f"u{values.dtype.itemsize}"))
@@ -666,8 +680,8 @@ def _parse_window(value: _Value, spec: AttrSpec, b: _Builder) -> Window:
         raise _Bad()
     n = len(fields["size"])
 
-    def ints(key: str, default: int) -> list[int]:
-        return [int(x) for x in _int_list(",".join(fields[key]))] if key in fields else [default] * n
+    def ints(key: str, default: int) -> tuple[int, ...]:
+        return _int_list(",".join(fields[key])) if key in fields else (default,) * n
 
     pads = [_int_list(p.replace("_", ",")) for p in fields.get("pad", ["0_0"] * n)]
     if any(len(p) != 2 for p in pads):
@@ -676,7 +690,7 @@ def _parse_window(value: _Value, spec: AttrSpec, b: _Builder) -> Window:
     if any(r not in (0, 1) for r in reversal):
         raise _Bad()
     dims = zip(ints("size", 0), ints("stride", 1), pads, ints("rhs_dilate", 1),
-               ints("lhs_dilate", 1), reversal)
+               ints("lhs_dilate", 1), reversal, strict=True)
     return Window(tuple(
         WindowDim(size, stride, lo_hi[0], lo_hi[1], rhs, lhs, bool(rev))
         for size, stride, lo_hi, rhs, lhs, rev in dims
@@ -709,7 +723,10 @@ def _parse_padding(value: _Value, spec: AttrSpec, b: _Builder) -> PaddingConfig:
     return PaddingConfig(tuple(dims))
 
 
-def _positions(labels: str, batch: str, feature: str, spatial: int) -> tuple[int, int, tuple[int, ...]]:
+def _positions(
+    labels: str, batch: str, feature: str, spatial: int
+) -> tuple[int, int, tuple[int, ...]]:
+    """Where the batch-like and feature-like letters and each spatial digit stand."""
     expected = sorted(batch + feature + "".join(str(i) for i in range(spatial)))
     if sorted(labels) != expected:
         raise _Bad()
@@ -830,10 +847,11 @@ def _from_lark(e: lark.exceptions.LarkError, text: str) -> HloParseError:
     column = getattr(e, "column", 0) or 0
     if isinstance(e, lark.exceptions.UnexpectedToken):
         expected = sorted({_describe(t) for t in e.expected})
-        found = "end of input" if e.token.type == "$END" else f"'{e.token}'"
+        found = "end of input" if e.token.type == "$END" else repr(str(e.token))
         message = f"unexpected {found}; expected {', '.join(expected)}"
     elif isinstance(e, lark.exceptions.UnexpectedCharacters):
-        message = f"unexpected character {text[e.pos_in_stream]!r}"
+        found = text[e.pos_in_stream] if e.pos_in_stream is not None else "?"
+        message = f"unexpected character {found!r}"
     elif isinstance(e, lark.exceptions.UnexpectedEOF):
         message = "unexpected end of input"
     else:
@@ -857,6 +875,7 @@ def parse(text: str, name_hint: str = "") -> HloModule:
     """
     try:
         records = _lark().parse(text)
+        assert isinstance(records, _Module)
         return _Builder(text, name_hint).build(records)
     except _Issue as e:
         raise HloParseError(e.message, e.line, e.column, _source_line(text, e.line)) from None

@@ -117,7 +117,7 @@ class Shape:
             return False
         if self.is_tuple:
             return len(self.tuple_shapes) == len(other.tuple_shapes) and all(
-                a.compatible(b) for a, b in zip(self.tuple_shapes, other.tuple_shapes)
+                a.compatible(b) for a, b in zip(self.tuple_shapes, other.tuple_shapes, strict=True)
             )
         return self.dims == other.dims
 

@@ -29,7 +29,7 @@ def verify(module: HloModule) -> None:
     _check_computations(module)
     names: dict[str, HloComputation] = {}
     for comp in module.computations:
-        _check_structure(module, comp, names)
+        _check_structure(comp, names)
     _check_call_graph(module)
     for comp in module.computations:
         for instr in comp.instructions:
@@ -114,9 +114,7 @@ def _program_compatible(a: ProgramShape, b: ProgramShape) -> bool:
 # --- computation level ---------------------------------------------------------------------
 
 
-def _check_structure(
-    module: HloModule, comp: HloComputation, names: dict[str, HloComputation]
-) -> None:
+def _check_structure(comp: HloComputation, names: dict[str, HloComputation]) -> None:
     members = {id(i) for i in comp.instructions}
     if len(members) != len(comp.instructions):
         raise HloVerificationError(f"computation {comp.name} lists an instruction twice")
@@ -247,7 +245,7 @@ def _unique(instrs: Iterable[HloInstruction]) -> list[HloInstruction]:
 def _instruction_text(instr: HloInstruction) -> str:
     """XLA's text for one instruction when the printer exists, else a short repr."""
     try:
-        from hlo.printer import instruction_to_text  # noqa: PLC0415 (written concurrently)
+        from hlo.printer import instruction_to_text
     except ImportError:
         return repr(instr)
     try:

@@ -38,8 +38,15 @@ def _module(body: str, params: str, result: str, extra: str = "") -> str:
     )
 
 
-ADD_F32 = "add_f32 {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n\n"
-MAX_F32 = "max_f32 {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] maximum(a, b)\n}\n\n"
+
+
+def _scalar_binary(name: str, opcode: str) -> str:
+    return (f"{name} {{\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n"
+            f"  ROOT r = f32[] {opcode}(a, b)\n}}\n\n")
+
+
+ADD_F32 = _scalar_binary("add_f32", "add")
+MAX_F32 = _scalar_binary("max_f32", "maximum")
 LT_F32 = ("lt_f32 {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n"
           "  ROOT c = pred[] compare(a, b), direction=LT\n}\n\n")
 GE_F32 = ("ge_f32 {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n"
@@ -57,8 +64,9 @@ def _unary(op: Opcode, dtype: str = "f32", lo: float = -3.0, hi: float = 3.0,
     elif dtype == "pred":
         gen = lambda r: [r.integers(0, 2, (3, 4)).astype(np.bool_)]  # noqa: E731
     elif dtype == "c64":
-        gen = lambda r: [(r.uniform(-2, 2, (3, 4)) + 1j * r.uniform(-2, 2, (3, 4))).astype(  # noqa: E731
-            np.complex64)]
+        gen = lambda r: [  # noqa: E731
+            (r.uniform(-2, 2, (3, 4)) + 1j * r.uniform(-2, 2, (3, 4))).astype(np.complex64)
+        ]
     else:
         gen = _f32(3, 4, lo=lo, hi=hi)
     return OpRecord(op, op.value, _module(body, f"{dtype}[3,4]{{1,0}}", f"{out}[3,4]{{1,0}}"), gen)
@@ -71,7 +79,9 @@ def _binary(op: Opcode, dtype: str = "f32", lo: float = -3.0, hi: float = 3.0,
             f"  ROOT z = {out}[3,4]{{1,0}} {op.value}(x, y)")
     params = f"{dtype}[3,4]{{1,0}}, {dtype}[3,4]{{1,0}}"
     if ints:
-        gen: ArgsFn = lambda r: [r.integers(-50, 50, (3, 4)).astype(np.int32) for _ in "ab"]  # noqa: E731
+        gen: ArgsFn = lambda r: [  # noqa: E731
+            r.integers(-50, 50, (3, 4)).astype(np.int32) for _ in "ab"
+        ]
     elif dtype == "pred":
         gen = lambda r: [r.integers(0, 2, (3, 4)).astype(np.bool_) for _ in "ab"]  # noqa: E731
     else:
@@ -243,7 +253,8 @@ _BN5_BODY = ("  x = f32[2,3,4]{2,1,0} parameter(0)\n  s = f32[4]{0} parameter(1)
 
 
 def _bn_args(r: np.random.Generator) -> list[np.ndarray]:
-    return [r.uniform(-1, 1, (2, 3, 4)).astype(np.float32), r.uniform(0.5, 1, 4).astype(np.float32),
+    return [r.uniform(-1, 1, (2, 3, 4)).astype(np.float32),
+            r.uniform(0.5, 1, 4).astype(np.float32),
             r.uniform(-1, 1, 4).astype(np.float32), r.uniform(-1, 1, 4).astype(np.float32),
             r.uniform(0.5, 1, 4).astype(np.float32)]
 
@@ -260,7 +271,7 @@ _BRANCHES = (
     "double {\n  a = f32[4]{0} parameter(0)\n  ROOT d = f32[4]{0} add(a, a)\n}\n\n"
     "square {\n  a = f32[4]{0} parameter(0)\n  ROOT d = f32[4]{0} multiply(a, a)\n}\n\n"
 )
-_MUL_F32 = "mul_f32 {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT m = f32[] multiply(a, b)\n}\n\n"
+_MUL_F32 = _scalar_binary("mul_f32", "multiply")
 
 RECORDS += [
     _rec(O.BATCH_NORM_INFERENCE, _BN5, "f32[2,3,4]{2,1,0}",

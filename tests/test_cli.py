@@ -44,7 +44,7 @@ def matmul_hlo(tmp_path: Path) -> Path:
     return path
 
 
-# --- errors ----------------------------------------------------------------------------------------
+# --- errors --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cpp_class, fragment", [
     ("foo::1bar", "component '1bar' is not a C++ identifier"),
     ("foo::", "empty component"),
@@ -98,8 +98,10 @@ def test_input_sources_are_exclusive(capsys, matmul_hlo: Path) -> None:
 
 def test_graph_input_without_the_tf_frontend(capsys, monkeypatch) -> None:
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "compiler.tf" else real_find_spec(name, *a))
+    def find_spec(name: str, *rest: object) -> object:
+        return None if name == "compiler.tf" else real_find_spec(name, *rest)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert_user_error(cli(capsys, "--graph", "g.pb", "--config", "c.pbtxt", "--cpp_class", "A"),
                       "TensorFlow GraphDef frontend (compiler.tf) is not available yet")
 
@@ -124,7 +126,7 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
 
 
-# --- outputs ---------------------------------------------------------------------------------------
+# --- outputs -------------------------------------------------------------------------------------
 def test_tfcompile_defaults(capsys, matmul_hlo: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "foo::bar::MatMulComp")

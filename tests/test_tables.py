@@ -48,5 +48,5 @@ def test_record_parses_prints_verifies_and_evaluates(rec) -> None:
     results = hlo.evaluate(module, *args)
     leaves = module.entry_computation.root.shape.leaves()
     assert len(results) == len(leaves)
-    for got, shape in zip(results, leaves):
+    for got, shape in zip(results, leaves, strict=True):
         assert got.dtype == shape.element_type.numpy and got.shape == shape.dims

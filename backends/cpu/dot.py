@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.elemental_convert import convert
 from backends.llvm.index import linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
-    F32,
-    I16,
     I32,
     alloca_at_entry,
     const,
@@ -38,7 +37,6 @@ from backends.llvm.irutil import (
     loop_nest,
 )
 from hlo.dtypes import PrimitiveType
-from hlo.errors import UnsupportedOpError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
@@ -61,64 +59,11 @@ def accumulation_type(t: PrimitiveType) -> PrimitiveType:
     return t
 
 
-def _bf16_to_f32(b: ir.IRBuilder, bits: ir.Value) -> ir.Value:
-    # A bf16 is the upper half of an f32 with the same value.
-    wide = b.shl(b.zext(bits, I32), ir.Constant(I32, 16))
-    return b.bitcast(wide, F32)
-
-
-def _f32_to_bf16(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
-    # Round to nearest even on the upper 16 bits; NaNs stay (quiet) NaNs.
-    bits = b.bitcast(value, I32)
-    lsb = b.and_(b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 1))
-    rounded = b.add(b.add(bits, ir.Constant(I32, 0x7FFF)), lsb)
-    quiet_nan = b.or_(b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 0x40))
-    is_nan = b.fcmp_unordered("uno", value, value)
-    top = b.select(is_nan, quiet_nan, b.lshr(rounded, ir.Constant(I32, 16)))
-    return b.trunc(top, I16)
-
-
 def convert_scalar(
     b: ir.IRBuilder, value: ir.Value, src: PrimitiveType, dst: PrimitiveType
 ) -> ir.Value:
-    """Convert a register value of type `src` to `dst` for accumulation and result stores.
-
-    Supports every widening conversion a contraction needs (integer to wider integer or to
-    float, f16/bf16 to f32, f32 to f64, PRED to numbers) and the rounding back from f32 to
-    f16/bf16. Other pairs raise UnsupportedOpError.
-    """
-    if src is dst:
-        return value
-    dst_ty = llvm_type(dst)
-    if src is _T.BF16:
-        return convert_scalar(b, _bf16_to_f32(b, value), _T.F32, dst)
-    if dst is _T.BF16:
-        return _f32_to_bf16(b, convert_scalar(b, value, src, _T.F32))
-    if src.is_pred and (dst.is_integer or dst.is_float):
-        return b.zext(value, dst_ty) if dst.is_integer else b.uitofp(value, dst_ty)
-    if src.is_integer and dst.is_integer:
-        if dst.bits > src.bits:
-            return b.sext(value, dst_ty) if src.is_signed else b.zext(value, dst_ty)
-        if dst.bits < src.bits:
-            return b.trunc(value, dst_ty)
-        return value
-    if src.is_integer and dst.is_float:
-        return b.sitofp(value, dst_ty) if src.is_signed else b.uitofp(value, dst_ty)
-    if src.is_float and dst.is_float:
-        if dst.bits > src.bits:
-            return b.fpext(value, dst_ty)
-        return b.fptrunc(value, dst_ty)
-    if src.is_float and dst.is_complex:
-        part = convert_scalar(b, value, src, _T.F32 if dst is _T.C64 else _T.F64)
-        zero = ir.Constant(part.type, 0.0)
-        return b.insert_value(b.insert_value(ir.Constant(dst_ty, ir.Undefined), part, 0), zero, 1)
-    if src.is_complex and dst.is_complex:
-        part_t = _T.F32 if dst is _T.C64 else _T.F64
-        src_part = _T.F32 if src is _T.C64 else _T.F64
-        re = convert_scalar(b, b.extract_value(value, 0), src_part, part_t)
-        im = convert_scalar(b, b.extract_value(value, 1), src_part, part_t)
-        return b.insert_value(b.insert_value(ir.Constant(dst_ty, ir.Undefined), re, 0), im, 1)
-    raise UnsupportedOpError(f"no accumulation conversion from {src.value} to {dst.value}")
+    """`value` of element type `src` converted to `dst` with XLA's convert semantics."""
+    return convert(b, src, dst, value)
 
 
 def add_scalar(b: ir.IRBuilder, t: PrimitiveType, x: ir.Value, y: ir.Value) -> ir.Value:

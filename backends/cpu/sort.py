@@ -16,6 +16,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.elemental_convert import compare
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I1,
@@ -190,21 +191,6 @@ def emit_sort(
                 y.store_linear(b, at(t), value)
 
 
-def total_order_key(b: ir.IRBuilder, value: ir.Value, t: PrimitiveType) -> ir.Value:
-    """A signed integer whose order is the IEEE total order of the float `value`.
-
-    Negative floats have their magnitude bits flipped, so that larger magnitudes sort lower;
-    integers are returned unchanged (compare them with their own signedness).
-    """
-    if not t.is_float:
-        return value
-    int_ty = ir.IntType(t.bits)
-    bits = value if t is _T.BF16 else b.bitcast(value, int_ty)
-    magnitude = ir.Constant(int_ty, (1 << (t.bits - 1)) - 1)
-    negative = b.icmp_signed("<", bits, ir.Constant(int_ty, 0))
-    return b.select(negative, b.xor(bits, magnitude), bits)
-
-
 @emits(Opcode.TOPK)
 def emit_topk(
     ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue], out: BufferValue
@@ -223,17 +209,14 @@ def emit_topk(
     index_shape = Shape.array(_T.S64, (n,))
     perm = ctx.temp_array(index_shape, name="topk.perm")
     scratch = ctx.temp_array(index_shape, name="topk.scratch")
-    signed = t.is_float or t.is_signed
+    order = "TOTALORDER" if t.is_float else None
     with for_range(b, 0, rows, name="topk.row") as r:
         base = b.mul(r, i64(n), flags=_NOWRAP)
 
         def less(bb: ir.IRBuilder, p: ir.Value, q: ir.Value) -> ir.Value:
-            kp = total_order_key(bb, x.load_linear(bb, bb.add(base, p)), t)
-            kq = total_order_key(bb, x.load_linear(bb, bb.add(base, q)), t)
-            op = ">" if largest else "<"
-            if t.is_pred:
-                kp, kq = bb.zext(kp, ir.IntType(8)), bb.zext(kq, ir.IntType(8))
-            return (bb.icmp_signed if signed else bb.icmp_unsigned)(op, kp, kq)
+            xp = x.load_linear(bb, bb.add(base, p))
+            xq = x.load_linear(bb, bb.add(base, q))
+            return compare(bb, t, "GT" if largest else "LT", order, xp, xq)
 
         sorted_perm = stable_sort_positions(ctx, n, less, perm, scratch)
         out_base = b.mul(r, i64(k), flags=_NOWRAP)

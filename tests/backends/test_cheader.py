@@ -182,6 +182,10 @@ def test_cpp_class_components() -> None:
     (["x", "x"], "'x' is given twice"),
     (["x", "2y"], r"arg_names\[1\] '2y' is not a C\+\+ identifier"),
     (["x", "new"], "keyword"),
+    (["data", "y"], r"'data' would define arg_data\(\), which clashes with the generic"),
+    (["x", "x_data"], r"'x_data' would define arg_x_data\(\), which clashes with the "
+                      "accessors of arg 'x'"),
+    (["x_count", "x"], r"'x' would define arg_x_count\(\), which clashes"),
 ])
 def test_bad_names(names: list[str], message: str) -> None:
     with pytest.raises(ArgumentError, match=message):
@@ -277,8 +281,9 @@ def test_header_compiles_cleanly_as_cpp17_and_c11(tmp_path: Path) -> None:
     warn = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
     for name, spec in specs.items():
         (tmp_path / f"{name}.h").write_text(generate_header(spec))
-        (tmp_path / f"{name}_use.cc").write_text(f'#include "{name}.h"\nint main() {{ return 0; }}\n')
-        (tmp_path / f"{name}_use.c").write_text(f'#include "{name}.h"\nint main(void) {{ return 0; }}\n')
+        include = f'#include "{name}.h"\n'
+        (tmp_path / f"{name}_use.cc").write_text(include + "int main() { return 0; }\n")
+        (tmp_path / f"{name}_use.c").write_text(include + "int main(void) { return 0; }\n")
         (tmp_path / f"{name}_glue.c").write_text(glue_source(spec, f"{name}.h"))
         (tmp_path / f"{name}_impl.cc").write_text(
             f"#define {spec.implementation_macro}\n#include \"{name}.h\"\n")
@@ -365,7 +370,8 @@ def test_c_api_metadata_and_run(tmp_path: Path) -> None:
     assert [get("arg_type", i) for i in range(3)] == [b"s32", b"f64", b"u8"]
     assert [get("arg_name", i) for i in range(3)] == [b"a", b"s", None]
     assert [get("result_name", i) for i in range(2)] == [b"y", b"positive"]
-    assert (get("result_size", 0), get("result_type", 1), get("result_rank", 1)) == (192, b"pred", 0)
+    assert get("result_size", 0) == 192
+    assert (get("result_type", 1), get("result_rank", 1)) == (b"pred", 0)
     assert [get("lookup_arg_index", n) for n in (b"a", b"s", b"y", b"")] == [0, 1, -1, -1]
     assert get("lookup_arg_index", None) == -1
     assert get("lookup_result_index", b"positive") == 1
@@ -412,7 +418,7 @@ def test_c_api_run_rejects_bad_buffers(tmp_path: Path) -> None:
     assert api.ns_Multi_error_message() == b"ns::Multi: argument array is NULL"
 
 
-# --- what export writes, and its failures ----------------------------------------------------------
+# --- what export writes, and its failures ------------------------------------------------------
 def test_cross_target_writes_object_and_header_only(tmp_path: Path) -> None:
     lib = export(tmp_path, matmul_artifact(triple=AARCH64), "foo::bar::MatMulComp")
     assert lib.library_path is None

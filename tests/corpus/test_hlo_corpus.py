@@ -27,7 +27,7 @@ def assert_outputs_match(case: dict, got: tuple, want: list[np.ndarray]) -> None
     """The corpus comparison rule; the message names the case and the output."""
     name = case["name"]
     assert len(got) == len(want), f"{name}: {len(got)} outputs, expected {len(want)}"
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
         g = np.asarray(g)
         assert g.dtype == w.dtype, f"{name} out{i}: dtype {g.dtype}, expected {w.dtype}"
         assert g.shape == w.shape, f"{name} out{i}: shape {g.shape}, expected {w.shape}"

@@ -381,7 +381,8 @@ def test_defaults_are_omitted_and_required_printed() -> None:
     p = comp.add(Opcode.PARAMETER, shape=Shape.array(T.F32, (4,)), parameter_number=0)
     sort = comp.add(Opcode.SORT, [p], shape=p.shape, dimensions=(0,), is_stable=False,
                     to_apply=comp)
-    assert instruction_to_text(sort) == "sort = f32[4]{0} sort(parameter), dimensions={0}, to_apply=main"
+    expected = "sort = f32[4]{0} sort(parameter), dimensions={0}, to_apply=main"
+    assert instruction_to_text(sort) == expected
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -412,6 +413,12 @@ ERRORS = [
     (_P + "  ROOT a = f32[2] negate(0)\n}", 3, "expected an operand name"),
     (_P + "  ROOT a = f32[2] parameter(p)\n}", 3, "takes its parameter_number in parentheses"),
     (_P + "  ROOT a = f32[2] parameter(0)\n}", 3, "duplicate parameter number 0"),
+    (_P + "  ROOT a = f32[2] parameter(-1)\n}", 3, "parameter_number must be >= 0"),
+    (_P + "  ROOT a = token[2] after-all()\n}", 3, "a token shape has no dimensions"),
+    ("HloModule m, entry_computation_layout={()->f32[]}, entry_computation_layout={()->f32[]}"
+     "\nENTRY e {\n  ROOT p = f32[] parameter(0)\n}", 1, "duplicate entry_computation_layout"),
+    ("HloModule m, a=1, a=2\nENTRY e {\n  ROOT p = f32[] parameter(0)\n}", 1,
+     "duplicate module attribute 'a'"),
     (_P + "  ROOT a = f32[2] add(b, p)\n  b = f32[2] add(a, p)\n}", 4, "cycle"),
     (_P + "  ROOT a = f32[2] negate(p)\n  ROOT b = f32[2] negate(p)\n}", 4, "more than one ROOT"),
     (_P + "  ROOT a = q16[2] negate(p)\n}", 3, "unknown element type 'q16'"),

@@ -97,8 +97,6 @@ def test_declared_shape_disagrees_with_rule() -> None:
 
 def test_shape_rule_rejects_instruction() -> None:
     m, ins = build()
-    ins["s"].attrs["dimensions"] = (0,)  # harmless extra attribute: still valid
-    verify(m)
     ins["r"].attrs["dimensions"] = (3,)
     broken(m, "instruction r", "shape check failed", "reduce", "out of range")
 
@@ -113,8 +111,6 @@ def test_called_computation_signature_mismatch() -> None:
 
 def test_reducer_signature_checked_from_caller() -> None:
     m, ins = build()
-    region = ins["a"].parent
-    assert region is not None
     for name in ("a", "b", "a_plus_b"):
         ins[name].shape = Shape.array(PrimitiveType.S32, (), ())
     broken(m, "instruction r", "to_apply")
@@ -273,7 +269,7 @@ _PARSER = REPO / "hlo" / "parser.py"
 )
 @pytest.mark.parametrize("case", corpus_cases("hlo"), ids=lambda c: c["name"])
 def test_corpus_module_verifies(case: dict) -> None:
-    from hlo.parser import parse  # noqa: PLC0415 (guarded above)
+    from hlo.parser import parse
 
     text = Path(CORPUS / "hlo" / case["hlo"]).read_text()
     verify(parse(text))

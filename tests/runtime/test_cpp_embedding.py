@@ -366,7 +366,7 @@ def run_case_through_harness(tmp_path: Path, name: str) -> None:
         np.ascontiguousarray(a).tofile(data / f"arg{i}.bin")
     run(["./harness", str(data)], tmp_path)
     got = []
-    for j, (w, b) in enumerate(zip(want, lib.spec.results)):
+    for j, (w, b) in enumerate(zip(want, lib.spec.results, strict=True)):
         got.append(np.fromfile(data / f"out{j}.bin", dtype=w.dtype).reshape(b.dims))
     assert_outputs_match(case, tuple(got), want)
 

@@ -1,0 +1,208 @@
+"""CPU reduction kernels (backends/cpu/reduction.py) against the reference evaluator.
+
+reduce: reduced dims innermost (register accumulators), outermost or interleaved
+(accumulation in the output), all or none of the dims, a non-identity init, variadic
+argmax, zero-size inputs, and the split accumulation of long reductions (which must stay
+within f32 rounding of the exact sum). reduce-window: padding, strides, base and window
+dilation, variadic windows, non-identity inits. select-and-scatter: overlapping windows,
+padding, and the first-selected-wins rule for ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.backends.cpu.test_kernels_common import (
+    check,
+    compile_and_run,
+    module_text,
+    scalar_computation,
+)
+
+RNG = np.random.default_rng(5)
+ADD_F32 = scalar_computation("add", "f32", "add")
+MAX_F32 = scalar_computation("max", "f32", "maximum")
+
+ARGMAX = """argmax {
+  v0 = f32[] parameter(0)
+  i0 = s32[] parameter(1)
+  v1 = f32[] parameter(2)
+  i1 = s32[] parameter(3)
+  gt = pred[] compare(v0, v1), direction=GT
+  eq = pred[] compare(v0, v1), direction=EQ
+  lt = pred[] compare(i0, i1), direction=LT
+  tie = pred[] and(eq, lt)
+  pick = pred[] or(gt, tie)
+  v = f32[] select(pick, v0, v1)
+  i = s32[] select(pick, i0, i1)
+  ROOT r = (f32[], s32[]) tuple(v, i)
+}
+
+"""
+
+
+def reduce_module(dtype: str, dims: tuple[int, ...], reduced: tuple[int, ...], op: str,
+                  init: str) -> str:
+    kept = [d for k, d in enumerate(dims) if k not in reduced]
+    shape = ",".join(map(str, dims))
+    out = ",".join(map(str, kept))
+    return module_text(
+        [f"{dtype}[{shape}]"],
+        [f"init = {dtype}[] constant({init})",
+         f"r = {dtype}[{out}] reduce(p0, init), dimensions={{{','.join(map(str, reduced))}}}, "
+         f"to_apply=comb"],
+        scalar_computation("comb", dtype, op),
+    )
+
+
+@pytest.mark.parametrize("dims,reduced", [
+    ((4, 10), (1,)), ((4, 10), (0,)), ((3, 4, 5), (0, 2)), ((3, 4, 5), (1,)),
+    ((2, 3, 4, 5), (1, 2, 3)), ((7, 300), (1,)), ((300, 7), (0,)), ((6,), ()),
+    ((2, 3, 2, 3, 2, 3), (0, 2, 4)),
+])
+def test_reduce_sum_layouts(dims: tuple[int, ...], reduced: tuple[int, ...]) -> None:
+    x = RNG.standard_normal(dims).astype(np.float32)
+    check(reduce_module("f32", dims, reduced, "add", "0.25"), x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["add", "multiply", "maximum", "minimum", "and", "or", "xor"])
+def test_reduce_integer_combiners(op: str) -> None:
+    x = RNG.integers(-9, 9, (5, 100)).astype(np.int32)
+    check(reduce_module("s32", (5, 100), (1,), op, "3"), x)
+
+
+def test_reduce_nonidentity_init_is_applied_once() -> None:
+    # 40 elements take the split path; the init must still count exactly once.
+    x = np.ones((3, 40), np.float32)
+    (got,) = check(reduce_module("f32", (3, 40), (1,), "add", "100"), x)
+    np.testing.assert_array_equal(got, np.full(3, 140.0, np.float32))
+
+
+def test_long_f32_sum_is_accurate() -> None:
+    x = RNG.uniform(0.0, 1.0, 1 << 20).astype(np.float32)
+    (got,) = compile_and_run(reduce_module("f32", (1 << 20,), (0,), "add", "0"), x)
+    exact = x.astype(np.float64).sum()
+    assert abs(float(got) - exact) <= 1e-5 * exact
+
+
+def test_long_s32_sum_is_exact() -> None:
+    x = RNG.integers(-1000, 1000, 100003).astype(np.int32)
+    check(reduce_module("s32", (100003,), (0,), "add", "0"), x)
+
+
+def test_reduce_max_propagates_nan() -> None:
+    x = RNG.standard_normal((2, 64)).astype(np.float32)
+    x[1, 37] = np.nan
+    (got,) = check(reduce_module("f32", (2, 64), (1,), "maximum", "-inf"), x)
+    assert np.isnan(got[1]) and not np.isnan(got[0])
+
+
+def test_reduce_f16_max() -> None:
+    x = RNG.standard_normal((4, 10)).astype(np.float16)
+    check(reduce_module("f16", (4, 10), (1,), "maximum", "-inf"), x)
+
+
+@pytest.mark.parametrize("dims,reduced", [((0, 3), (0,)), ((3, 0), (1,)), ((0, 3), (1,))])
+def test_reduce_zero_size(dims: tuple[int, ...], reduced: tuple[int, ...]) -> None:
+    x = np.zeros(dims, np.float32)
+    check(reduce_module("f32", dims, reduced, "add", "1.5"), x)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_variadic_argmax(axis: int) -> None:
+    x = RNG.integers(0, 4, (6, 37)).astype(np.float32)
+    iota_dim = axis
+    kept = 37 if axis == 0 else 6
+    text = module_text(
+        ["f32[6,37]"],
+        [f"iota = s32[6,37] iota(), iota_dimension={iota_dim}",
+         "minus_inf = f32[] constant(-inf)",
+         "zero = s32[] constant(0)",
+         f"r = (f32[{kept}], s32[{kept}]) reduce(p0, iota, minus_inf, zero), "
+         f"dimensions={{{axis}}}, to_apply=argmax"],
+        ARGMAX,
+    )
+    values, indices = check(text, x)
+    np.testing.assert_array_equal(indices, x.argmax(axis=axis))
+
+
+def window_module(dtype: str, in_dims: tuple[int, ...], out_dims: tuple[int, ...],
+                  window: str, op: str, init: str) -> str:
+    shape = ",".join(map(str, in_dims))
+    out = ",".join(map(str, out_dims))
+    return module_text(
+        [f"{dtype}[{shape}]"],
+        [f"init = {dtype}[] constant({init})",
+         f"r = {dtype}[{out}] reduce-window(p0, init), window={{{window}}}, to_apply=comb"],
+        scalar_computation("comb", dtype, op),
+    )
+
+
+@pytest.mark.parametrize("in_dims,out_dims,window", [
+    ((3, 6), (3, 6), "size=1x6 pad=0_0x5_0"),
+    ((2, 8, 8, 3), (2, 4, 4, 3), "size=1x2x2x1 stride=1x2x2x1"),
+    ((2, 7, 7, 3), (2, 4, 4, 3), "size=1x3x3x1 stride=1x2x2x1 pad=0_0x1_1x1_1x0_0"),
+    ((4, 6), (5, 5), "size=2x3 stride=1x2 pad=1_1x1_2 lhs_dilate=2x1 rhs_dilate=1x2"),
+    ((5,), (3,), "size=3 stride=2 pad=-1_2"),
+])
+@pytest.mark.parametrize("op,init", [("add", "0.5"), ("maximum", "-inf")])
+def test_reduce_window(in_dims: tuple[int, ...], out_dims: tuple[int, ...], window: str,
+                       op: str, init: str) -> None:
+    x = RNG.standard_normal(in_dims).astype(np.float32)
+    check(window_module("f32", in_dims, out_dims, window, op, init), x, rtol=1e-5, atol=1e-5)
+
+
+def test_variadic_reduce_window() -> None:
+    x = RNG.integers(0, 5, (3, 8)).astype(np.float32)
+    text = module_text(
+        ["f32[3,8]"],
+        ["iota = s32[3,8] iota(), iota_dimension=1",
+         "minus_inf = f32[] constant(-inf)",
+         "zero = s32[] constant(0)",
+         "r = (f32[3,4], s32[3,4]) reduce-window(p0, iota, minus_inf, zero), "
+         "window={size=1x3 stride=1x2 pad=0_0x1_0}, to_apply=argmax"],
+        ARGMAX,
+    )
+    check(text, x)
+
+
+GE_F32 = """ge {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT c = pred[] compare(a, b), direction=GE
+}
+
+"""
+
+
+@pytest.mark.parametrize("in_dims,src_dims,window", [
+    ((4, 6), (2, 3), "size=2x2 stride=2x2"),
+    ((5, 7), (3, 4), "size=2x3 stride=2x2 pad=0_1x1_1"),
+    ((6, 6), (4, 4), "size=3x3 stride=1x1"),
+])
+def test_select_and_scatter(in_dims: tuple[int, ...], src_dims: tuple[int, ...],
+                            window: str) -> None:
+    x = RNG.integers(0, 3, in_dims).astype(np.float32)  # many ties: first selected wins
+    source = RNG.standard_normal(src_dims).astype(np.float32)
+    text = module_text(
+        [f"f32[{','.join(map(str, in_dims))}]", f"f32[{','.join(map(str, src_dims))}]"],
+        ["zero = f32[] constant(0)",
+         f"r = f32[{','.join(map(str, in_dims))}] select-and-scatter(p0, p1, zero), "
+         f"window={{{window}}}, select=ge, scatter=add"],
+        GE_F32 + ADD_F32,
+    )
+    check(text, x, source, rtol=1e-6, atol=1e-6)
+
+
+def test_select_and_scatter_with_nonzero_init() -> None:
+    x = RNG.standard_normal((4, 4)).astype(np.float32)
+    source = RNG.standard_normal((2, 2)).astype(np.float32)
+    text = module_text(
+        ["f32[4,4]", "f32[2,2]"],
+        ["init = f32[] constant(10)",
+         "r = f32[4,4] select-and-scatter(p0, p1, init), window={size=2x2 stride=2x2}, "
+         "select=ge, scatter=add"],
+        GE_F32 + ADD_F32,
+    )
+    check(text, x, source)
