@@ -177,7 +177,7 @@ def _idivide(e: ElementalEmitter, xs: Sequence[ir.Value], signed: bool) -> ir.Va
     else:
         safe = b.select(zero, _iconst(rhs, 1), rhs)
         quotient = b.udiv(lhs, safe)
-    return b.select(zero, _iconst(lhs, -1), quotient)
+    return b.select(zero, _iconst(lhs, 0), quotient)
 
 
 def _iremainder(e: ElementalEmitter, xs: Sequence[ir.Value], signed: bool) -> ir.Value:

@@ -156,7 +156,12 @@ def infer_shape(
         raise ShapeError(
             f"{opcode.value} takes {opdef.arity} operand(s), got {len(operand_shapes)}"
         )
-    shape = opdef.shape_rule(operand_shapes, as_rule_attrs(attrs), declared)
+    try:
+        shape = opdef.shape_rule(operand_shapes, as_rule_attrs(attrs), declared)
+    except ShapeError as e:
+        if str(e).startswith(opcode.value):
+            raise
+        raise ShapeError(f"{opcode.value}: {e}") from None
     if not isinstance(shape, Shape):
         raise InternalError(f"shape rule of {opcode.value} returned {shape!r}")
     return shape

@@ -74,10 +74,12 @@ class _Value:
 
 @dataclass(slots=True)
 class _Lit:
-    """A `{...}` list, `(...)` tuple or elided `{...}` literal; scalars stay Tokens."""
+    """A `{...}` list, an innermost `{...}` row of element texts, a `(...)` tuple, or an
+    elided `{...}`; scalars stay Tokens."""
 
-    form: str  # "list" | "tuple" | "elided"
+    form: str  # "list" | "row" | "tuple" | "elided"
     items: list[Any]
+    token: Token | None = None  # rows: where the row starts, for errors in its elements
 
 
 @dataclass(slots=True)
@@ -126,6 +128,7 @@ def _value(child: Token | _Value) -> _Value:
 
 
 _DIM = re.compile(r"[0-9]{1,19}")
+_COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
 def _dims(token: Token, text: str) -> tuple[int, ...]:
@@ -240,8 +243,17 @@ class _Records(lark.Transformer):  # type: ignore[type-arg]
     def lit_tuple(self, children: list[Any]) -> _Lit:
         return _Lit("tuple", [c for c in children if c is not None])
 
-    def lit_elided(self, children: list[Any]) -> _Lit:
-        return _Lit("elided", children)
+    def lit_row(self, children: list[Any]) -> _Lit:
+        token = children[0]
+        inner = token[1:-1]
+        if "/" in inner:
+            inner = _COMMENTS.sub(" ", inner)
+        if inner.strip() == "...":
+            return _Lit("elided", [], token)
+        items = [item.strip() for item in inner.split(",")] if inner.strip() else []
+        if not all(items):
+            raise _Issue("empty element in literal", token)
+        return _Lit("row", items, token)
 
 
 @functools.cache
@@ -482,86 +494,111 @@ class _Builder:
         if et.is_complex:
             parts: list[complex] = []
             for leaf in leaves:
-                if not isinstance(leaf, _Lit) or leaf.form != "tuple" or len(leaf.items) != 2:
+                if not isinstance(leaf, _Lit) or len(leaf.items) != 2:
                     raise self.error(where, f"{et.value} elements are written (real, imag)")
-                pair = self.floats(leaf.items, complex_component(et).numpy, where)
+                pair = self.floats(self.scalars(leaf.items, where), complex_component(et).numpy)
                 parts.append(complex(float(pair[0]), float(pair[1])))
             values = np.array(parts, dtype=np.complex128).astype(et.numpy)
-        elif any(not isinstance(leaf, Token) for leaf in leaves):
+        elif any(isinstance(leaf, _Lit) for leaf in leaves):
             raise self.error(where, f"expected scalar {et.value} elements in the literal")
         elif et.is_float:
-            values = self.floats(leaves, et.numpy, where)
+            values = self.floats(leaves, et.numpy)
         else:
             values = self.integers(leaves, et)
         return values.reshape(shape.dims)
 
+    def scalars(self, items: list[Any], where: Token) -> list[tuple[str, Token]]:
+        if not all(isinstance(item, Token) for item in items):
+            raise self.error(where, "expected numbers in the literal")
+        return [(str(item), item) for item in items]
+
     def collect(self, node: Any, shape: Shape, depth: int, out: list[Any], where: Token) -> None:
+        """Append the leaves of `node` to `out`, checking its nesting against `shape`:
+        (text, token) for scalars, the `_Lit` itself for `(...)` complex elements."""
+        if isinstance(node, _Lit) and node.form == "elided":
+            raise self.error(node.token or where,
+                             "elided constant values ({...}) cannot be parsed")
         if depth == shape.rank:
-            if isinstance(node, _Lit) and node.form == "elided":
-                raise self.error(where, "elided constant values ({...}) cannot be parsed")
-            out.append(node)
+            if isinstance(node, Token):
+                out.append((str(node), node))
+            elif node.form == "tuple":
+                out.append(node)
+            else:
+                raise self.error(where, f"literal for shape {shape} is nested too deeply")
             return
         if not isinstance(node, _Lit) or node.form == "tuple":
             raise self.error(where, f"literal for shape {shape}: expected {{...}} with "
                              f"{shape.dims[depth]} elements at depth {depth}")
-        if node.form == "elided":
-            raise self.error(where, "elided constant values ({...}) cannot be parsed")
         if len(node.items) != shape.dims[depth]:
-            raise self.error(where, f"literal for shape {shape} has {len(node.items)} elements "
-                             f"at depth {depth}, expected {shape.dims[depth]}")
+            raise self.error(node.token or where, f"literal for shape {shape} has "
+                             f"{len(node.items)} elements at depth {depth}, "
+                             f"expected {shape.dims[depth]}")
+        if node.form == "row":
+            if node.items and depth != shape.rank - 1:
+                raise self.error(node.token or where, f"literal for shape {shape}: expected "
+                                 f"{{...}} lists at depth {depth + 1}")
+            out.extend((item, node.token) for item in node.items)
+            return
         for item in node.items:
             self.collect(item, shape, depth + 1, out, where)
 
-    def integers(self, leaves: list[Any], et: PrimitiveType) -> np.ndarray:
+    def integers(self, leaves: list[tuple[str, Token]], et: PrimitiveType) -> np.ndarray:
         values: list[int] = []
-        for leaf in leaves:
-            if et.is_pred:
-                if leaf not in _PRED_WORDS:
-                    raise self.error(leaf, f"expected true, false, 1 or 0 for pred, got '{leaf}'")
-                values.append(_PRED_WORDS[leaf])
+        info = None if et.is_pred else np.iinfo(et.numpy)
+        for text, at in leaves:
+            if info is None:
+                if text not in _PRED_WORDS:
+                    raise self.error(at, f"expected true, false, 1 or 0 for pred, got '{text}'")
+                values.append(_PRED_WORDS[text])
                 continue
-            value = self.integer(leaf, f"{et.value} literal")
-            info = np.iinfo(et.numpy)
+            if not _INT.fullmatch(text) or len(text) > 40:
+                raise self.error(at, f"expected an integer for {et.value}, got '{text}'")
+            value = int(text)
             if not info.min <= value <= info.max:
-                raise self.error(leaf, f"{value} is out of range for {et.value}")
+                raise self.error(at, f"{value} is out of range for {et.value}")
             values.append(value)
         return np.array(values, dtype=et.numpy)
 
-    def floats(self, leaves: list[Any], dtype: np.dtype, where: Token) -> np.ndarray:
+    def floats(self, leaves: list[tuple[str, Token]], dtype: np.dtype) -> np.ndarray:
         """Float elements of `dtype`, including signed NaNs and NaN payloads `nan(0x..)`."""
         wide = np.empty(len(leaves), dtype=np.float64)
-        nans: list[tuple[int, bool, int | None]] = []
-        for i, leaf in enumerate(leaves):
-            if not isinstance(leaf, Token):
-                raise self.error(where, "expected a floating-point number in the literal")
-            word = _FLOAT_WORD.fullmatch(leaf)
-            if word is not None and word.group(2) == "nan":
-                payload = int(word.group(3), 16) if word.group(3) else None
-                nans.append((i, word.group(1) == "-", payload))
-                wide[i] = math.nan
-            elif (word is not None and not word.group(3)) or _FLOAT.fullmatch(leaf):
-                wide[i] = float(leaf)
-            else:
-                raise self.error(leaf, f"expected a floating-point number, got '{leaf}'")
+        nans: list[tuple[int, bool, int | None, Token]] = []
+        for i, (text, at) in enumerate(leaves):
+            if _FLOAT.fullmatch(text):
+                wide[i] = float(text)
+                continue
+            word = _FLOAT_WORD.fullmatch(text)
+            if word is None or (word.group(2) == "inf" and word.group(3)):
+                raise self.error(at, f"expected a floating-point number, got '{text}'")
+            if word.group(2) == "inf":
+                wide[i] = -math.inf if word.group(1) == "-" else math.inf
+                continue
+            payload = int(word.group(3), 16) if word.group(3) else None
+            nans.append((i, word.group(1) == "-", payload, at))
+            wide[i] = math.nan
         with np.errstate(over="ignore"):
             values = wide.astype(dtype)
-        for i, leaf in enumerate(leaves):
-            if np.isinf(values[i]) and _FLOAT_WORD.fullmatch(leaf) is None:
-                raise self.error(leaf, f"{leaf} is out of range for {np.dtype(dtype).name}")
+        for i in np.flatnonzero(np.isinf(values) & np.isfinite(wide)).tolist():
+            text, at = leaves[i]
+            raise self.error(at, f"{text} is out of range for {np.dtype(dtype).name}")
+        for i in np.flatnonzero(np.isinf(wide)).tolist():
+            text, at = leaves[i]
+            if _FLOAT.fullmatch(text):
+                raise self.error(at, f"{text} is out of range for {np.dtype(dtype).name}")
         if nans:
-            self.set_nans(values, nans, where)
+            self.set_nans(values, nans)
         return values
 
-    def set_nans(self, values: np.ndarray, nans: list[tuple[int, bool, int | None]],
-                 where: Token) -> None:
+    def set_nans(self, values: np.ndarray,
+                 nans: list[tuple[int, bool, int | None, Token]]) -> None:
         mantissa = int(ml_dtypes.finfo(values.dtype).nmant)  # type: ignore[no-untyped-call]
         bits = values.dtype.itemsize * 8
         exponent = ((1 << (bits - 1)) - 1) & ~((1 << mantissa) - 1)
         raw = values.view(np.dtype(f"u{values.dtype.itemsize}"))
-        for i, negative, payload in nans:
+        for i, negative, payload, at in nans:
             payload = (1 << (mantissa - 1)) if payload is None else payload
             if not 0 < payload < (1 << mantissa):
-                raise self.error(where, f"NaN payload {payload:#x} does not fit "
+                raise self.error(at, f"NaN payload {payload:#x} does not fit "
                                  f"{mantissa} mantissa bits")
             raw[i] = (int(negative) << (bits - 1)) | exponent | payload
 

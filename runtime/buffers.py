@@ -27,7 +27,8 @@ def aligned_empty(dims: Sequence[int], dtype: np.dtype | type,
     nbytes = count * dt.itemsize
     raw = np.empty(nbytes + alignment, dtype=np.uint8)
     start = (-raw.ctypes.data) % alignment
-    return raw[start:start + nbytes].view(dt).reshape(tuple(int(d) for d in dims))
+    # The ndarray constructor keeps the offset even for zero-size arrays (a slice would not).
+    return np.ndarray(tuple(int(d) for d in dims), dtype=dt, buffer=raw, offset=start)
 
 
 def aligned_zeros(dims: Sequence[int], dtype: np.dtype | type,

@@ -51,7 +51,7 @@ class Target:
         _ensure_llvm()
         host = llvm.get_process_triple()
         triple = triple or host
-        is_host = llvm.Target.from_triple(triple).name == llvm.Target.from_triple(host).name
+        is_host = llvm_target(triple).name == llvm_target(host).name
         if cpu is None:
             cpu = llvm.get_host_cpu_name() if is_host else "generic"
         if features is None:
@@ -59,15 +59,19 @@ class Target:
         return Target(triple, cpu, features)
 
 
+def llvm_target(triple: str) -> llvm.Target:
+    """LLVM's target for `triple`; raises CompileError for a triple LLVM does not know."""
+    _ensure_llvm()
+    try:
+        return llvm.Target.from_triple(triple)
+    except RuntimeError as e:
+        raise CompileError(f"unknown target triple '{triple}': {e}") from None
+
+
 def target_machine(target: Target, opt_level: int = 3, jit: bool = False
                    ) -> llvm.TargetMachine:
     """A target machine generating position-independent code for `target`."""
-    _ensure_llvm()
-    try:
-        t = llvm.Target.from_triple(target.triple)
-    except RuntimeError as e:
-        raise CompileError(f"unknown target triple '{target.triple}': {e}") from None
-    return t.create_target_machine(
+    return llvm_target(target.triple).create_target_machine(
         cpu=target.cpu,
         features=target.features,
         opt=max(0, min(3, opt_level)),

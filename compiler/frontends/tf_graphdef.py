@@ -11,7 +11,7 @@ branches and loop frames) does a node live. It does not lower anything to HLO; t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,23 +330,6 @@ class TfGraph:
             self._consumers = table
         return self._consumers.get(name, [])
 
-    def reachable(self, roots: Iterable[str], stop: Callable[[TensorRef], bool]) -> list[TfNode]:
-        """Nodes that `roots` need through data and control edges, in graph order; a data
-        edge whose tensor satisfies `stop` (a fed tensor) is not followed."""
-        seen: set[str] = set()
-        stack = [r for r in roots if r in self.nodes]
-        while stack:
-            name = stack.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            node = self.nodes[name]
-            for ref in node.inputs:
-                if not stop(ref) and ref.node in self.nodes and ref.node not in seen:
-                    stack.append(ref.node)
-            stack.extend(c for c in node.controls if c in self.nodes and c not in seen)
-        return sorted((self.nodes[n] for n in seen), key=lambda n: n.order)
-
     # --- control-flow contexts --------------------------------------------------------------
     def is_loop_switch(self, node: TfNode) -> bool:
         """A Switch of a v1 while loop (its predicate comes straight from a LoopCond)."""
@@ -532,9 +515,8 @@ def tensor_to_array(tensor: Any, where: str) -> np.ndarray:
         if etype is PrimitiveType.PRED:
             flat = np.frombuffer(data, dtype=np.uint8) != 0
         else:
-            flat = np.frombuffer(data, dtype=dtype.newbyteorder("<")
-                                 if dtype.byteorder not in ("|",) and width > 1
-                                 and dtype.kind != "V" else dtype).astype(dtype)
+            # tensor_content is little-endian, as are all hosts this project targets.
+            flat = np.frombuffer(data, dtype=dtype).copy()
         return flat.reshape(dims)
     field = _VALUE_FIELDS[etype]
     values = list(getattr(tensor, field))

@@ -40,14 +40,22 @@ RULES: dict[Opcode, list[Rule]] = {}
 FAMILIES = ("canonical", "arith", "compare", "movement", "reduce")
 
 
-def rule(*opcodes: Opcode, option: str | None = None) -> Callable[[RuleFn], RuleFn]:
-    """Register `fn` as a rewrite of each of `opcodes` (after those registered before)."""
+RuleTable = dict[Opcode, list[Rule]]
+
+
+def rule(*opcodes: Opcode, option: str | None = None,
+         table: RuleTable | None = None) -> Callable[[RuleFn], RuleFn]:
+    """Register `fn` as a rewrite of each of `opcodes` (after those registered before).
+
+    `table` defaults to algsimp's RULES; kindred passes (reshape_transpose) keep their own.
+    """
+    target = RULES if table is None else table
 
     def register(fn: RuleFn) -> RuleFn:
         if not fn.__doc__ or "=>" not in fn.__doc__:
             raise AssertionError(f"rule {fn.__name__} needs its rewrite as docstring (X => Y)")
         for op in opcodes:
-            RULES.setdefault(op, []).append(Rule(fn, option))
+            target.setdefault(op, []).append(Rule(fn, option))
         return fn
 
     return register
