@@ -70,6 +70,10 @@ class ElementalEmitter:
             (the driver gives buffer loads; a fused emitter gives the fusion's operands).
     """
 
+    b: ir.IRBuilder
+    math: TargetMath
+    parameters: Mapping[int, Generator]
+
     def __init__(
         self,
         builder: ir.IRBuilder,
@@ -78,7 +82,7 @@ class ElementalEmitter:
     ) -> None:
         self.b = builder
         self.math = math
-        self.parameters: Mapping[int, Generator] = parameters or {}
+        self.parameters = parameters or {}
 
     @property
     def module(self) -> ir.Module:

@@ -106,11 +106,15 @@ def _frsqrt(e: ElementalEmitter, xs: Sequence[ir.Value]) -> ir.Value:
 
 
 def _flogistic(e: ElementalEmitter, xs: Sequence[ir.Value]) -> ir.Value:
-    """logistic(x) = 1 / (1 + exp(-x)); saturates to 0 and 1 without NaN."""
+    """logistic(x) = 1 / (1 + exp(-x)), computed as t / (1 + t) with t = exp(-|x|) for
+    negative x, so that exp never overflows and tiny results keep their precision."""
+    b = e.b
     x = xs[0]
     one = _fconst(x, 1.0)
-    denom = e.b.fadd(one, e.math.unary(e.b, "exp", e.b.fneg(x)))
-    return e.b.fdiv(one, denom)
+    t = e.math.unary(b, "exp", b.fneg(_fintrinsic(e, "fabs", [x])))
+    denom = b.fadd(one, t)
+    negative = b.fcmp_ordered("<", x, _fconst(x, 0.0))
+    return b.select(negative, b.fdiv(t, denom), b.fdiv(one, denom))
 
 
 FLOAT_OPS: dict[Opcode, ScalarOp] = {
@@ -177,7 +181,7 @@ def _idivide(e: ElementalEmitter, xs: Sequence[ir.Value], signed: bool) -> ir.Va
     else:
         safe = b.select(zero, _iconst(rhs, 1), rhs)
         quotient = b.udiv(lhs, safe)
-    return b.select(zero, _iconst(lhs, 0), quotient)
+    return b.select(zero, _iconst(lhs, -1), quotient)
 
 
 def _iremainder(e: ElementalEmitter, xs: Sequence[ir.Value], signed: bool) -> ir.Value:

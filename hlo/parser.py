@@ -576,9 +576,10 @@ class _Builder:
             payload = int(word.group(3), 16) if word.group(3) else None
             nans.append((i, word.group(1) == "-", payload, at))
             wide[i] = math.nan
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             values = wide.astype(dtype)
-        for i in np.flatnonzero(np.isinf(values) & np.isfinite(wide)).tolist():
+            overflowed = np.flatnonzero(np.isinf(values) & np.isfinite(wide)).tolist()
+        for i in overflowed:
             text, at = leaves[i]
             raise self.error(at, f"{text} is out of range for {np.dtype(dtype).name}")
         for i in np.flatnonzero(np.isinf(wide)).tolist():

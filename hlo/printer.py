@@ -85,16 +85,20 @@ def _float_texts(values: Any, element_type: PrimitiveType) -> list[str]:
     (`nan(0x1)`). Vectorised, since model constants can be large."""
     dtype = element_type.numpy
     flat = np.asarray(values, dtype=dtype).reshape(-1)
-    wide = flat.astype(np.float64).tolist()
     short, long = _FLOAT_DIGITS[element_type]
-    texts = [f"{x:.{short or long}g}" for x in wide]
-    if short is not None:
-        with np.errstate(over="ignore"):
-            back = np.array([float(t) for t in texts], dtype=np.float64).astype(dtype)
-        for i in np.flatnonzero(back != flat).tolist():
-            texts[i] = f"{wide[i]:.{long}g}"
+    # Signalling NaNs raise "invalid" in casts and comparisons; their bits are printed below.
+    with np.errstate(invalid="ignore", over="ignore"):
+        wide = flat.astype(np.float64).tolist()
+        spec = f".{short or long}g"
+        texts = [format(x, spec) for x in wide]
+        if short is not None and texts:
+            back = np.array(texts).astype(np.float64).astype(dtype)
+            spec = f".{long}g"
+            for i in np.flatnonzero(back != flat).tolist():
+                texts[i] = format(wide[i], spec)
+        nans = np.flatnonzero(np.isnan(flat)).tolist()
     raw = flat.view(np.dtype(f"u{dtype.itemsize}"))
-    for i in np.flatnonzero(np.isnan(flat)).tolist():
+    for i in nans:
         texts[i] = _nan_text(int(raw[i]), dtype)
     return texts
 
@@ -143,13 +147,13 @@ def _array_text(array: np.ndarray, element_type: PrimitiveType) -> str:
             pieces.append(f"{{ /*i{depth - 1}={index}*/" + (" " if size > 0 else ""))
         else:
             pieces.append("{ ")
-        for i in range(size):
-            if i:
-                pieces.append(", ")
-            if innermost:
-                pieces.append(flat[position])
-                position += 1
-            else:
+        if innermost:
+            pieces.append(", ".join(flat[position:position + size]))
+            position += size
+        else:
+            for i in range(size):
+                if i:
+                    pieces.append(", ")
                 emit(depth + 1, i)
         if rank == 1:
             pieces.append("}")
@@ -240,6 +244,12 @@ def _print_string(text: str) -> str:
     return '"' + "".join(escaped) + '"'
 
 
+def _print_float(value: Any) -> str:
+    # XLA keeps these attributes (epsilon) in f32; a double from text prints exactly too.
+    kind = PrimitiveType.F32 if isinstance(value, np.float32) else PrimitiveType.F64
+    return float_to_text(value, kind)
+
+
 def _print_ints(values: Sequence[int]) -> str:
     return "{" + ",".join(str(v) for v in values) + "}"
 
@@ -247,7 +257,7 @@ def _print_ints(values: Sequence[int]) -> str:
 _ATTR_PRINTERS: dict[AttrKind, Callable[[Any], str]] = {
     AttrKind.INT: str,
     AttrKind.INTS: _print_ints,
-    AttrKind.FLOAT: lambda v: float_to_text(v, PrimitiveType.F64),
+    AttrKind.FLOAT: _print_float,
     AttrKind.BOOL: lambda v: "true" if v else "false",
     AttrKind.ENUM: str,
     AttrKind.STRING: _print_string,

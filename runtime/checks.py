@@ -36,7 +36,7 @@ def _leaves(shape: Shape, value: Any, where: str, out: list[np.ndarray]) -> None
         if not isinstance(value, (tuple, list)) or len(value) != len(shape.tuple_shapes):
             raise ArgumentError(f"{where}: expected a tuple {_describe(shape)}, "
                                 f"got {_given(value)}")
-        for k, (s, v) in enumerate(zip(shape.tuple_shapes, value)):
+        for k, (s, v) in enumerate(zip(shape.tuple_shapes, value, strict=True)):
             _leaves(s, v, f"{where} element {k}", out)
         return
     if not shape.is_array:
@@ -72,7 +72,7 @@ def check_arguments(param_shapes: Sequence[Shape], args: Sequence[Any],
         raise ArgumentError(f"expected {len(param_shapes)} argument(s) ({expected}), "
                             f"got {len(args)}")
     out: list[np.ndarray] = []
-    for i, (shape, value) in enumerate(zip(param_shapes, args)):
+    for i, (shape, value) in enumerate(zip(param_shapes, args, strict=True)):
         name = f" ('{param_names[i]}')" if i < len(param_names) else ""
         _leaves(shape, value, f"argument {i}{name}", out)
     return out

@@ -1,11 +1,11 @@
 """Loading compiled CPU code into this process and calling it: the Executable.
 
-`Executable(artifact)` links the artifact's object code with LLVM's MCJIT (libm and
-other C library symbols resolve from the symbols already loaded in the process) and calls the entry point through
-ctypes, which releases the GIL for the duration of the call. Each call allocates its own
-results and temporary arena, so one Executable may be called from several threads at
-once. The per-call work is the argument check, the allocations and one foreign call; the
-ctypes types are built once.
+`Executable(artifact)` links the artifact's object code with LLVM's MCJIT (libm and other
+C library symbols resolve from the symbols already loaded in the process) and calls the
+entry point through ctypes, which releases the GIL for the duration of the call. Each
+call allocates its own results and temporary arena, so one Executable may be called from
+several threads at once. The per-call work is the argument check, the allocations and
+one foreign call; the ctypes types are built once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from backends.cpu import CpuArtifact
 from backends.cpu.object import Target, target_machine
 from hlo.errors import ArgumentError, CompileError
-from runtime.buffers import aligned_empty
+from runtime.buffers import ALIGNMENT, aligned_empty
 from runtime.checks import check_arguments
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -31,7 +31,7 @@ _LINK_LOCK = threading.Lock()
 
 def _runs_here(triple: str) -> bool:
     host = llvm.get_process_triple()
-    return llvm.Target.from_triple(triple).name == llvm.Target.from_triple(host).name
+    return bool(llvm.Target.from_triple(triple).name == llvm.Target.from_triple(host).name)
 
 
 class LoadedCode:
@@ -59,11 +59,24 @@ class LoadedCode:
         self.function = _ENTRY_TYPE(address)
 
 
+def data_address(a: np.ndarray) -> int:
+    """The address of a C-contiguous array's first element.
+
+    `ndarray.ctypes.data` costs microseconds; a ctypes view of a writeable buffer is several
+    times cheaper, so it is tried first (read-only and zero-size arrays fall back).
+    """
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return int(a.ctypes.data)
+
+
 class Executable:
     """A compiled module callable on numpy arrays: `exe(*arrays)`.
 
     Returns one ndarray for an array result, or the tuple of result leaves (nested tuples
-    flattened) for a tuple result.
+    flattened) for a tuple result. Results share one fresh 64-byte-aligned allocation per
+    call; the temporary arena is allocated once per thread and reused.
     """
 
     def __init__(self, artifact: CpuArtifact) -> None:
@@ -77,15 +90,37 @@ class Executable:
         self._temp_bytes = artifact.temp_bytes
         self._arg_array = ctypes.c_void_p * max(len(artifact.arg_shapes), 1)
         self._result_array = ctypes.c_void_p * max(len(self._results), 1)
+        # Fast argument check when every parameter is an array: exact type, dtype, dims.
+        self._fast: list[tuple[np.dtype, tuple[int, ...]]] | None = None
+        if all(p.is_array for p in self._params):
+            self._fast = [(p.element_type.numpy, p.dims) for p in self._params]
+        # Result k lives at byte offset _offsets[k] of one allocation of _result_bytes.
+        self._offsets: list[int] = []
+        total = 0
+        for dims, dtype in self._results:
+            self._offsets.append(total)
+            nbytes = int(np.prod(dims, dtype=np.int64)) * np.dtype(dtype).itemsize
+            total += -(-max(nbytes, 1) // ALIGNMENT) * ALIGNMENT
+        self._result_bytes = total
+        self._local = threading.local()
 
     @property
     def symbol(self) -> str:
         return self.artifact.symbol
 
     def __call__(self, *args: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-        leaves = check_arguments(self._params, args, self._names)
-        results = [aligned_empty(dims, dtype) for dims, dtype in self._results]
-        return self._run(leaves, results)
+        pointers = self._fast_pointers(args)
+        leaves: list[np.ndarray] = []
+        if pointers is None:
+            leaves = check_arguments(self._params, args, self._names)
+            pointers = [data_address(a) for a in leaves]
+        results, result_pointers = self._new_results()
+        self._call(pointers, result_pointers)
+        # `leaves` (copies of non-contiguous arguments) lived until the call returned.
+        del leaves
+        if self._tuple_result or not results:
+            return tuple(results)
+        return results[0]
 
     def run_into(self, args: Sequence[Any], results: Sequence[np.ndarray]) -> None:
         """Run writing into caller-owned result arrays (C-contiguous, right shape/dtype)."""
@@ -93,23 +128,50 @@ class Executable:
         if len(results) != len(self._results):
             raise ArgumentError(f"expected {len(self._results)} result array(s), "
                                 f"got {len(results)}")
-        for k, (r, (dims, dtype)) in enumerate(zip(results, self._results)):
+        for k, (r, (dims, dtype)) in enumerate(zip(results, self._results, strict=True)):
             if (not isinstance(r, np.ndarray) or r.shape != dims or r.dtype != dtype
                     or not r.flags.c_contiguous or not r.flags.writeable):
                 raise ArgumentError(f"result {k}: expected a writeable C-contiguous "
                                     f"{dtype}{list(dims)} array")
-        self._run(leaves, list(results))
+        self._call([data_address(a) for a in leaves], [data_address(r) for r in results])
 
-    def _run(self, leaves: list[np.ndarray], results: list[np.ndarray]
-             ) -> np.ndarray | tuple[np.ndarray, ...]:
-        temps = aligned_empty((self._temp_bytes,), np.uint8) if self._temp_bytes else None
-        argv = self._arg_array(*[a.ctypes.data for a in leaves])
-        resv = self._result_array(*[r.ctypes.data for r in results])
-        self._fn(argv, resv, None if temps is None else temps.ctypes.data)
-        # `leaves`, `results` and `temps` stay referenced until the call has returned.
-        if self._tuple_result or not results:
-            return tuple(results)
-        return results[0]
+    def _fast_pointers(self, args: tuple[Any, ...]) -> list[int] | None:
+        """Argument addresses when every argument is exactly right, else None."""
+        fast = self._fast
+        if fast is None or len(args) != len(fast):
+            return None
+        pointers = []
+        for a, (dtype, dims) in zip(args, fast, strict=True):
+            if (type(a) is not np.ndarray or a.dtype != dtype or a.shape != dims
+                    or not a.flags.c_contiguous):
+                return None
+            pointers.append(data_address(a))
+        return pointers
+
+    def _new_results(self) -> tuple[list[np.ndarray], list[int]]:
+        raw = np.empty(self._result_bytes + ALIGNMENT, np.uint8)
+        base = data_address(raw)
+        start = (-base) % ALIGNMENT
+        results = [
+            np.ndarray(dims, dtype=dtype, buffer=raw, offset=start + offset)
+            for (dims, dtype), offset in zip(self._results, self._offsets, strict=True)
+        ]
+        return results, [base + start + offset for offset in self._offsets]
+
+    def _temps(self) -> int | None:
+        """This thread's arena address (allocated on first use, then reused)."""
+        if not self._temp_bytes:
+            return None
+        address = getattr(self._local, "address", None)
+        if address is None:
+            arena = aligned_empty((self._temp_bytes,), np.uint8)
+            self._local.arena = arena
+            address = self._local.address = data_address(arena)
+        return int(address)
+
+    def _call(self, pointers: list[int], result_pointers: list[int]) -> None:
+        self._fn(self._arg_array(*pointers), self._result_array(*result_pointers),
+                 self._temps())
 
     def __repr__(self) -> str:
         return f"<Executable {self.artifact.symbol} ({self.artifact.triple})>"

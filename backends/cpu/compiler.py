@@ -307,7 +307,7 @@ class FunctionEmitter:
 
         def walk(instr: HloInstruction, slot: BufferValue) -> None:
             if instr.opcode is Opcode.TUPLE:
-                for o, s in zip(instr.operands, slot):
+                for o, s in zip(instr.operands, slot, strict=True):
                     walk(o, s)
             else:
                 found.append((instr, slot))
@@ -354,7 +354,7 @@ class KernelScope:
         args = iter(self.fn.args)
         self.operands = [_rebind(v, args) for v in operands]
         self.out = _rebind(out, args)
-        self._by_operand = {id(o): v for o, v in zip(instr.operands, self.operands)}
+        self._by_operand = {id(o): v for o, v in zip(instr.operands, self.operands, strict=True)}
         parent.builder.call(self.fn, [*(a.ptr for a in flat_in), *(a.ptr for a in flat_out),
                                       parent.temps])
 

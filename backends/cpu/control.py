@@ -20,7 +20,8 @@ from typing import Any
 from llvmlite import ir
 
 from backends.cpu.kernels import BufferValue, KernelContext, emits
-from backends.cpu.loops import copy_value, emit_elemental_loop
+from backends.cpu.loops import copy_value, emit_elemental_loop, emit_multi_output_loop
+from backends.elemental_fused import FusedEmitter, is_loop_fusible
 from backends.elemental_movement import constant_global
 from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
@@ -96,7 +97,7 @@ def _tuple_constant(ctx: Any, instr: HloInstruction, shape: Shape, literal: Any,
     if shape.is_tuple:
         return tuple(
             _tuple_constant(ctx, instr, s, lit, f"{name}.{k}")
-            for k, (s, lit) in enumerate(zip(shape.tuple_shapes, literal))
+            for k, (s, lit) in enumerate(zip(shape.tuple_shapes, literal, strict=True))
         )
     if not shape.is_array:
         return None
@@ -117,8 +118,18 @@ def _call(ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue]
 @emits(Opcode.FUSION)
 def _fusion(ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue],
             out: BufferValue) -> None:
-    # TODO(#fusion): emit fused computations as one loop nest (FusedEmitter).
-    ctx.call_computation(instr.attrs["calls"], operands, out)
+    """A loop fusion is one loop nest over the fused root generator(s); other fusions (with
+    non-elemental instructions inside) call the fused computation like `call`."""
+    comp = instr.attrs["calls"]
+    leaves = list(out) if isinstance(out, tuple) else [out]
+    arrays_in = all(isinstance(v, IrArray) for v in operands)
+    arrays_out = all(isinstance(v, IrArray) for v in leaves)
+    if not (arrays_in and arrays_out and is_loop_fusible(comp)):
+        ctx.call_computation(comp, operands, out)
+        return
+    params = {k: ctx.elemental(o) for k, o in enumerate(instr.operands)}
+    fused = FusedEmitter(ctx.builder, ctx.math, params)
+    emit_multi_output_loop(ctx.builder, leaves, fused.root_generators(comp), name="fused")
 
 
 @emits(Opcode.WHILE)
@@ -172,7 +183,7 @@ def _conditional(ctx: KernelContext, instr: HloInstruction, operands: list[Buffe
     switch = b.switch(index, blocks[-1])
     for k, block in enumerate(blocks[:-1]):
         switch.add_case(ir.Constant(I32, k), block)
-    for k, (block, comp) in enumerate(zip(blocks, branches)):
+    for k, (block, comp) in enumerate(zip(blocks, branches, strict=True)):
         b.position_at_end(block)
         ctx.call_computation(comp, [operands[k + 1]], out)
         b.branch(merge)

@@ -23,10 +23,12 @@ from llvmlite import ir
 
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.elemental_convert import convert
-from backends.llvm.index import linearize
+from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I32,
+    I64,
+    PTR,
     alloca_at_entry,
     const,
     for_range,
@@ -110,17 +112,6 @@ def _suffix(ty: ir.Type) -> str:
     return {"half": "f16", "float": "f32", "double": "f64"}[str(ty)]
 
 
-def strided_offset(
-    b: ir.IRBuilder, values: Sequence[ir.Value], strides: Sequence[int]
-) -> ir.Value:
-    """Sum of values[i] * strides[i] as an i64 (0 for no values)."""
-    acc: ir.Value | None = None
-    for v, s in zip(values, strides, strict=True):
-        term = v if s == 1 else b.mul(v, i64(s), flags=_NOWRAP)
-        acc = term if acc is None else b.add(acc, term, flags=_NOWRAP)
-    return i64(0) if acc is None else acc
-
-
 # --- the dot view ---------------------------------------------------------------------------
 
 
@@ -182,6 +173,28 @@ def _operand_index(order: Sequence[int], loop_values: Sequence[ir.Value]) -> lis
     return index
 
 
+def dot_accumulation_type(out_t: PrimitiveType, operand_types: Sequence[PrimitiveType]
+                          ) -> PrimitiveType:
+    """The type a dot accumulates in: that of its result, widened to wider float operands.
+
+    A result narrower than the operands is computed in the operands' type and rounded at
+    the end (XLA's ResultCaster); integers may use the result type, as wrapping commutes
+    with truncation.
+    """
+    acc = accumulation_type(out_t)
+    for t in operand_types:
+        wide = accumulation_type(t)
+        if (acc.is_float and wide.is_float) or (acc.is_complex and wide.is_complex):
+            if wide.bits > acc.bits:
+                acc = wide
+    return acc
+
+
+def _is_direct(arr: IrArray, order: tuple[int, ...], acc_t: PrimitiveType) -> bool:
+    """True when `arr` read in `order` already is the packed operand: row-major, acc_t."""
+    return order == tuple(range(arr.shape.rank)) and arr.element_type is acc_t
+
+
 # --- packing ----------------------------------------------------------------------------------
 
 
@@ -190,11 +203,11 @@ def _pack_lhs(
 ) -> IrArray:
     """A = lhs as acc_t[B, M, K] row-major; lhs itself when it already has that form."""
     order = view.lhs_batch + view.lhs_free + view.lhs_contract
-    if order == tuple(range(lhs.shape.rank)) and lhs.element_type is acc_t:
+    if _is_direct(lhs, order, acc_t):
         return lhs
     b = ctx.builder
     dims = view.batch_sizes + view.m_sizes + view.k_sizes
-    packed = ctx.temp_array(Shape.array(acc_t, dims), name="dot.lhs")
+    packed: IrArray = ctx.temp_array(Shape.array(acc_t, dims), name="dot.lhs")
     with loop_nest(b, dims, name="pack_a") as idx:
         value = lhs.load(b, _operand_index(order, idx))
         packed.store(b, idx, convert_scalar(b, value, lhs.element_type, acc_t))
@@ -207,29 +220,36 @@ def _pack_rhs_panels(
     """B = rhs as acc_t[B, P, K, nr]: column panels of width nr, zero-padded on the right."""
     b = ctx.builder
     panels = -(-view.N // nr)
-    packed = ctx.temp_array(
+    packed: IrArray = ctx.temp_array(
         Shape.array(acc_t, (view.B, panels, view.K, nr)), name="dot.rhs"
     )
     order = view.rhs_batch + view.rhs_contract + view.rhs_free
-    nb, nk = len(view.batch_sizes), len(view.k_sizes)
-    dims = view.batch_sizes + view.k_sizes + view.n_sizes
-    with loop_nest(b, dims, name="pack_b") as idx:
-        value = convert_scalar(b, rhs.load(b, _operand_index(order, idx)), rhs.element_type, acc_t)
+    nb = len(view.batch_sizes)
+    zero = const(acc_t, 0)
+    with loop_nest(b, view.batch_sizes + view.k_sizes, name="pack_b") as idx:
         bi = linearize(b, idx[:nb], view.batch_sizes)
-        ki = linearize(b, idx[nb:nb + nk], view.k_sizes)
-        ni = linearize(b, idx[nb + nk:], view.n_sizes)
-        panel = b.udiv(ni, i64(nr))
-        lane = b.urem(ni, i64(nr))
-        packed.store(b, [bi, panel, ki, lane], value)
-    tail = view.N % nr
-    if tail:
-        zero = const(acc_t, 0)
-        with loop_nest(b, (view.B, view.K, nr - tail), name="pad_b") as (bi, ki, lane):
-            packed.store(b, [bi, i64(panels - 1), ki, b.add(lane, i64(tail))], zero)
+        ki = linearize(b, idx[nb:], view.k_sizes)
+        with loop_nest(b, (panels, nr), name="pack_b.n") as (panel, lane):
+            n = _nsw_add(b, _nsw_mul(b, panel, i64(nr)), lane)
+            inside = b.icmp_signed("<", n, i64(view.N))
+            # Columns past N read column N - 1 and store zero: no branch in the copy loop.
+            column = b.select(inside, n, i64(view.N - 1)) if view.N % nr else n
+            loop_values = [*idx, *delinearize(b, column, view.n_sizes)]
+            value = rhs.load(b, _operand_index(order, loop_values))
+            value = convert_scalar(b, value, rhs.element_type, acc_t)
+            if view.N % nr:
+                value = b.select(inside, value, zero)
+            packed.store(b, [bi, panel, ki, lane], value)
     return packed
 
 
 # --- the register-tiled matrix kernel ---------------------------------------------------------
+#
+# One internal function per accumulation type and LLVM module,
+#     void gemm.<t>(ptr a, ptr bp, ptr c, ptr tile, i64 batches, i64 m, i64 n, i64 k)
+# computes C[b] = A[b] @ B[b] for packed A [batches, m, k] and panel-packed B
+# [batches, ceil(n / NR), k, NR] into C [batches, m, n], all in the accumulation type. Every
+# dot of the module calls it, so its loop nest is compiled once rather than once per dot.
 
 
 def _vector_width(t: PrimitiveType) -> int:
@@ -244,136 +264,148 @@ def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
     return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)
 
 
-def _vector_ptr(b: ir.IRBuilder, arr: IrArray, linear: ir.Value) -> ir.Value:
-    return b.gep(arr.ptr, [linear], inbounds=True, source_etype=arr.storage)
+def _at(b: ir.IRBuilder, ptr: ir.Value, elem_ty: ir.Type, linear: ir.Value) -> ir.Value:
+    """Pointer to element `linear` of a buffer of `elem_ty` values."""
+    return b.gep(ptr, [linear], inbounds=True, source_etype=elem_ty)
 
 
-def _matrix_tile(
-    ctx: KernelContext,
-    view: DotView,
-    a: IrArray,
-    bp: IrArray,
-    out: IrArray,
-    acc_t: PrimitiveType,
-    tile: IrArray,
-    bi: ir.Value,
-    panel: ir.Value,
-    m0: ir.Value,
-    rows: int,
-) -> None:
-    """C[bi, m0:m0+rows, panel*NR : panel*NR+NR] = A[bi, rows, :] @ Bp[bi, panel] in registers."""
-    b = ctx.builder
-    width = _vector_width(acc_t)
-    nr = width * NR_VECTORS
-    elem_ty = llvm_type(acc_t)
-    vec_ty = ir.VectorType(elem_ty, width)
-    zero_vec = ir.Constant(vec_ty, [const(acc_t, 0)] * width)
-    accs = [
-        [alloca_at_entry(b, vec_ty, name=f"acc{r}_{v}") for v in range(NR_VECTORS)]
-        for r in range(rows)
-    ]
-    for row in accs:
-        for slot in row:
-            b.store(zero_vec, slot)
-    big_k = view.K
-    panel_base = b.mul(b.add(b.mul(bi, i64(bp.shape.dims[1]), flags=_NOWRAP), panel,
-                             flags=_NOWRAP), i64(big_k * nr), flags=_NOWRAP)
-    row_bases = [
-        b.mul(b.add(b.mul(bi, i64(view.M), flags=_NOWRAP), b.add(m0, i64(r), flags=_NOWRAP),
-                    flags=_NOWRAP), i64(big_k), flags=_NOWRAP)
-        for r in range(rows)
-    ]
-    with for_range(b, 0, big_k, name="k") as k:
-        b_off = b.add(panel_base, b.mul(k, i64(nr), flags=_NOWRAP), flags=_NOWRAP)
-        b_vecs = [
-            b.load(_vector_ptr(b, bp, b.add(b_off, i64(v * width), flags=_NOWRAP)),
-                   typ=vec_ty, align=bp.alignment)
-            for v in range(NR_VECTORS)
+def _nsw_add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = b.add(acc, t, flags=_NOWRAP)
+    return acc
+
+
+def _nsw_mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.mul(x, y, flags=_NOWRAP)
+
+
+class _Gemm:
+    """Emits the body of the shared matrix-product function for one accumulation type."""
+
+    def __init__(self, fn: ir.Function, acc_t: PrimitiveType) -> None:
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.acc_t = acc_t
+        self.elem = llvm_type(acc_t)
+        self.align = acc_t.byte_size
+        self.width = _vector_width(acc_t)
+        self.nr = self.width * NR_VECTORS
+        self.vec = ir.VectorType(self.elem, self.width)
+        self.a, self.bp, self.c, self.tile, self.batches, self.m, self.n, self.k = fn.args
+
+    def emit(self) -> None:
+        b = self.b
+        panels = b.udiv(b.add(self.n, i64(self.nr - 1)), i64(self.nr))
+        full_rows = b.sub(self.m, b.urem(self.m, i64(MR)))
+        with for_range(b, 0, self.batches, name="batch") as bi:
+            with for_range(b, 0, panels, name="panel") as panel:
+                with for_range(b, 0, full_rows, step=MR, name="mtile") as m0:
+                    self.tile_product(bi, panels, panel, m0, MR)
+                with for_range(b, full_rows, self.m, name="mrest") as m0:
+                    self.tile_product(bi, panels, panel, m0, 1)
+        b.ret_void()
+
+    def tile_product(
+        self, bi: ir.Value, panels: ir.Value, panel: ir.Value, m0: ir.Value, rows: int
+    ) -> None:
+        """C[bi, m0 : m0 + rows, panel's columns] = A rows @ B panel, in vector registers."""
+        b = self.b
+        zero = ir.Constant(self.vec, [const(self.acc_t, 0)] * self.width)
+        accs = [
+            [alloca_at_entry(b, self.vec, name=f"acc{r}.{v}") for v in range(NR_VECTORS)]
+            for r in range(rows)
         ]
-        for r in range(rows):
-            a_val = a.load_linear(b, b.add(row_bases[r], k, flags=_NOWRAP))
-            a_vec = _splat(b, a_val, width)
-            for v in range(NR_VECTORS):
-                acc = b.load(accs[r][v])
-                b.store(multiply_add(b, acc_t, acc, a_vec, b_vecs[v]), accs[r][v])
-    _store_tile(ctx, view, out, acc_t, accs, tile, bi, panel, m0, nr, width)
-
-
-def _store_tile(
-    ctx: KernelContext,
-    view: DotView,
-    out: IrArray,
-    acc_t: PrimitiveType,
-    accs: list[list[ir.Value]],
-    tile: IrArray,
-    bi: ir.Value,
-    panel: ir.Value,
-    m0: ir.Value,
-    nr: int,
-    width: int,
-) -> None:
-    """Write a register tile into C: vector stores for full tiles, element stores otherwise.
-
-    The element path goes through `tile`, a scratch buffer of MR * NR accumulator values.
-    """
-    b = ctx.builder
-    n0 = b.mul(panel, i64(nr), flags=_NOWRAP)
-    rows = len(accs)
-
-    def row_base(r: int) -> ir.Value:
-        m = b.add(m0, i64(r), flags=_NOWRAP)
-        row = b.add(b.mul(bi, i64(view.M), flags=_NOWRAP), m, flags=_NOWRAP)
-        return b.add(b.mul(row, i64(view.N), flags=_NOWRAP), n0, flags=_NOWRAP)
-
-    def element_path() -> None:
-        for r in range(rows):
-            for v in range(NR_VECTORS):
-                slot = _vector_ptr(b, tile, i64((r * NR_VECTORS + v) * width))
-                b.store(b.load(accs[r][v]), slot, align=tile.alignment)
-        count = b.sub(i64(view.N), n0)
-        count = b.select(b.icmp_signed("<", count, i64(nr)), count, i64(nr))
-        for r in range(rows):
-            base = row_base(r)
-            with for_range(b, 0, count, name="col") as j:
-                value = tile.load_linear(b, b.add(i64(r * nr), j))
-                out.store_linear(b, b.add(base, j, flags=_NOWRAP),
-                                 convert_scalar(b, value, acc_t, out.element_type))
-
-    if out.element_type is not acc_t:
-        element_path()
-        return
-    full = b.icmp_signed("<=", b.add(n0, i64(nr)), i64(view.N))
-    with if_else(b, full, likely=True) as (then, otherwise):
-        with then:
+        for row in accs:
+            for slot in row:
+                b.store(zero, slot)
+        panel_base = _nsw_mul(b, _nsw_add(b, _nsw_mul(b, bi, panels), panel),
+                              _nsw_mul(b, self.k, i64(self.nr)))
+        first_row = _nsw_add(b, _nsw_mul(b, bi, self.m), m0)
+        a_rows = [_nsw_mul(b, _nsw_add(b, first_row, i64(r)), self.k) for r in range(rows)]
+        with for_range(b, 0, self.k, name="k") as k:
+            b_at = _nsw_add(b, panel_base, _nsw_mul(b, k, i64(self.nr)))
+            b_vecs = [
+                b.load(_at(b, self.bp, self.elem, _nsw_add(b, b_at, i64(v * self.width))),
+                       typ=self.vec, align=self.align)
+                for v in range(NR_VECTORS)
+            ]
             for r in range(rows):
-                base = row_base(r)
+                a_val = b.load(_at(b, self.a, self.elem, _nsw_add(b, a_rows[r], k)),
+                               typ=self.elem, align=self.align)
+                a_vec = _splat(b, a_val, self.width)
                 for v in range(NR_VECTORS):
-                    ptr = _vector_ptr(b, out, b.add(base, i64(v * width), flags=_NOWRAP))
-                    b.store(b.load(accs[r][v]), ptr, align=out.alignment)
-        with otherwise:
-            element_path()
+                    total = multiply_add(b, self.acc_t, b.load(accs[r][v]), a_vec, b_vecs[v])
+                    b.store(total, accs[r][v])
+        self.store_tile(accs, first_row, _nsw_mul(b, panel, i64(self.nr)))
+
+    def store_tile(self, accs: list[list[ir.Value]], first_row: ir.Value, n0: ir.Value) -> None:
+        """Vector stores for a full tile; through the tile scratch for the right edge."""
+        b = self.b
+        c_rows = [
+            _nsw_add(b, _nsw_mul(b, _nsw_add(b, first_row, i64(r)), self.n), n0)
+            for r in range(len(accs))
+        ]
+        full = b.icmp_signed("<=", b.add(n0, i64(self.nr)), self.n)
+        with if_else(b, full, likely=True) as (then, otherwise):
+            with then:
+                for r, row in enumerate(accs):
+                    for v, slot in enumerate(row):
+                        ptr = _at(b, self.c, self.elem, _nsw_add(b, c_rows[r], i64(v * self.width)))
+                        b.store(b.load(slot), ptr, align=self.align)
+            with otherwise:
+                count = b.sub(self.n, n0)
+                for r, row in enumerate(accs):
+                    for v, slot in enumerate(row):
+                        ptr = _at(b, self.tile, self.elem, i64((r * NR_VECTORS + v) * self.width))
+                        b.store(b.load(slot), ptr, align=self.align)
+                    with for_range(b, 0, count, name="col") as j:
+                        src = _at(b, self.tile, self.elem, _nsw_add(b, i64(r * self.nr), j))
+                        value = b.load(src, typ=self.elem, align=self.align)
+                        b.store(value, _at(b, self.c, self.elem, _nsw_add(b, c_rows[r], j)),
+                                align=self.align)
+
+
+def gemm_function(module: ir.Module, acc_t: PrimitiveType) -> ir.Function:
+    """The shared matrix-product function of `module` for `acc_t`, emitted on first use."""
+    name = f"tfcompile.gemm.{acc_t.value}"
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.Function):
+        return existing
+    fnty = ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I64] * 4)
+    fn = ir.Function(module, fnty, name=name)
+    fn.linkage = "internal"
+    # Inlining it into every dot would undo the point of sharing it.
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    for arg, arg_name in zip(fn.args, ("a", "bp", "c", "tile", "batches", "m", "n", "k"),
+                             strict=True):
+        arg.name = arg_name
+        if arg.type == PTR:
+            arg.add_attribute("noalias")
+    _Gemm(fn, acc_t).emit()
+    return fn
 
 
 def _emit_gemm(
     ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
     acc_t: PrimitiveType,
 ) -> None:
-    """C = A @ B for every batch through MR x NR register tiles."""
+    """Pack the operands, call the shared kernel, and round C into `out` if types differ."""
     b = ctx.builder
-    width = _vector_width(acc_t)
-    nr = width * NR_VECTORS
+    nr = _vector_width(acc_t) * NR_VECTORS
     a = _pack_lhs(ctx, view, lhs, acc_t)
     bp = _pack_rhs_panels(ctx, view, rhs, acc_t, nr)
-    panels = -(-view.N // nr)
-    full_rows = view.M - view.M % MR
     tile = ctx.temp_array(Shape.array(acc_t, (MR * nr,)), name="dot.tile")
-    with for_range(b, 0, view.B, name="batch") as bi:
-        with for_range(b, 0, panels, name="panel") as panel:
-            if full_rows:
-                with for_range(b, 0, full_rows, step=MR, name="mtile") as m0:
-                    _matrix_tile(ctx, view, a, bp, out, acc_t, tile, bi, panel, m0, MR)
-            for r in range(full_rows, view.M):
-                _matrix_tile(ctx, view, a, bp, out, acc_t, tile, bi, panel, i64(r), 1)
+    direct = out.element_type is acc_t
+    c = out if direct else ctx.temp_array(
+        Shape.array(acc_t, (view.B, view.M, view.N)), name="dot.c")
+    fn = gemm_function(ctx.module, acc_t)
+    b.call(fn, [a.ptr, bp.ptr, c.ptr, tile.ptr, i64(view.B), i64(view.M), i64(view.N),
+                i64(view.K)])
+    if not direct:
+        with for_range(b, 0, view.B * view.M * view.N, name="dot.round") as e:
+            value = c.load_linear(b, e)
+            out.store_linear(b, e, convert_scalar(b, value, acc_t, out.element_type))
 
 
 # --- matrix-vector products -------------------------------------------------------------------
@@ -387,7 +419,7 @@ def _emit_gemv(
     b = ctx.builder
     a = _pack_lhs(ctx, view, lhs, acc_t)
     order = view.rhs_batch + view.rhs_contract + view.rhs_free
-    if order == tuple(range(rhs.shape.rank)) and rhs.element_type is acc_t:
+    if _rhs_is_direct(rhs, acc_t):
         vec = rhs
     else:
         vec = ctx.temp_array(Shape.array(acc_t, view.batch_sizes + view.k_sizes), name="dot.x")
@@ -408,9 +440,9 @@ def _emit_gemv(
         xbase = b.mul(bi, i64(big_k), flags=_NOWRAP)
         b.store(ir.Constant(vec_ty, [const(acc_t, 0)] * width), acc_v)
         with for_range(b, 0, body_k, step=width, name="kv") as k:
-            av = b.load(_vector_ptr(b, a, b.add(row, k, flags=_NOWRAP)), typ=vec_ty,
+            av = b.load(_at(b, a.ptr, a.storage, _nsw_add(b, row, k)), typ=vec_ty,
                         align=a.alignment)
-            xv = b.load(_vector_ptr(b, vec, b.add(xbase, k, flags=_NOWRAP)), typ=vec_ty,
+            xv = b.load(_at(b, vec.ptr, vec.storage, _nsw_add(b, xbase, k)), typ=vec_ty,
                         align=vec.alignment)
             b.store(multiply_add(b, acc_t, b.load(acc_v), av, xv), acc_v)
         lanes = b.load(acc_v)
@@ -424,6 +456,46 @@ def _emit_gemv(
             b.store(multiply_add(b, acc_t, b.load(acc_s), av, xv), acc_s)
         out_index = b.add(b.mul(bi, i64(view.M), flags=_NOWRAP), m, flags=_NOWRAP)
         out.store_linear(b, out_index, convert_scalar(b, b.load(acc_s), acc_t, out.element_type))
+
+
+def _rhs_is_direct(view: DotView, rhs: IrArray, acc_t: PrimitiveType) -> bool:
+    """True when rhs already is B as acc_t[batch, K, N] row-major."""
+    order = view.rhs_batch + view.rhs_contract + view.rhs_free
+    return _is_direct(rhs, order, acc_t)
+
+
+def _emit_row_times_matrix(
+    ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
+    acc_t: PrimitiveType,
+) -> None:
+    """C[b, 0, :] = sum_k A[b, 0, k] * B[b, k, :] for M == 1, streaming B once in place.
+
+    Packing B into panels would cost as much as the product itself here; the row of C is
+    accumulated in memory (out, or a scratch row when out has another type) by a
+    contiguous, vectorisable loop over N.
+    """
+    b = ctx.builder
+    a = _pack_lhs(ctx, view, lhs, acc_t)
+    direct = out.element_type is acc_t
+    row = out if direct else ctx.temp_array(Shape.array(acc_t, (view.N,)), name="dot.row")
+    big_n, big_k = view.N, view.K
+    zero = const(acc_t, 0)
+    with for_range(b, 0, view.B, name="vm.batch") as bi:
+        c_base = _nsw_mul(b, bi, i64(big_n)) if direct else i64(0)
+        b_base = _nsw_mul(b, bi, i64(big_k * big_n))
+        with for_range(b, 0, big_n, name="vm.clear") as j:
+            row.store_linear(b, _nsw_add(b, c_base, j), zero)
+        with for_range(b, 0, big_k, name="vm.k") as k:
+            a_val = a.load_linear(b, _nsw_add(b, _nsw_mul(b, bi, i64(big_k)), k))
+            b_row = _nsw_add(b, b_base, _nsw_mul(b, k, i64(big_n)))
+            with for_range(b, 0, big_n, name="vm.n") as j:
+                at = _nsw_add(b, c_base, j)
+                x = rhs.load_linear(b, _nsw_add(b, b_row, j))
+                row.store_linear(b, at, multiply_add(b, acc_t, row.load_linear(b, at), a_val, x))
+        if not direct:
+            with for_range(b, 0, big_n, name="vm.round") as j:
+                value = convert_scalar(b, row.load_linear(b, j), acc_t, out.element_type)
+                out.store_linear(b, _nsw_add(b, _nsw_mul(b, bi, i64(big_n)), j), value)
 
 
 # --- scalar fallback --------------------------------------------------------------------------
@@ -459,12 +531,14 @@ def emit_dot(
     """out[batch, lhs free, rhs free] = sum over contracting dims of lhs * rhs."""
     lhs, rhs = operands
     view = dot_view(instr)
-    acc_t = accumulation_type(out.element_type)
+    acc_t = dot_accumulation_type(out.element_type, [lhs.element_type, rhs.element_type])
     if view.B * view.M * view.N == 0:
         return
     if acc_t.is_pred or acc_t.is_complex:
         _emit_scalar_dot(ctx, view, lhs, rhs, out, acc_t)
     elif view.N == 1:
         _emit_gemv(ctx, view, lhs, rhs, out, acc_t)
+    elif view.M == 1 and _rhs_is_direct(rhs, acc_t):
+        _emit_row_times_matrix(ctx, view, lhs, rhs, out, acc_t)
     else:
         _emit_gemm(ctx, view, lhs, rhs, out, acc_t)

@@ -40,11 +40,14 @@ def clamp_index(b: ir.IRBuilder, value: ir.Value, high: int) -> ir.Value:
 
 
 def copy_buffer(b: ir.IRBuilder, dst: IrArray, src: IrArray) -> None:
-    """dst = src (same shape) with one memcpy; nothing when both are the same buffer."""
+    """dst = src (same shape); nothing when both are the same buffer value.
+
+    memmove rather than memcpy: two different IR values may still point to one buffer.
+    """
     if dst.ptr is src.ptr or dst.shape.num_elements == 0:
         return
     nbytes = dst.shape.num_elements * dst.shape.element_type.byte_size
-    intrinsic(b, "llvm.memcpy.p0.p0.i64", ir.VoidType(),
+    intrinsic(b, "llvm.memmove.p0.p0.i64", ir.VoidType(),
               [dst.ptr, src.ptr, i64(nbytes), ir.Constant(I1, 0)])
 
 

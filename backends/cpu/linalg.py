@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from llvmlite import ir
 
@@ -255,7 +256,8 @@ class FeatureLayout:
         self.inner = math.prod(shape.dims[feature_index + 1:])
         self.count = self.outer * self.inner
 
-    def loop(self, b: ir.IRBuilder, name: str) -> loop_nest:  # type: ignore[valid-type]
+    def loop(self, b: ir.IRBuilder, name: str) -> AbstractContextManager[list[ir.Value]]:
+        """Loops over (outer, feature, inner), in memory order."""
         return loop_nest(b, (self.outer, self.features, self.inner), name=name)
 
     def linear(self, b: ir.IRBuilder, o: ir.Value, f: ir.Value, i: ir.Value) -> ir.Value:
@@ -283,7 +285,7 @@ def _feature_sums(
 ) -> IrArray:
     """sums[f] = sum over the feature's elements of term(linear index, f), in f64."""
     b = ctx.builder
-    sums = ctx.temp_array(Shape.array(_T.F64, (layout.features,)), name=name)
+    sums: IrArray = ctx.temp_array(Shape.array(_T.F64, (layout.features,)), name=name)
     with for_range(b, 0, layout.features, name=f"{name}.clear") as f:
         sums.store_linear(b, f, ir.Constant(F64, 0.0))
     with layout.loop(b, name) as (o, f, i):

@@ -7,7 +7,7 @@ can vectorise it. Copies of whole buffers (while-loop state, results) are `llvm.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llvmlite import ir
@@ -31,6 +31,22 @@ def emit_elemental_loop(b: ir.IRBuilder, out: IrArray, generator: Generator,
         out.store(b, index, generator(index))
 
 
+def emit_multi_output_loop(b: ir.IRBuilder, outs: Sequence[IrArray],
+                           generators: Sequence[Generator], name: str = "i") -> None:
+    """One loop nest over the (common) dimensions of `outs`, storing each generator's value
+    in its output (a multi-output loop fusion)."""
+    if not outs:
+        return
+    dims = outs[0].shape.dims
+    if any(o.shape.dims != dims for o in outs):
+        raise InternalError("multi-output loop over outputs of different dimensions")
+    with loop_nest(b, dims, name=name) as indices:
+        index = IrIndex(indices, outs[0].shape)
+        index.linear(b)
+        for out, gen in zip(outs, generators, strict=True):
+            out.store(b, index, gen(index))
+
+
 def memcpy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: int) -> None:
     """Copy `nbytes` bytes between non-overlapping buffers."""
     if nbytes == 0:
@@ -46,7 +62,7 @@ def copy_value(b: ir.IRBuilder, src: Any, dst: Any) -> None:
     if isinstance(src, tuple) and isinstance(dst, tuple):
         if len(src) != len(dst):
             raise InternalError(f"copying a {len(src)}-tuple into a {len(dst)}-tuple")
-        for s, d in zip(src, dst):
+        for s, d in zip(src, dst, strict=True):
             copy_value(b, s, d)
         return
     if isinstance(src, IrArray) and isinstance(dst, IrArray):

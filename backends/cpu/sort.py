@@ -126,9 +126,10 @@ def stable_sort_positions(
     if n <= 1:
         return perm
     _insertion_sort_runs(b, n, less, perm)
-    passes = max(0, math.ceil(math.log2(math.ceil(n / RUN)))) if n > RUN else 0
-    if passes == 0:
+    if n <= RUN:
         return perm
+    # Each pass doubles the sorted run length, from RUN until one run covers the row.
+    passes = math.ceil(math.log2(-(-n // RUN)))
     cursors = (alloca_at_entry(b, I64, name="merge.i"), alloca_at_entry(b, I64, name="merge.j"))
     with for_range(b, 0, passes, name="merge.pass") as p:
         odd = b.trunc(p, I1)

@@ -67,7 +67,7 @@ def linearize(b: ir.IRBuilder, values: Sequence[ir.Value], dims: Sequence[int]) 
     if not values:
         return i64(0)
     acc: ir.Value | None = None
-    for v, d in zip(values, dims):
+    for v, d in zip(values, dims, strict=True):
         if acc is None:
             acc = v
         elif d == 1:
@@ -83,7 +83,7 @@ def delinearize(b: ir.IRBuilder, linear: ir.Value, dims: Sequence[int]) -> list[
     """The row-major multi-dimensional index of `linear` in an array with `dims`."""
     out: list[ir.Value] = []
     strides = row_major_strides(dims)
-    for k, (d, s) in enumerate(zip(dims, strides)):
+    for k, (d, s) in enumerate(zip(dims, strides, strict=True)):
         if d == 1:
             out.append(i64(0))
             continue
@@ -198,7 +198,7 @@ class IrIndex:
             return IrIndex.from_linear(b, self.linear(b), src)
         values: list[ir.Value] = []
         bounds = common_factors(src, self.dims)
-        for (i0, j0), (i1, j1) in zip(bounds, bounds[1:]):
+        for (i0, j0), (i1, j1) in zip(bounds, bounds[1:], strict=False):
             group_src = src[i0:i1]
             group_out = self.dims[j0:j1]
             if group_src == group_out:
@@ -222,7 +222,7 @@ class IrIndex:
         dims = _dims_of(operand_shape)
         strides = strides if strides is not None else [1] * len(dims)
         values: list[ir.Value] = []
-        for v, start, stride in zip(self.values, starts, strides):
+        for v, start, stride in zip(self.values, starts, strides, strict=True):
             if stride != 1:
                 v = b.mul(v, i64(stride), flags=_NOWRAP)
             if isinstance(start, int):

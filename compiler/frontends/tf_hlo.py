@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hlo import eval_rules  # noqa: F401  (fills EVAL, used for constant folding)
 from hlo.attributes import PadDim, PaddingConfig, SliceDim, Window, WindowDim
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType, from_numpy
@@ -106,7 +107,7 @@ class HloEmitter:
         """A constant holding `value` (converted to `t` when given)."""
         array = np.asarray(value) if t is None else np.asarray(value, dtype=t.numpy)
         etype = t if t is not None else from_numpy(array.dtype)
-        array = np.ascontiguousarray(array, dtype=etype.numpy)
+        array = np.array(array, dtype=etype.numpy, order="C")
         return self.add(Opcode.CONSTANT, shape=Shape.array(etype, array.shape), literal=array)
 
     def scalar(self, value: Any, t: PrimitiveType) -> Instr:

@@ -127,6 +127,7 @@ class Importer:
         self.signature = self._signature()
         self.variables: dict[str, TfVariable] = {v.node: v for v in self.signature.variables}
         self.assigned: set[str] = set()
+        self.call_stack: list[str] = []
         self.module = HloModule(self.name)
         self.state = ModuleState(self.module)
 
@@ -185,8 +186,7 @@ class Importer:
             if ref in seen_feeds:
                 raise ImportGraphError(f"config: tensor {ref} is fed twice")
             seen_feeds.add(ref)
-            if not feed.HasField("shape"):
-                raise ImportGraphError(f"config: {what} ({ref}) has no shape")
+            # An absent shape is the empty TensorShapeProto: a scalar.
             dims = shape_dims(feed.shape, f"config: {what} ({ref})")
             assert dims is not None
             etype = self._feed_type(feed, node, ref, what)
@@ -346,6 +346,8 @@ class Importer:
             results.append(scope.var_values[var.node])
         comp.set_root(scope.hlo.tuple(results))
         self.module.remove_unreachable_computations()
+        for c in self.module.computations:
+            c.remove_dead()
         self.signature = TfSignature(self.signature.feeds, tuple(fetches),
                                      self.signature.variables)
         self.module.attrs["tf_signature"] = self.signature

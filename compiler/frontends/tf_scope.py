@@ -17,9 +17,9 @@ The per-op rules live in `tf_ops*.py`; this file only drives them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 # Inline captured constants into sub-computations up to this many elements, so that
 # shapes and axes computed outside a branch or loop stay compile-time constants inside.
 INLINE_LIMIT = 4096
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,9 @@ class Scope:
 
     def _deps(self, node: TfNode) -> list[str]:
         op = self.importer.lookup(node.op)
-        refs = op.deps(self, node) if op is not None and op.deps is not None else node.inputs
+        refs = node.inputs
+        if op is not None and op.deps is not None:
+            refs = guarded(f"{self.graph.name}: {node}", lambda: op.deps(self, node))
         names = [r.node for r in refs if r not in self.values]
         depth = len(self.context)
         for c in node.controls:
@@ -274,11 +278,11 @@ class Scope:
         return outs
 
 
-def lower_with_context(op: TfOp, ctx: NodeCtx) -> list[Value]:
-    """Run one lowering; errors name the node (and keep their class)."""
-    where = f"{ctx.scope.graph.name}: {ctx.node}"
+def guarded(where: str, fn: Callable[[], T]) -> T:
+    """`fn()`, with errors prefixed by `where` (TfcompileErrors keep their class; Python
+    errors from malformed graphs become ImportGraphError)."""
     try:
-        out = op.lower(ctx)
+        return fn()
     except TfcompileError as e:
         text = str(e)
         if text.startswith(where):
@@ -286,6 +290,11 @@ def lower_with_context(op: TfOp, ctx: NodeCtx) -> list[Value]:
         raise type(e)(f"{where}: {text}") from e
     except (ValueError, TypeError, IndexError, KeyError, ArithmeticError, MemoryError) as e:
         raise ImportGraphError(f"{where}: {type(e).__name__}: {e}") from e
+
+
+def lower_with_context(op: TfOp, ctx: NodeCtx) -> list[Value]:
+    """Run one lowering; errors name the node (and keep their class)."""
+    out = guarded(f"{ctx.scope.graph.name}: {ctx.node}", lambda: op.lower(ctx))
     if out is None:
         return []
     if isinstance(out, (HloInstruction, Resource)):
@@ -398,6 +407,34 @@ class NodeCtx:
         if default is not _MISSING:
             return default
         raise ImportGraphError(f"{where} has no value")
+
+    def _typed(self, name: str, default: Any, types: tuple[type, ...], what: str) -> Any:
+        v = self.attr(name, default)
+        if v is default and default is not _MISSING:
+            return v
+        if not isinstance(v, types) or (bool not in types and isinstance(v, bool)):
+            raise ImportGraphError(f"attribute {name!r} must be {what}, got {v!r}")
+        return v
+
+    def str_attr(self, name: str, default: Any = _MISSING) -> str:
+        return str(self._typed(name, default, (str,), "a string"))
+
+    def func_attr(self, name: str) -> str:
+        """The function named by attribute `name` (a `func` value)."""
+        if name not in self.node.attr or self.node.attr[name].WhichOneof("value") != "func":
+            raise ImportGraphError(f"attribute {name!r} must name a function")
+        return str(self.node.attr[name].func.name)
+
+    def bool_attr(self, name: str, default: Any = _MISSING) -> bool:
+        return bool(self._typed(name, default, (bool,), "a bool"))
+
+    def float_attr(self, name: str, default: Any = _MISSING) -> float:
+        return float(self._typed(name, default, (float, int), "a number"))
+
+    def tensor_attr(self, name: str) -> np.ndarray:
+        value = self._typed(name, _MISSING, (np.ndarray,), "a tensor")
+        assert isinstance(value, np.ndarray)
+        return value
 
     def int_attr(self, name: str, default: Any = _MISSING) -> int:
         v = self.attr(name, default)

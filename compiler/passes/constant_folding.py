@@ -116,4 +116,4 @@ class ConstantFolding(ComputationPass):
         array = np.asarray(value)
         if array.dtype != dtype or array.shape != instr.shape.dims:
             return None
-        return np.ascontiguousarray(array)
+        return array.copy(order="C")

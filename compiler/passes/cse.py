@@ -31,7 +31,7 @@ _IGNORED_ATTRS = frozenset(spec.name for spec in COMMON_ATTRS)
 def _attr_key(value: Any) -> Hashable:
     """A hashable stand-in for an attribute value."""
     if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value)
+        data = value.copy(order="C")
         return ("array", str(data.dtype), data.shape, data.tobytes())
     if isinstance(value, (list, tuple)):
         return tuple(_attr_key(v) for v in value)

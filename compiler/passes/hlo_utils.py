@@ -23,8 +23,10 @@ from hlo.shape import Shape
 def clone_into(comp: HloComputation, instr: HloInstruction,
                operands: Sequence[HloInstruction], name: str | None = None) -> HloInstruction:
     """A copy of `instr` in `comp` over `operands`, keeping its shape and attributes."""
-    return comp.add(instr.opcode, list(operands), shape=instr.shape,
+    copy = comp.add(instr.opcode, list(operands), shape=instr.shape,
                     name=name or instr.name, **instr.attrs)
+    copy.shape = instr.shape  # `add` gives tuple shapes default layouts; keep this one
+    return copy
 
 
 def live_instructions(comp: HloComputation) -> list[HloInstruction]:
@@ -190,3 +192,40 @@ def has_side_effects(instr: HloInstruction) -> bool:
                 return True
             stack.extend(inner.called_computations())
     return False
+
+
+def clone_module(module: HloModule) -> HloModule:
+    """A deep copy of `module` with the same names (prints identically); literals shared.
+
+    Faster than printing and parsing; passes may then change the copy freely (the
+    compile API optimises a copy, never the caller's module).
+    """
+    copy = HloModule(module.name)
+    copy.attrs = dict(module.attrs)
+    copy.entry_layout = module.entry_layout
+    comps: dict[int, HloComputation] = {}
+    for comp in module.computations:
+        comps[id(comp)] = copy.add_computation(
+            HloComputation(comp.name, is_fusion=comp.is_fusion), entry=comp is module.entry)
+
+    def remap(value: Any) -> Any:
+        if isinstance(value, HloComputation):
+            return comps.get(id(value), value)
+        if isinstance(value, tuple) and value and isinstance(value[0], HloComputation):
+            return tuple(comps.get(id(c), c) for c in value)
+        return value
+
+    for comp in module.computations:
+        target = comps[id(comp)]
+        mapping: dict[int, HloInstruction] = {}
+        for instr in comp.post_order():
+            attrs = {k: remap(v) for k, v in instr.attrs.items()}
+            new = target.add(instr.opcode, [mapping[id(o)] for o in instr.operands],
+                             shape=instr.shape, name=instr.name, **attrs)
+            new.shape = instr.shape  # `add` gives tuple shapes default layouts; keep these
+            mapping[id(instr)] = new
+        # Keep the original instruction order (printing follows it where operands allow).
+        target.instructions = [mapping[id(i)] for i in comp.instructions]
+        if comp.root is not None:
+            target.set_root(mapping[id(comp.root)])
+    return copy

@@ -113,7 +113,7 @@ def assert_same(label: str, got: np.ndarray, want: np.ndarray, rtol: float = 0.0
 
 def pairs(values: list, dtype: type) -> tuple[np.ndarray, np.ndarray]:
     """Every ordered pair of `values`, as two arrays of `dtype`."""
-    a, b = zip(*itertools.product(values, values))
+    a, b = zip(*itertools.product(values, values), strict=True)
     with np.errstate(all="ignore"):
         return np.array(a).astype(dtype), np.array(b).astype(dtype)
 
@@ -156,7 +156,7 @@ def test_float_ops_on_edge_values(ty: str) -> None:
     outs = [(f"u{k}", shape) for k in range(len(FLOAT_UNARY))]
     outs += [(f"b{k}", shape) for k in range(len(FLOAT_BINARY))]
     got, want = run_both(module_text([shape, shape], body, outs), x, y)
-    for op, g, w in zip(FLOAT_UNARY + FLOAT_BINARY, got, want):
+    for op, g, w in zip(FLOAT_UNARY + FLOAT_BINARY, got, want, strict=True):
         rtol = 0.0 if op in EXACT_FLOAT_OPS else RTOL[ty]
         if op in ("maximum", "minimum"):
             # max(+0, -0) is +0 in XLA (llvm.maximum); the evaluator's f16 path follows
@@ -175,7 +175,7 @@ def test_integer_ops_on_edge_values(ty: str) -> None:
     outs = [(f"u{k}", shape) for k in range(len(INT_UNARY))]
     outs += [(f"b{k}", shape) for k in range(len(INT_BINARY))]
     got, want = run_both(module_text([shape, shape], body, outs), x, y)
-    for op, g, w in zip(INT_UNARY + INT_BINARY, got, want):
+    for op, g, w in zip(INT_UNARY + INT_BINARY, got, want, strict=True):
         assert_same(f"{ty} {op}", g, w, 0.0, (x, y))
 
 
@@ -224,7 +224,7 @@ def test_bitwise_and_logical_ops(ty: str) -> None:
     body.append(f"n = {shape} not(p0)")
     outs = [(f"b{k}", shape) for k in range(len(ops))] + [("n", shape)]
     got, want = run_both(module_text([shape, shape], body, outs), x, y)
-    for op, g, w in zip([*ops, "not"], got, want):
+    for op, g, w in zip([*ops, "not"], got, want, strict=True):
         assert_same(f"{ty} {op}", g, w, 0.0, (x, y))
 
 
@@ -259,7 +259,7 @@ def test_convert_to_every_type(src: str) -> None:
     body = [f"c{k} = {d}[{x.size}] convert(p0)" for k, d in enumerate(dsts)]
     outs = [(f"c{k}", f"{d}[{x.size}]") for k, d in enumerate(dsts)]
     got, want = run_both(module_text([shape], body, outs), x)
-    for d, g, w in zip(dsts, got, want):
+    for d, g, w in zip(dsts, got, want, strict=True):
         assert_same(f"convert {src}->{d}", g, w, 0.0, (x,))
 
 
@@ -309,7 +309,7 @@ def test_reduce_precision(ty: str) -> None:
             for k, (e, m) in enumerate(formats)]
     outs = [(f"r{k}", shape) for k in range(len(formats))]
     got, want = run_both(module_text([shape], body, outs), x)
-    for fmt, g, w in zip(formats, got, want):
+    for fmt, g, w in zip(formats, got, want, strict=True):
         assert_same(f"{ty} reduce-precision {fmt}", g, w, 0.0, (x,))
 
 
@@ -340,7 +340,7 @@ def test_compare_every_direction(ty: str, ctype: str | None) -> None:
             for k, d in enumerate(DIRECTIONS)]
     outs = [(f"c{k}", f"pred[{x.size}]") for k in range(len(DIRECTIONS))]
     got, want = run_both(module_text([shape, shape], body, outs), x, y)
-    for d, g, w in zip(DIRECTIONS, got, want):
+    for d, g, w in zip(DIRECTIONS, got, want, strict=True):
         assert_same(f"{ty} compare {d} {ctype}", g, w, 0.0, (x, y))
 
 
@@ -361,7 +361,7 @@ def test_select_clamp_is_finite_with_scalar_operands() -> None:
     ]
     outs = [("c", "f32[7]"), ("s", "f32[7]"), ("f", "pred[7]"), ("ic", "s32[7]")]
     got, want = run_both(module_text(["f32[7]", "pred[7]"], body, outs), x, p)
-    for (name, _), g, w in zip(outs, got, want):
+    for (name, _), g, w in zip(outs, got, want, strict=True):
         assert_same(name, g, w, 0.0, (x,))
 
 
@@ -390,7 +390,7 @@ def test_complex_arithmetic(ty: str) -> None:
     shapes = {"abs": r, "re": r, "im": r, "eq": f"pred[{n}]"}
     outs = [(name, shapes.get(name, c)) for name in names]
     got, want = run_both(module_text([r, r], body, outs), re, im)
-    for name, g, w in zip(names, got, want):
+    for name, g, w in zip(names, got, want, strict=True):
         assert_same(f"{ty} {name}", g, w, RTOL[ty])
 
 
@@ -426,7 +426,7 @@ def test_movement_ops() -> None:
             ("s", "f32[1,2,2]"), ("rv", "f32[2,3,4]"), ("pd", "f32[3,4,5]"),
             ("cc", "f32[2,7,4]"), ("io", "s32[3,5]"), ("iof", "f32[4,2]"), ("cp", "f32[2,3,4]")]
     got, want = run_both(module_text(["f32[2,3,4]", "s32[3]"], body, outs), x, v)
-    for (name, _), g, w in zip(outs, got, want):
+    for (name, _), g, w in zip(outs, got, want, strict=True):
         assert_same(name, g, w)
 
 
@@ -474,5 +474,50 @@ def test_constants_of_every_kind() -> None:
     outs = [("h", "f32[2,3]"), ("b", "bf16[3]"), ("c", "f16[2]"), ("d", "pred[3]"),
             ("e", "u64[2]"), ("f", "s8[]"), ("g", "c64[2]")]
     got, want = run_both(module_text([], body, outs))
-    for (name, _), g, w in zip(outs, got, want):
+    for (name, _), g, w in zip(outs, got, want, strict=True):
         assert_same(name, g, w)
+
+
+# --- inline transcendental approximations --------------------------------------------------
+
+
+def _ulp_distance(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got - want| in units in the last place of f32 (NaN vs NaN is 0, NaN vs number huge)."""
+    def ordered(a: np.ndarray) -> np.ndarray:
+        i = a.view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    d = np.abs(ordered(got) - ordered(want))
+    d[np.isnan(got) & np.isnan(want)] = 0
+    d[np.isnan(got) != np.isnan(want)] = 2**40
+    return d
+
+
+@pytest.mark.parametrize(("op", "reference", "max_ulp"), [
+    ("exponential", np.exp, 2),
+    ("log", np.log, 3),
+    ("tanh", np.tanh, 3),
+    ("logistic", lambda v: np.exp(-np.logaddexp(0.0, -v)), 3),
+])
+def test_f32_transcendentals_over_the_whole_range(op: str, reference, max_ulp: int) -> None:
+    """Random bit patterns (every exponent, subnormals, inf, NaN) and a dense sweep of the
+    interesting range, against float64 numpy rounded to f32: an oracle outside the project."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 1.17e-38, 88.72, 88.73, -87.3,
+                -103.9, -104.0, 0.55, -0.55, 1.0, -1.0, 9.0, -20.0]
+    x = np.concatenate([x, np.linspace(-12, 12, 20_001, dtype=np.float32),
+                        np.array(specials, np.float32)])
+    text = (f"HloModule approx\n\nENTRY main {{\n  x = f32[{x.size}] parameter(0)\n"
+            f"  ROOT y = f32[{x.size}] {op}(x)\n}}\n")
+    got = compiler.compile(parse(text))(x)
+    with np.errstate(all="ignore"):
+        want = reference(x.astype(np.float64)).astype(np.float32)
+    d = _ulp_distance(got, want)
+    normal = ~(np.abs(want) < np.finfo(np.float32).tiny)
+    worst = int(np.argmax(np.where(normal, d, 0)))
+    assert d[normal].max() <= max_ulp, (
+        f"{op}: {d[normal].max()} ulp at x={x[worst]!r}: got {got[worst]!r}, "
+        f"want {want[worst]!r}")
+    # Subnormal results: within one subnormal step.
+    assert np.all(np.abs(got[~normal].astype(np.float64) - want[~normal]) <= 2**-149)

@@ -311,6 +311,12 @@ def test_array_complex_and_tuple_literals() -> None:
     assert first.tolist() == [7, 8] and second.dtype == np.float32 and second == 0.25
 
 
+def test_literal_rows_with_comments() -> None:
+    text = "ENTRY e {\n  ROOT c = f32[2,2] constant({ {1, /* x */ 2}, {3, 4 // y\n} })\n}"
+    literal = parse(text).entry_computation.root.attrs["literal"]
+    assert literal.tolist() == [[1, 2], [3, 4]]
+
+
 def test_literal_without_braces_spacing_or_index_comments_parses() -> None:
     text = "ENTRY e {\n  ROOT c = s32[1,2,1,2] constant({{{{1,2}},{{3,4}}}})\n}"
     module = parse(text)
@@ -425,7 +431,14 @@ ERRORS = [
     (_P + "  ROOT a = f32[2,3]{1,1} negate(p)\n}", 3, "not a permutation"),
     (_P + "  ROOT a = f32[?] negate(p)\n}", 3, "64-bit integer dimensions"),
     (_P + "  ROOT a = f32[3] constant({1, 2})\n}", 3, "has 2 elements at depth 0, expected 3"),
-    (_P + "  ROOT a = f32[2,2] constant({1, 2})\n}", 3, "expected {...} with 2 elements"),
+    (_P + "  ROOT a = f32[2,2] constant({1, 2})\n}", 3, "expected {...} lists at depth 1"),
+    (_P + "  ROOT a = f32[2] constant({ {1}, {2} })\n}", 3, "is nested too deeply"),
+    (_P + "  ROOT a = f32[] constant({1})\n}", 3, "is nested too deeply"),
+    (_P + "  ROOT a = f32[3] constant({1,,2})\n}", 3, "empty element in literal"),
+    (_P + "  ROOT a = f32[2] constant({1, 2,})\n}", 3, "empty element in literal"),
+    (_P + "  ROOT a = f32[1] constant({1_0})\n}", 3, "expected a floating-point number"),
+    (_P + "  ROOT a = f32[1] constant({1e39})\n}", 3, "1e39 is out of range for float32"),
+    (_P + "  ROOT a = f64[1] constant({1e999})\n}", 3, "1e999 is out of range for float64"),
     (_P + "  ROOT a = s8[2] constant({1, 128})\n}", 3, "128 is out of range for s8"),
     (_P + "  ROOT a = u8[1] constant({-1})\n}", 3, "-1 is out of range for u8"),
     (_P + "  ROOT a = s32[1] constant({1.5})\n}", 3, "expected an integer"),

@@ -52,7 +52,7 @@ def test_corpus_case_compiles_and_matches(case: dict) -> None:
         got = (got,)
     name = case["name"]
     assert len(got) == len(want), f"{name}: {len(got)} outputs, expected {len(want)}"
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
         assert g.dtype == w.dtype, f"{name} out{i}: dtype {g.dtype}, expected {w.dtype}"
         assert g.shape == w.shape, f"{name} out{i}: shape {g.shape}, expected {w.shape}"
         if w.dtype.kind in "fc":

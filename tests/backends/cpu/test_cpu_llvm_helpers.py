@@ -149,7 +149,7 @@ def test_common_factors_are_consistent(dims: list[int], rnd: object) -> None:
     assert bounds[0] == (0, 0) and bounds[-1] == (len(dims), len(other))
     for i, j in bounds:
         assert math.prod(dims[:i]) == math.prod(other[:j])
-    for (i0, j0), (i1, j1) in zip(bounds, bounds[1:]):
+    for (i0, j0), (i1, j1) in zip(bounds, bounds[1:], strict=False):
         assert i0 <= i1 and j0 <= j1 and (i0, j0) != (i1, j1)
 
 

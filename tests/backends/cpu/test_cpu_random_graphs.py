@@ -19,7 +19,7 @@ def test_compiled_equals_evaluated(case) -> None:
     if not isinstance(got, tuple):
         got = (got,)
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype and g.shape == w.shape
         # Reductions may associate differently (split accumulators); elementwise ops agree.
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, equal_nan=True)

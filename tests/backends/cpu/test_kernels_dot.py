@@ -11,6 +11,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.backends.cpu.test_kernels_common import check, compile_and_run, module_text
 
@@ -104,6 +106,25 @@ def test_half_operands_with_f32_result() -> None:
     np.testing.assert_allclose(got, a.astype(np.float32) @ b.astype(np.float32), 1e-5, 1e-5)
 
 
+@pytest.mark.parametrize("m", [1, 6])
+@pytest.mark.parametrize("out", ["f16", "bf16"])
+def test_narrower_result_is_computed_wide_and_rounded_once(m: int, out: str) -> None:
+    a = random_array("f32", (m, 33))
+    b = random_array("f32", (33, 20))
+    text = dot_module(f"f32[{m},33]", "f32[33,20]", f"{out}[{m},20]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    check(text, a, b, rtol=1e-2, atol=1e-2)
+
+
+def test_f64_operands_with_f32_result_accumulate_in_f64() -> None:
+    a = np.full((2, 3), 1.0 + 2.0**-30)
+    b = np.full((3, 20), 1.0 - 2.0**-30)
+    text = dot_module("f64[2,3]", "f64[3,20]", "f32[2,20]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = check(text, a, b, rtol=0, atol=0)
+    np.testing.assert_array_equal(got, (a @ b).astype(np.float32))
+
+
 def test_s8_operands_with_s32_result() -> None:
     a = RNG.integers(-128, 128, (7, 30)).astype(np.int8)
     b = RNG.integers(-128, 128, (30, 9)).astype(np.int8)
@@ -114,11 +135,18 @@ def test_s8_operands_with_s32_result() -> None:
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 2), (13, 37, 33), (4, 64, 16), (3, 5, 1),
-                                   (70, 129, 1), (2, 100, 31)])
+                                   (70, 129, 1), (2, 100, 31), (1, 37, 50)])
 def test_tile_edges_and_matrix_vector(m: int, k: int, n: int) -> None:
     text = dot_module(f"f32[{m},{k}]", f"f32[{k},{n}]", f"f32[{m},{n}]",
                       "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
     check(text, random_array("f32", (m, k)), random_array("f32", (k, n)), rtol=1e-4, atol=1e-4)
+
+
+def test_batched_row_times_matrix() -> None:
+    text = dot_module("f32[3,1,5]", "f32[3,5,7]", "f32[3,1,7]",
+                      "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, "
+                      "rhs_contracting_dims={1}")
+    check(text, random_array("f32", (3, 1, 5)), random_array("f32", (3, 5, 7)))
 
 
 def test_empty_contraction_gives_zeros() -> None:
@@ -141,3 +169,51 @@ def test_larger_matmul() -> None:
                       "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
     (got,) = compile_and_run(text, a, b)
     np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+@st.composite
+def dot_problems(draw: st.DrawFn) -> tuple[str, np.ndarray, np.ndarray]:
+    """A dot with random batch/contracting/free dims placed anywhere in both operands."""
+    counts = [draw(st.integers(0, 2)) for _ in range(4)]  # batch, contract, lhs free, rhs free
+    sizes = {role: [draw(st.integers(1, 5)) for _ in range(n)]
+             for role, n in zip(("batch", "contract", "lfree", "rfree"), counts, strict=True)}
+    lhs_roles = ([("batch", i) for i in range(counts[0])] + [("contract", i) for i in
+                 range(counts[1])] + [("lfree", i) for i in range(counts[2])])
+    rhs_roles = ([("batch", i) for i in range(counts[0])] + [("contract", i) for i in
+                 range(counts[1])] + [("rfree", i) for i in range(counts[3])])
+    lhs_roles = draw(st.permutations(lhs_roles))
+    rhs_roles = draw(st.permutations(rhs_roles))
+
+    def dims_of(roles: list[tuple[str, int]]) -> list[int]:
+        return [sizes[role][i] for role, i in roles]
+
+    def positions(roles: list[tuple[str, int]], role: str, n: int) -> list[int]:
+        return [roles.index((role, i)) for i in range(n)]
+
+    lb, rb = positions(lhs_roles, "batch", counts[0]), positions(rhs_roles, "batch", counts[0])
+    lc = positions(lhs_roles, "contract", counts[1])
+    rc = positions(rhs_roles, "contract", counts[1])
+    out = sizes["batch"] + [d for r, d in zip(lhs_roles, dims_of(lhs_roles), strict=True)
+                            if r[0] == "lfree"]
+    out += [d for r, d in zip(rhs_roles, dims_of(rhs_roles), strict=True) if r[0] == "rfree"]
+
+    def braces(values: list[int]) -> str:
+        return "{" + ",".join(map(str, values)) + "}"
+
+    attrs = (f"lhs_batch_dims={braces(lb)}, lhs_contracting_dims={braces(lc)}, "
+             f"rhs_batch_dims={braces(rb)}, rhs_contracting_dims={braces(rc)}")
+    text = dot_module(f"f32[{','.join(map(str, dims_of(lhs_roles)))}]",
+                      f"f32[{','.join(map(str, dims_of(rhs_roles)))}]",
+                      f"f32[{','.join(map(str, out))}]", attrs)
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    lhs = rng.standard_normal(dims_of(lhs_roles)).astype(np.float32)
+    rhs = rng.standard_normal(dims_of(rhs_roles)).astype(np.float32)
+    return text, lhs, rhs
+
+
+@settings(max_examples=25)
+@given(dot_problems())
+def test_random_dimension_numbers(problem: tuple[str, np.ndarray, np.ndarray]) -> None:
+    text, lhs, rhs = problem
+    check(text, lhs, rhs, rtol=1e-4, atol=1e-4)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.backends.cpu.test_kernels_common import (
     check,
@@ -22,7 +24,6 @@ from tests.backends.cpu.test_kernels_common import (
 
 RNG = np.random.default_rng(5)
 ADD_F32 = scalar_computation("add", "f32", "add")
-MAX_F32 = scalar_computation("max", "f32", "maximum")
 
 ARGMAX = """argmax {
   v0 = f32[] parameter(0)
@@ -206,3 +207,21 @@ def test_select_and_scatter_with_nonzero_init() -> None:
         GE_F32 + ADD_F32,
     )
     check(text, x, source)
+
+
+@st.composite
+def reduce_problems(draw: st.DrawFn) -> tuple[str, np.ndarray]:
+    """A reduce (sum or max) over a random subset of the dims of a random f32 array."""
+    dims = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=4)))
+    reduced = tuple(d for d in range(len(dims)) if draw(st.booleans()))
+    op = draw(st.sampled_from(["add", "maximum"]))
+    init = "0" if op == "add" else "-inf"
+    x = np.random.default_rng(draw(st.integers(0, 2**16))).standard_normal(dims)
+    return reduce_module("f32", dims, reduced, op, init), x.astype(np.float32)
+
+
+@settings(max_examples=25)
+@given(reduce_problems())
+def test_random_reductions(problem: tuple[str, np.ndarray]) -> None:
+    text, x = problem
+    check(text, x, rtol=1e-5, atol=1e-5)

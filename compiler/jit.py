@@ -1,0 +1,432 @@
+"""`jit`: trace a Python function into an HLO module per argument signature, compile it,
+cache it, and call the compiled code afterwards.
+
+The cache key is the argument structure (a pytree treedef), one (shape, dtype) per array
+leaf, and the static arguments' values. A miss traces and compiles (through
+`compiler.api.compile`, whose disk cache lets a second process skip code generation: the
+traced module's text is deterministic, so its fingerprint repeats); `stats` counts hits
+and misses and says why each miss happened. The common call (positional numpy arrays, no
+static arguments) takes a fast path keyed by a flat tuple of shapes and dtypes.
+
+Donated arguments (`donate_argnums`) are updated in place: a result leaf with the shape
+and dtype of a donated argument leaf is written into the caller's array, which is
+returned as that result.
+
+Inside another trace a jitted function is simply inlined.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler import pytree
+from compiler.tracing import (
+    Tracer,
+    active,
+    current_trace,
+    element_type_of,
+    is_weak,
+    locate_error,
+    new_module_trace,
+    to_tracer,
+    weak_dtype,
+)
+from hlo import debug_options
+from hlo.errors import ArgumentError, TfcompileError
+from hlo.module import HloModule
+from hlo.opcodes import Opcode
+from hlo.shape import Shape
+
+BACKENDS = ("cpu", "interpreter")
+
+
+@dataclass
+class CacheStats:
+    """What the compile cache of one jitted function did.
+
+    Attributes:
+        hits: calls that reused a compiled entry.
+        misses: calls that traced and compiled a new entry.
+        miss_reasons: one line per miss, in order ("first call", "argument 'x': shape
+            f32[3] -> f32[4]", "static argument 'n': 3 -> 4", ...).
+    """
+
+    hits: int = 0
+    misses: int = 0
+    miss_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Entry:
+    run: Callable[..., Any]
+    module: HloModule
+    out_treedef: Any
+    donations: list[tuple[int, int]]  # (argument leaf, result leaf)
+
+
+@dataclass(frozen=True)
+class _Signature:
+    treedef: Any
+    leaves: tuple[Any, ...]  # (shape, dtype) or ("weak", python type) per dynamic leaf
+    statics: tuple[Any, ...]
+
+
+def _sanitize(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", text).strip("._-") or "arg"
+    return name if re.match(r"[A-Za-z_]", name) else f"p{name}"
+
+
+class JitFunction:
+    """A jitted function; call it like the original. See `jit`."""
+
+    def __init__(self, fn: Callable[..., Any], static_argnums: Sequence[int],
+                 static_argnames: Sequence[str], donate_argnums: Sequence[int], backend: str,
+                 options: dict[str, Any]) -> None:
+        if backend not in BACKENDS:
+            raise ArgumentError(f"jit: unknown backend {backend!r}; available: "
+                                f"{', '.join(BACKENDS)}")
+        self.fn = fn
+        self.static_argnums = tuple(sorted(int(i) for i in static_argnums))
+        self.static_argnames = tuple(static_argnames)
+        self.donate_argnums = frozenset(int(i) for i in donate_argnums)
+        self.backend = backend
+        self.options = dict(options)
+        self.stats = CacheStats()
+        self._cache: dict[_Signature, _Entry] = {}
+        self._fast: dict[tuple[Any, ...], _Entry] = {}
+        self._last: _Signature | None = None
+        self._simple = not self.static_argnums and not self.static_argnames
+        self._arg_names = _arg_names(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    # --- calling ---------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._simple and not kwargs:
+            key = []
+            for a in args:
+                if type(a) is not np.ndarray:
+                    break
+                key.append(a.shape)
+                key.append(a.dtype)
+            else:
+                entry = self._fast.get(tuple(key))
+                if entry is not None:
+                    self.stats.hits += 1
+                    return self._run(entry, list(args))
+        if current_trace() is not None:
+            return self.fn(*args, **kwargs)
+        return self._call_slow(args, kwargs)
+
+    def _call_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        sig, leaves = self._signature(args, kwargs)
+        entry = self._cache.get(sig)
+        if entry is None:
+            self.stats.misses += 1
+            self.stats.miss_reasons.append(self._miss_reason(sig))
+            entry = self._compile(args, kwargs, sig)
+            self._cache[sig] = entry
+        else:
+            self.stats.hits += 1
+        self._last = sig
+        if self._simple and not kwargs and all(type(a) is np.ndarray for a in args):
+            self._fast[tuple(x for a in args for x in (a.shape, a.dtype))] = entry
+        return self._run(entry, leaves)
+
+    def _run(self, entry: _Entry, leaves: list[Any]) -> Any:
+        results = entry.run(*leaves)
+        if entry.donations:
+            results = list(results)
+            for i, j in entry.donations:
+                target = leaves[i]
+                if (type(target) is np.ndarray and target.flags.writeable
+                        and target.flags.c_contiguous):
+                    np.copyto(target, results[j])
+                    results[j] = target
+        if entry.out_treedef == pytree.LEAF:
+            return results[0]
+        return pytree.tree_unflatten(entry.out_treedef, results)
+
+    # --- keys --------------------------------------------------------------------------------
+    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]
+               ) -> tuple[Any, tuple[Any, ...]]:
+        """(dynamic arguments as a pytree, static values) of one call."""
+        for i in self.static_argnums:
+            if i >= len(args):
+                raise ArgumentError(f"{self._where()}: static_argnums names argument {i}, but "
+                                    f"only {len(args)} were given")
+        statics = tuple(args[i] for i in self.static_argnums) + tuple(
+            (k, kwargs[k]) for k in self.static_argnames if k in kwargs)
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        dynamic = (dyn_args, dyn_kwargs) if dyn_kwargs else dyn_args
+        try:
+            hash(statics)
+        except TypeError:
+            raise ArgumentError(f"{self._where()}: static arguments must be hashable, got "
+                                f"{[type(s).__name__ for s in statics]}") from None
+        return dynamic, statics
+
+    def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[_Signature, list[Any]]:
+        dynamic, statics = self._split(args, kwargs)
+        leaves, treedef = pytree.tree_flatten(dynamic)
+        sig_leaves = []
+        arrays = []
+        for k, leaf in enumerate(leaves):
+            if type(leaf) is np.ndarray:
+                _check_dtype(leaf.dtype, lambda k=k: self._leaf_name(treedef, k), self)
+                sig_leaves.append((leaf.shape, leaf.dtype))
+                arrays.append(leaf)
+            elif is_weak(leaf) and not isinstance(leaf, np.generic):
+                sig_leaves.append(("weak", type(leaf)))
+                arrays.append(_weak_array(leaf, self._leaf_name(treedef, k), self))
+            elif isinstance(leaf, (np.ndarray, np.generic)):
+                a = np.asarray(leaf)
+                _check_dtype(a.dtype, lambda k=k: self._leaf_name(treedef, k), self)
+                sig_leaves.append((a.shape, a.dtype))
+                arrays.append(a)
+            elif isinstance(leaf, Tracer):
+                raise ArgumentError(f"{self._where()}: argument {self._leaf_name(treedef, k)} "
+                                    "is a traced value from another function")
+            else:
+                raise ArgumentError(
+                    f"{self._where()}: argument {self._leaf_name(treedef, k)} is a "
+                    f"{type(leaf).__name__}, not an array; pass numpy arrays or Python "
+                    "numbers, or mark it static (static_argnums/static_argnames)")
+        return _Signature(treedef, tuple(sig_leaves), statics), arrays
+
+    def _leaf_name(self, treedef: Any, k: int) -> str:
+        return _describe_path(pytree.leaf_paths(treedef)[k], self._arg_names, self)
+
+    def _where(self) -> str:
+        code = getattr(self.fn, "__code__", None)
+        name = getattr(self.fn, "__name__", "function")
+        if code is None:
+            return f"jit({name})"
+        return f"jit({name}) defined at {code.co_filename}:{code.co_firstlineno}"
+
+    def _miss_reason(self, sig: _Signature) -> str:
+        last = self._last
+        if last is None or not self._cache:
+            return "first call"
+        if last.treedef != sig.treedef:
+            return (f"argument structure changed: {pytree.tree_repr(last.treedef)} -> "
+                    f"{pytree.tree_repr(sig.treedef)}")
+        for old, new in zip(last.statics, sig.statics, strict=False):
+            if old != new:
+                return f"static argument changed: {old!r} -> {new!r}"
+        for k, (old, new) in enumerate(zip(last.leaves, sig.leaves, strict=True)):
+            if old != new:
+                return (f"argument {self._leaf_name(sig.treedef, k)}: {_sig_text(old)} -> "
+                        f"{_sig_text(new)}")
+        return "signature seen before but evicted"
+
+    # --- tracing and compiling ----------------------------------------------------------------
+    def lower(self, *args: Any, **kwargs: Any) -> HloModule:
+        """The HLO module `jit` would compile for these arguments (traced, not compiled)."""
+        sig, _ = self._signature(args, kwargs)
+        module, _, _ = self._trace(args, kwargs, sig)
+        return module
+
+    def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], sig: _Signature
+               ) -> tuple[HloModule, Any, list[tuple[int, int]]]:
+        name = _sanitize(f"jit_{getattr(self.fn, '__name__', 'fn')}")
+        trace = new_module_trace(name)
+        paths = pytree.leaf_paths(sig.treedef)
+        with active(trace):
+            params = []
+            for k, (path, leaf_sig) in enumerate(zip(paths, sig.leaves, strict=True)):
+                dtype = weak_dtype(leaf_sig[1](0)) if leaf_sig[0] == "weak" else leaf_sig[1]
+                dims = () if leaf_sig[0] == "weak" else leaf_sig[0]
+                shape = Shape.array(element_type_of(dtype), dims)
+                pname = _sanitize(_describe_path(path, self._arg_names, self).strip("'"))
+                params.append(trace.wrap(trace.add(Opcode.PARAMETER, shape=shape, name=pname,
+                                                   parameter_number=k)))
+            dynamic = pytree.tree_unflatten(sig.treedef, params)
+            call_args, call_kwargs = self._merge(args, kwargs, dynamic)
+            try:
+                out = self.fn(*call_args, **call_kwargs)
+                out_leaves, out_treedef = pytree.tree_flatten(out)
+                outs = [to_tracer(o).instr for o in out_leaves]
+            except TfcompileError as e:
+                raise locate_error(e) from None
+            root = trace.add(Opcode.TUPLE, outs)
+        trace.comp.set_root(root)
+        trace.finished = True
+        module = finish_module(trace.module)
+        donations = self._donations(sig, paths, [o.shape for o in outs])
+        return module, out_treedef, donations
+
+    def _merge(self, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic: Any
+               ) -> tuple[list[Any], dict[str, Any]]:
+        """The call's arguments with the dynamic ones replaced by parameters."""
+        dyn_args, dyn_kwargs = dynamic if isinstance(dynamic, tuple) and len(dynamic) == 2 and \
+            isinstance(dynamic[1], dict) and any(k not in self.static_argnames for k in kwargs) \
+            else (dynamic, {})
+        it = iter(dyn_args)
+        call_args = [a if i in self.static_argnums else next(it) for i, a in enumerate(args)]
+        call_kwargs = {k: (v if k in self.static_argnames else dyn_kwargs[k])
+                       for k, v in kwargs.items()}
+        return call_args, call_kwargs
+
+    def _donations(self, sig: _Signature, paths: list[str], out_shapes: list[Shape]
+                   ) -> list[tuple[int, int]]:
+        if not self.donate_argnums:
+            return []
+        donated = [k for k, p in enumerate(paths) if _top_index(p) in self._dynamic_donated()]
+        taken: set[int] = set()
+        pairs = []
+        for k in donated:
+            shape, dtype = sig.leaves[k]
+            if shape == "weak":
+                continue
+            for j, out in enumerate(out_shapes):
+                if j not in taken and out.dims == tuple(shape) and out.element_type.numpy == dtype:
+                    taken.add(j)
+                    pairs.append((k, j))
+                    break
+        return pairs
+
+    def _dynamic_donated(self) -> set[int]:
+        """Donated positions renumbered among the dynamic (non-static) positional args."""
+        out = set()
+        for i in self.donate_argnums:
+            if i not in self.static_argnums:
+                out.add(i - sum(1 for s in self.static_argnums if s < i))
+        return out
+
+    def _compile(self, args: tuple[Any, ...], kwargs: dict[str, Any], sig: _Signature
+                 ) -> _Entry:
+        module, out_treedef, donations = self._trace(args, kwargs, sig)
+        if self.backend == "interpreter":
+            from hlo.evaluator import evaluate
+
+            run: Callable[..., Any] = functools.partial(evaluate, module)
+        else:
+            run = _compile_cpu(module, self.options, self._where())
+        return _Entry(run, module, out_treedef, donations)
+
+    def clear_cache(self) -> None:
+        """Forget every compiled entry (the compile API's own caches are kept)."""
+        self._cache.clear()
+        self._fast.clear()
+        self._last = None
+
+    def __repr__(self) -> str:
+        return f"<jit {getattr(self.fn, '__name__', 'fn')} backend={self.backend}>"
+
+
+def _compile_cpu(module: HloModule, options: dict[str, Any], where: str) -> Callable[..., Any]:
+    from compiler.api import compile as compile_module
+
+    try:
+        return compile_module(module, backend="cpu", **options)
+    except TfcompileError as e:
+        raise _with_source(e, module, where) from None
+
+
+def _with_source(e: TfcompileError, module: HloModule, where: str) -> TfcompileError:
+    """Name the user's line of the instruction a backend error mentions, when known."""
+    from compiler.tracing import recorded_location
+
+    message = str(e)
+    for comp in module.computations:
+        for instr in comp.instructions:
+            if re.search(rf"(?<![\w.\-]){re.escape(instr.name)}(?![\w.\-])", message):
+                loc = recorded_location(module, instr)
+                if loc is not None:
+                    e.args = (f"{message}\n  (traced at {loc}; compiling {where})",)
+                    return e
+    e.args = (f"{message}\n  (compiling {where})",)
+    return e
+
+
+def finish_module(module: HloModule) -> HloModule:
+    """Drop dead instructions and unused computations, order callees first, and verify
+    when checks are on."""
+    for comp in module.computations:
+        comp.remove_dead()
+    module.computations = module.computations_post_order()
+    if debug_options.get().checks >= 1:
+        from hlo.verifier import verify
+
+        verify(module)
+    return module
+
+
+def _check_dtype(dtype: np.dtype, name: Callable[[], str], fn: JitFunction) -> None:
+    try:
+        element_type_of(dtype)
+    except ArgumentError:
+        raise ArgumentError(f"{fn._where()}: argument {name()} has dtype {dtype}, which has no "
+                            "XLA element type") from None
+
+
+def _weak_array(value: Any, name: str, fn: JitFunction) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=weak_dtype(value))
+    except (OverflowError, ValueError, TypeError) as e:
+        raise ArgumentError(f"{fn._where()}: argument {name}: {e}") from None
+
+
+def _sig_text(leaf_sig: Any) -> str:
+    if leaf_sig[0] == "weak":
+        return f"Python {leaf_sig[1].__name__}"
+    shape, dtype = leaf_sig
+    return f"{element_type_of(dtype).value}[{','.join(map(str, shape))}]"
+
+
+def _arg_names(fn: Callable[..., Any]) -> list[str]:
+    try:
+        return [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return []
+
+
+def _top_index(path: str) -> int | None:
+    m = re.match(r"\[(\d+)\]", path)
+    return int(m.group(1)) if m else None
+
+
+def _describe_path(path: str, names: list[str], fn: JitFunction) -> str:
+    """`'params'['w']` for leaf path `[0]['w']` of the dynamic positional arguments."""
+    m = re.match(r"\[(\d+)\](.*)", path)
+    if m is None:
+        return path
+    i = int(m.group(1))
+    positions = [j for j in range(len(names) + 64) if j not in fn.static_argnums]
+    if i < len(positions) and positions[i] < len(names):
+        return f"'{names[positions[i]]}'{m.group(2)}"
+    return f"{i}{m.group(2)}"
+
+
+def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
+        backend: str = "cpu", **options: Any) -> Any:
+    """Compile `fn` per argument signature; usable as `@jit` or `@jit(static_argnums=1)`.
+
+    Args:
+        fn: a function of arrays (numpy arrays or Python numbers, in nested tuples, lists
+            and dicts), returning a pytree of arrays.
+        static_argnums / static_argnames: arguments passed as Python values at trace time
+            (hashable; each new value compiles a new entry).
+        donate_argnums: positional arguments whose buffers may be updated in place.
+        backend: "cpu" (compiled) or "interpreter" (the reference evaluator).
+        **options: compile options for the backend (see compiler.compile).
+    """
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    donate = (donate_argnums,) if isinstance(donate_argnums, int) else tuple(donate_argnums)
+
+    def wrap(f: Callable[..., Any]) -> JitFunction:
+        return JitFunction(f, nums, names, donate, backend, options)
+
+    return wrap if fn is None else wrap(fn)

@@ -1,0 +1,364 @@
+"""Buffer assignment: pack the entry computation's temporaries into one arena.
+
+Every array value the entry computation creates is a logical buffer. Entry parameters
+are the caller's buffers and constants are static data; neither is in the arena. Values
+that reach the entry root are written straight into the caller's result buffers (outputs
+alias results), so they are not in the arena either. get-tuple-element, tuple, reshape,
+bitcast and opt-barrier make no buffer: they name (part of) their operand's, as the CPU
+backend treats them.
+
+Liveness uses one sequential order, the post order of the entry: a buffer lives from the
+step that defines it to the last step that reads it (through any alias). An elementwise
+instruction, or a dynamic-update-slice's operand 0, may write in place into an operand
+buffer that dies at that very step and has the same size. Remaining buffers are packed
+greedily, largest first, at the lowest offset not overlapping any buffer live at the same
+time. Computations called by while/call/conditional are handled conservatively: each
+gets one block, the sum of its own temporaries, live for the whole run; fused
+computations need none (their values stay in registers).
+
+`assign_buffers(module)` returns a BufferAssignment with offsets, the arena size, the
+no-reuse size and `explain()`. `BufferAssignmentPass` runs it in a pipeline without
+changing the module and keeps the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from hlo.computation import HloComputation
+from hlo.dtypes import PrimitiveType
+from hlo.instruction import HloInstruction
+from hlo.module import HloModule
+from hlo.opcodes import Opcode, Trait
+from hlo.shape import Shape
+
+log = logging.getLogger(__name__)
+
+ALIGNMENT = 64
+_ALIASING = frozenset({Opcode.GET_TUPLE_ELEMENT, Opcode.TUPLE, Opcode.RESHAPE, Opcode.BITCAST,
+                       Opcode.OPTIMIZATION_BARRIER, Opcode.AFTER_ALL})
+_CALLS_CODE = frozenset({Opcode.WHILE, Opcode.CALL, Opcode.CONDITIONAL})
+
+
+def _aligned(size: int, alignment: int) -> int:
+    return (size + alignment - 1) // alignment * alignment
+
+
+@dataclass(eq=False)
+class LogicalBuffer:
+    """One array buffer: who defines it, how big, when it lives, where it went.
+
+    Attributes:
+        kind: "temp" (in the arena), "output", "parameter", "constant" or "callee".
+        index: position of the leaf within a tuple-shaped value (() for arrays).
+        start, end: the steps (post-order positions) of the definition and the last use.
+        note: why it ended where it did, for `explain()`.
+    """
+
+    name: str
+    shape: Shape
+    kind: str
+    index: tuple[int, ...] = ()
+    start: int = 0
+    end: int = 0
+    size: int = 0
+    allocation: Allocation | None = None
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        suffix = "".join(f"[{i}]" for i in self.index)
+        return f"{self.name}{suffix}"
+
+
+@dataclass(eq=False)
+class Allocation:
+    """A slice of the arena shared by buffers that follow one another (in place)."""
+
+    buffers: list[LogicalBuffer]
+    size: int
+    start: int
+    end: int
+    offset: int = -1
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.buffers[0].label
+
+
+@dataclass
+class BufferAssignment:
+    """The result: buffers, allocations, sizes and the reasons behind them."""
+
+    module: str
+    buffers: list[LogicalBuffer]
+    allocations: list[Allocation]
+    alignment: int
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def temp_bytes(self) -> int:
+        """Size of the arena: the end of the highest allocation."""
+        return max((a.offset + a.size for a in self.allocations), default=0)
+
+    @property
+    def no_reuse_bytes(self) -> int:
+        """What the arena would take with one slice per temporary and no in-place writes."""
+        return sum(_aligned(b.size, self.alignment) for b in self.buffers
+                   if b.kind in ("temp", "callee"))
+
+    def offset_of(self, name: str, index: tuple[int, ...] = ()) -> int | None:
+        """The arena offset of an instruction's buffer (None if it is not in the arena)."""
+        for b in self.buffers:
+            if b.name == name and b.index == index and b.allocation is not None:
+                return b.allocation.offset
+        return None
+
+    def explain(self) -> str:
+        """For each buffer: where it went and why not otherwise."""
+        lines = [f"buffer assignment of module {self.module}: arena {self.temp_bytes} bytes "
+                 f"(no reuse: {self.no_reuse_bytes} bytes), {self.alignment}-byte aligned"]
+        for b in sorted(self.buffers, key=lambda b: (b.start, b.label)):
+            place = f"@{b.allocation.offset}" if b.allocation is not None else "-"
+            lines.append(f"  step {b.start:>4}-{b.end:<4} {b.label:<28} "
+                         f"{b.shape.to_text(with_layout=False):<20} {b.size:>9} B {place:>8}  "
+                         f"{b.kind}: {b.note}")
+        return "\n".join(lines) + "\n"
+
+
+# A value: one buffer for an array, a tuple of values for a tuple, None for a token.
+_Value = LogicalBuffer | tuple["_Value", ...] | None
+
+
+def _leaves(value: _Value) -> list[LogicalBuffer]:
+    if value is None:
+        return []
+    if isinstance(value, LogicalBuffer):
+        return [value]
+    return [leaf for v in value for leaf in _leaves(v)]
+
+
+def _define(instr: HloInstruction, shape: Shape, kind: str, step: int,
+            index: tuple[int, ...] = ()) -> _Value:
+    """Buffers for every array leaf of `shape`."""
+    if shape.is_tuple:
+        return tuple(_define(instr, s, kind, step, (*index, i))
+                     for i, s in enumerate(shape.tuple_shapes))
+    if not shape.is_array:
+        return None
+    return LogicalBuffer(instr.name, shape, kind, index, step, step, shape.byte_size)
+
+
+def _alias(instr: HloInstruction, operands: list[_Value]) -> _Value:
+    if instr.opcode is Opcode.TUPLE:
+        return tuple(operands)
+    if instr.opcode is Opcode.GET_TUPLE_ELEMENT:
+        source = operands[0]
+        assert isinstance(source, tuple)
+        return source[instr.attrs["index"]]
+    if instr.opcode is Opcode.AFTER_ALL:
+        return None
+    return operands[0]
+
+
+def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
+    """Conservative temporaries of a called computation: every buffer it makes, no reuse."""
+    total = 0
+    for instr in comp.instructions:
+        if instr.opcode in _ALIASING or instr.opcode in (Opcode.PARAMETER, Opcode.CONSTANT):
+            continue
+        if instr is not comp.root:
+            total += sum(_aligned(s.byte_size, alignment) for s in instr.shape.leaves()
+                         if s.is_array)
+        if instr.opcode in _CALLS_CODE:
+            total += sum(callee_bytes(c, alignment) for c in instr.called_computations())
+    return total
+
+
+class _Assigner:
+    def __init__(self, module: HloModule, alignment: int) -> None:
+        self.module = module
+        self.alignment = alignment
+        self.entry = module.entry_computation
+        self.order = self.entry.post_order()
+        self.values: dict[int, _Value] = {}
+        self.buffers: list[LogicalBuffer] = []
+        self.readers: dict[int, list[tuple[int, str]]] = {}  # buffer -> (step, reader)
+
+    def run(self) -> BufferAssignment:
+        self._build_values()
+        allocations = self._allocations()
+        self._pack(allocations)
+        steps = [i.name for i in self.order]
+        return BufferAssignment(self.module.name, self.buffers, allocations, self.alignment,
+                                steps)
+
+    # --- values and liveness ----------------------------------------------------------------
+
+    def _build_values(self) -> None:
+        last = len(self.order)
+        for step, instr in enumerate(self.order):
+            operands = [self.values[id(o)] for o in instr.operands]
+            for o, value in zip(instr.operands, operands, strict=True):
+                for b in _leaves(value):
+                    b.end = max(b.end, step)
+                    self.readers.setdefault(id(b), []).append((step, instr.name))
+            if instr.opcode in _ALIASING:
+                value = _alias(instr, operands)
+            else:
+                kind = {Opcode.PARAMETER: "parameter", Opcode.CONSTANT: "constant"}.get(
+                    instr.opcode, "temp")
+                value = _define(instr, instr.shape, kind, step)
+                self.buffers.extend(_leaves(value))
+            self.values[id(instr)] = value
+        assert self.entry.root is not None
+        for k, b in enumerate(_leaves(self.values[id(self.entry.root)])):
+            b.end = last
+            if b.kind == "temp":
+                b.kind = "output"
+                b.note = f"written straight into result {k}"
+        for b in self.buffers:
+            if b.kind == "parameter":
+                b.note, b.end = "the caller's argument buffer", last
+            elif b.kind == "constant":
+                b.note = "static data in the object file"
+
+    # --- in place and allocations -----------------------------------------------------------
+
+    def _allocations(self) -> list[Allocation]:
+        allocations: list[Allocation] = []
+        for step, instr in enumerate(self.order):
+            value = self.values[id(instr)]
+            if not isinstance(value, LogicalBuffer) or value.kind != "temp" \
+                    or value.start != step:
+                for b in _leaves(value):
+                    if b.kind == "temp" and b.start == step and b.allocation is None:
+                        allocations.append(self._new_allocation(b))
+                continue
+            host = self._in_place_host(step, instr, value)
+            if host is not None and host.allocation is not None:
+                alloc = host.allocation
+                alloc.buffers.append(value)
+                alloc.end = max(alloc.end, value.end)
+                value.allocation = alloc
+                value.note = (f"in place of {host.label} (it dies here and has the same "
+                              "size)")
+            else:
+                allocations.append(self._new_allocation(value))
+        for comp in self._called():
+            size = callee_bytes(comp, self.alignment)
+            b = LogicalBuffer(comp.name, Shape.array(PrimitiveType.U8, (size,)), "callee", (), 0,
+                              len(self.order), size,
+                              note="temporaries of a called computation, live throughout "
+                                   "(handled conservatively)")
+            self.buffers.append(b)
+            allocations.append(self._new_allocation(b))
+        return allocations
+
+    def _new_allocation(self, b: LogicalBuffer) -> Allocation:
+        alloc = Allocation([b], _aligned(b.size, self.alignment), b.start, b.end)
+        b.allocation = alloc
+        return alloc
+
+    def _in_place_host(self, step: int, instr: HloInstruction,
+                       value: LogicalBuffer) -> LogicalBuffer | None:
+        """The operand buffer `instr` can overwrite, or None (with the reason noted)."""
+        if instr.has(Trait.ELEMENTWISE):
+            candidates = list(instr.operands)
+        elif instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE:
+            candidates = [instr.operands[0]]
+        else:
+            return None
+        reasons = []
+        for o in candidates:
+            host = self.values[id(o)]
+            if not isinstance(host, LogicalBuffer):
+                continue
+            if host.kind != "temp":
+                reasons.append(f"{host.label} is a {host.kind} buffer")
+            elif host.size != value.size:
+                reasons.append(f"{host.label} has a different size")
+            elif instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE and any(
+                    host is leaf for o2 in instr.operands[1:] for leaf in _leaves(
+                        self.values[id(o2)])):
+                reasons.append(f"{host.label} is also read as the update or an index")
+            elif host.end > step:
+                later = [n for s, n in self.readers.get(id(host), []) if s > step]
+                reasons.append(f"{host.label} is still read later by {later[0]}")
+            else:
+                return host
+        if reasons:
+            value.note = "not in place: " + "; ".join(reasons)
+        return None
+
+    def _called(self) -> list[HloComputation]:
+        found: list[HloComputation] = []
+        seen: set[int] = set()
+        for instr in self.order:
+            if instr.opcode not in _CALLS_CODE:
+                continue
+            for comp in instr.called_computations():
+                if id(comp) not in seen:
+                    seen.add(id(comp))
+                    found.append(comp)
+        return found
+
+    # --- packing ------------------------------------------------------------------------------
+
+    def _pack(self, allocations: list[Allocation]) -> None:
+        placed: list[Allocation] = []
+        for alloc in sorted(allocations, key=lambda a: (-a.size, a.start)):
+            live = [p for p in placed if p.start <= alloc.end and alloc.start <= p.end]
+            offset = 0
+            for p in sorted(live, key=lambda p: p.offset):
+                if p.size == 0:
+                    continue
+                if offset + alloc.size <= p.offset:
+                    break  # fits in the gap below p (and so below every later one)
+                offset = max(offset, p.offset + p.size)
+            alloc.offset = offset
+            alloc.note = self._why(alloc, placed, live)
+            placed.append(alloc)
+            first = alloc.buffers[0]
+            first.note = f"{alloc.note}; {first.note}" if first.note else alloc.note
+
+    def _why(self, alloc: Allocation, placed: list[Allocation], live: list[Allocation]) -> str:
+        reused = [p for p in placed if p not in live and p.offset < alloc.offset + alloc.size
+                  and alloc.offset < p.offset + p.size]
+        if reused:
+            return (f"reuses the space of {reused[0].name} (dead after step "
+                    f"{reused[0].end})")
+        if not placed:
+            return "fresh space (the first, largest buffer)"
+        big_enough = [p.name for p in live if p.size >= alloc.size]
+        if big_enough:
+            return f"not reused: live ranges overlap with {', '.join(big_enough[:4])}"
+        return "fresh space (no earlier buffer is large enough)"
+
+
+def assign_buffers(module: HloModule, alignment: int = ALIGNMENT) -> BufferAssignment:
+    """Assign arena offsets to the entry computation's temporaries (see module doc)."""
+    assignment = _Assigner(module, alignment).run()
+    log.debug("buffer_assignment: %s: arena %d bytes, %d without reuse", module.name,
+              assignment.temp_bytes, assignment.no_reuse_bytes)
+    return assignment
+
+
+class BufferAssignmentPass:
+    """Runs `assign_buffers` in a pipeline; keeps the result and never changes the module."""
+
+    name: ClassVar[str] = "buffer_assignment"
+
+    def __init__(self, alignment: int = ALIGNMENT) -> None:
+        self.alignment = alignment
+        self.assignment: BufferAssignment | None = None
+
+    def run(self, module: HloModule) -> bool:
+        self.assignment = assign_buffers(module, self.alignment)
+        return False
+
+    def explain(self) -> str:
+        return self.assignment.explain() if self.assignment is not None else ""
