@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hlo compiler backends runtime tests tfcompile_cli.py
+	$(VENV)/bin/ruff check hlo compiler backends runtime tests bench tfcompile_cli.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -58,7 +58,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=float,
         default=6.0,
         metavar="SECONDS",
-        help="timing budget per case after warm-up (default 6; at least 3 rounds always run)",
+        help="timing budget per case after warm-up (default 6; every contender still gets "
+        "at least 2 samples in each of the 3 passes)",
     )
     parser.add_argument(
         "--results",

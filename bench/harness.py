@@ -1,10 +1,13 @@
 """Timing: warm-up, interleaved repeated runs, median and IQR, fractions of machine limits.
 
 A benchmark case is a set of contenders computing the same result (tfcompile and its peers).
-They are measured in the same run and interleaved round by round, in a rotating order, so
-that a noisy neighbour on a shared machine slows all of them alike rather than one. Each
-sample times enough back-to-back calls to last a few milliseconds (timeit's autorange), and
-the number of rounds is bounded by a count and by a time budget per case.
+They are measured in the same run, interleaved: the time budget is spent in a few passes, and
+in each pass every contender takes a block of samples, in an order that rotates from pass to
+pass, so that a noisy neighbour on a shared machine slows all of them alike rather than one.
+Blocks rather than single samples, and an unrecorded settling sample at the start of each
+block, because the peers keep thread pools that spin for a while after a call: a contender
+sampled right after another one's call would pay for it. Each sample times enough
+back-to-back calls to last a few milliseconds (timeit's autorange).
 
 Nothing here asserts a timing. A contender whose output differs from the reference is
 measured all the same and flagged in its table row.
@@ -29,8 +32,10 @@ from bench.report import Table, format_rate, format_seconds
 TFCOMPILE = "tfcompile"
 WARMUP_CALLS = 2
 WARMUP_SECONDS = 2.0
-MIN_ROUNDS = 3
-MAX_ROUNDS = 30
+PASSES = 3
+MIN_SAMPLES_PER_PASS = 2
+MAX_SAMPLES_PER_PASS = 20
+SETTLE_LIMIT_S = 0.5
 SAMPLE_SECONDS = 0.005
 MAX_CALLS_PER_SAMPLE = 10_000
 
@@ -192,40 +197,57 @@ def relative_error(out: np.ndarray, reference: np.ndarray) -> float:
 
 
 def run_case(case: Case, budget_s: float) -> CaseResult:
-    """Warm up, check and time every contender of `case`, interleaved, within `budget_s`."""
-    live: list[tuple[Contender, int, float, bool]] = []
+    """Warm up, check and time every contender of `case` within about `budget_s` seconds.
+
+    The time is spent in PASSES passes; in each pass every contender runs a block of
+    samples, in an order that rotates from pass to pass.
+    """
+    live: list[tuple[Contender, int, float, float]] = []
     failed: list[Skip] = []
     for c in case.contenders:
         try:
-            calls, error = _warm_up(c, case)
+            calls, call_s, error = _warm_up(c, case)
         except Exception as e:  # noqa: BLE001 - a peer that fails is reported, not fatal
             failed.append(Skip(c.name, f"failed when run: {_one_line(e)}"))
             continue
-        live.append((c, calls, error, error <= case.tolerance))
+        live.append((c, calls, calls * call_s, error))
     samples: list[list[float]] = [[] for _ in live]
+    block_s = budget_s / (PASSES * max(len(live), 1))
     gc.collect()
     gc.disable()
     try:
-        start = time.perf_counter()
-        for rnd in range(MAX_ROUNDS):
-            # Rotate the order each round so that no contender always runs first or last.
+        for n in range(PASSES):
             for k in range(len(live)):
-                i = (k + rnd) % len(live)
-                contender, calls, _, _ = live[i]
-                samples[i].append(_sample(contender.run, calls))
-            if rnd + 1 >= MIN_ROUNDS and time.perf_counter() - start > budget_s:
-                break
+                i = (k + n) % len(live)
+                contender, calls, sample_s, _ = live[i]
+                samples[i] += _block(contender.run, calls, sample_s, block_s)
     finally:
         gc.enable()
     outcomes = [
-        Outcome(c.name, Timing(tuple(s), calls), error, ok)
-        for (c, calls, error, ok), s in zip(live, samples, strict=True)
+        Outcome(c.name, Timing(tuple(s), calls), error, error <= case.tolerance)
+        for (c, calls, _, error), s in zip(live, samples, strict=True)
     ]
     return CaseResult(case, outcomes, failed)
 
 
-def _warm_up(c: Contender, case: Case) -> tuple[int, float]:
-    """Run `c` a few times; return the calls per sample and the output's relative error."""
+def _block(run: Callable[[], Any], calls: int, sample_s: float, block_s: float) -> list[float]:
+    """One contender's samples in one pass: a settling sample, then about block_s of them."""
+    if sample_s < SETTLE_LIMIT_S:
+        # Not recorded: the previous contender's thread pool may still be spinning, and
+        # this one's data may have been evicted from the caches.
+        _sample(run, calls)
+    taken = []
+    start = time.perf_counter()
+    while len(taken) < MAX_SAMPLES_PER_PASS:
+        taken.append(_sample(run, calls))
+        spent = time.perf_counter() - start
+        if len(taken) >= MIN_SAMPLES_PER_PASS and spent >= block_s:
+            break
+    return taken
+
+
+def _warm_up(c: Contender, case: Case) -> tuple[int, float, float]:
+    """Run `c` a few times; return calls per sample, seconds per call and the output's error."""
     out = None
     best = math.inf
     spent = 0.0
@@ -241,7 +263,7 @@ def _warm_up(c: Contender, case: Case) -> tuple[int, float]:
             break
     error = relative_error(c.to_numpy(out), case.reference)
     calls = math.ceil(SAMPLE_SECONDS / max(best, 1e-9))
-    return max(1, min(calls, MAX_CALLS_PER_SAMPLE)), error
+    return max(1, min(calls, MAX_CALLS_PER_SAMPLE)), best, error
 
 
 def _sample(run: Callable[[], Any], calls: int) -> float:

@@ -46,8 +46,9 @@ class Peers:
         if "jax" not in self.modules:
             return Skip("jax", self.missing["jax"])
         jax = self.modules["jax"]
+        cpu = jax.devices("cpu")[0]
         jitted = jax.jit(functools.partial(fn, jax.numpy))
-        device_args = [jax.device_put(a) for a in args]
+        device_args = [jax.device_put(a, cpu) for a in args]
 
         def run() -> Any:
             return jitted(*device_args).block_until_ready()
@@ -113,7 +114,9 @@ class Peers:
 def load(single_thread: bool) -> Peers:
     """Import the optional peers that are installed."""
     peers = Peers(single_thread)
-    _try_import(peers, "jax", "jax", "pip install jax")
+    if _try_import(peers, "jax", "jax", "pip install jax"):
+        # A jax with CUDA support would otherwise run the peer on a GPU.
+        peers.modules["jax"].config.update("jax_platforms", "cpu")
     if _try_import(peers, "torch", "torch", "pip install torch") and single_thread:
         peers.modules["torch"].set_num_threads(1)
     if _try_import(peers, "onnx", "onnx", "pip install onnx onnxruntime"):

@@ -1,21 +1,36 @@
-"""Target-independent compilation and the public API: `compile` (and, from their own
-modules, `export_library`, tracing and autodiff).
+"""Target-independent compilation and the public API.
 
-Public surface: `compile`, `export_library`.
+Public surface: `compile` (HLO -> Executable), `export_library` (HLO -> .o/.h/.so), `jit`,
+`grad`, `value_and_grad`, and the submodules `tf` (GraphDef import) and `numpy`.
 """
 
 from typing import Any
 
 from compiler.api import compile
 
+# Public names defined in modules that are loaded only when first asked for: they pull in
+# the C toolchain helpers, the tracer or autodiff, which plain `compile` users never need.
+_LAZY = {
+    "export_library": "compiler.export",
+    "jit": "compiler.jit",
+    "grad": "compiler.autodiff",
+    "value_and_grad": "compiler.autodiff",
+}
+
+
+# Submodules that are part of the public surface, also loaded on first use.
+_SUBMODULES = ("tf", "numpy", "lax")
+
 
 def __getattr__(name: str) -> Any:
-    # export_library pulls in the C toolchain helpers; load it only when asked for.
-    if name == "export_library":
-        from compiler.export import export_library
+    import importlib
 
-        return export_library
-    raise AttributeError(f"module 'compiler' has no attribute {name!r}")
+    if name in _SUBMODULES:
+        return importlib.import_module(f"compiler.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["compile", "export_library"]
+__all__ = ["compile", "export_library", "grad", "jit", "value_and_grad"]

@@ -165,7 +165,7 @@ class JitFunction:
             (k, kwargs[k]) for k in self.static_argnames if k in kwargs)
         dyn_args = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
-        dynamic = (dyn_args, dyn_kwargs) if dyn_kwargs else dyn_args
+        dynamic = (dyn_args, dyn_kwargs)
         try:
             hash(statics)
         except TypeError:
@@ -232,11 +232,10 @@ class JitFunction:
     def lower(self, *args: Any, **kwargs: Any) -> HloModule:
         """The HLO module `jit` would compile for these arguments (traced, not compiled)."""
         sig, _ = self._signature(args, kwargs)
-        module, _, _ = self._trace(args, kwargs, sig)
-        return module
+        return self._trace(args, kwargs, sig)[0]
 
     def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], sig: _Signature
-               ) -> tuple[HloModule, Any, list[tuple[int, int]]]:
+               ) -> tuple[HloModule, Any, list[tuple[int, int]], dict[int, str]]:
         name = _sanitize(f"jit_{getattr(self.fn, '__name__', 'fn')}")
         trace = new_module_trace(name)
         paths = pytree.leaf_paths(sig.treedef)
@@ -262,14 +261,12 @@ class JitFunction:
         trace.finished = True
         module = finish_module(trace.module)
         donations = self._donations(sig, paths, [o.shape for o in outs])
-        return module, out_treedef, donations
+        return module, out_treedef, donations, trace.state.locations
 
     def _merge(self, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic: Any
                ) -> tuple[list[Any], dict[str, Any]]:
         """The call's arguments with the dynamic ones replaced by parameters."""
-        dyn_args, dyn_kwargs = dynamic if isinstance(dynamic, tuple) and len(dynamic) == 2 and \
-            isinstance(dynamic[1], dict) and any(k not in self.static_argnames for k in kwargs) \
-            else (dynamic, {})
+        dyn_args, dyn_kwargs = dynamic
         it = iter(dyn_args)
         call_args = [a if i in self.static_argnums else next(it) for i, a in enumerate(args)]
         call_kwargs = {k: (v if k in self.static_argnames else dyn_kwargs[k])
@@ -304,13 +301,13 @@ class JitFunction:
 
     def _compile(self, args: tuple[Any, ...], kwargs: dict[str, Any], sig: _Signature
                  ) -> _Entry:
-        module, out_treedef, donations = self._trace(args, kwargs, sig)
+        module, out_treedef, donations, locations = self._trace(args, kwargs, sig)
         if self.backend == "interpreter":
             from hlo.evaluator import evaluate
 
             run: Callable[..., Any] = functools.partial(evaluate, module)
         else:
-            run = _compile_cpu(module, self.options, self._where())
+            run = _compile_cpu(module, locations, self.options, self._where())
         return _Entry(run, module, out_treedef, donations)
 
     def clear_cache(self) -> None:
@@ -323,24 +320,24 @@ class JitFunction:
         return f"<jit {getattr(self.fn, '__name__', 'fn')} backend={self.backend}>"
 
 
-def _compile_cpu(module: HloModule, options: dict[str, Any], where: str) -> Callable[..., Any]:
+def _compile_cpu(module: HloModule, locations: dict[int, str], options: dict[str, Any],
+                 where: str) -> Callable[..., Any]:
     from compiler.api import compile as compile_module
 
     try:
         return compile_module(module, backend="cpu", **options)
     except TfcompileError as e:
-        raise _with_source(e, module, where) from None
+        raise with_source(e, module, locations, where) from None
 
 
-def _with_source(e: TfcompileError, module: HloModule, where: str) -> TfcompileError:
-    """Name the user's line of the instruction a backend error mentions, when known."""
-    from compiler.tracing import recorded_location
-
+def with_source(e: TfcompileError, module: HloModule, locations: dict[int, str],
+                where: str) -> TfcompileError:
+    """Name the user's line of the instruction an error message mentions, when known."""
     message = str(e)
     for comp in module.computations:
         for instr in comp.instructions:
             if re.search(rf"(?<![\w.\-]){re.escape(instr.name)}(?![\w.\-])", message):
-                loc = recorded_location(module, instr)
+                loc = locations.get(id(instr))
                 if loc is not None:
                     e.args = (f"{message}\n  (traced at {loc}; compiling {where})",)
                     return e
@@ -392,20 +389,22 @@ def _arg_names(fn: Callable[..., Any]) -> list[str]:
 
 
 def _top_index(path: str) -> int | None:
-    m = re.match(r"\[(\d+)\]", path)
+    """The dynamic positional argument a leaf path `[0][i]...` belongs to."""
+    m = re.match(r"\[0\]\[(\d+)\]", path)
     return int(m.group(1)) if m else None
 
 
 def _describe_path(path: str, names: list[str], fn: JitFunction) -> str:
-    """`'params'['w']` for leaf path `[0]['w']` of the dynamic positional arguments."""
-    m = re.match(r"\[(\d+)\](.*)", path)
+    """`'params'['w']` for the leaf path `[0][0]['w']` of (dynamic args, dynamic kwargs)."""
+    m = re.match(r"\[0\]\[(\d+)\](.*)", path)
     if m is None:
-        return path
+        kw = re.match(r"\[1\]\[(.*?)\](.*)", path)
+        return f"{kw.group(1)}{kw.group(2)}" if kw else path
     i = int(m.group(1))
-    positions = [j for j in range(len(names) + 64) if j not in fn.static_argnums]
-    if i < len(positions) and positions[i] < len(names):
+    positions = [j for j in range(len(names) + i + 1) if j not in fn.static_argnums]
+    if positions[i] < len(names):
         return f"'{names[positions[i]]}'{m.group(2)}"
-    return f"{i}{m.group(2)}"
+    return f"{positions[i]}{m.group(2)}"
 
 
 def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),

@@ -77,6 +77,15 @@ def stop_gradient(x: Any) -> Any:
     return pytree.tree_map(stop, x)
 
 
+@traceable
+def clamp(lo: Any, x: Any, hi: Any) -> Tracer:
+    """`x` limited to [lo, hi]; the bounds are scalars or shaped like x (HLO clamp)."""
+    t = to_tracer(x)
+    low = lo if isinstance(lo, Tracer) else to_tracer(lo, t.dtype)
+    high = hi if isinstance(hi, Tracer) else to_tracer(hi, t.dtype)
+    return prims.emit(Opcode.CLAMP, [low, t, high])
+
+
 # --- convolution and windows -------------------------------------------------------------------
 
 

@@ -151,7 +151,7 @@ def fmod(x: Any, y: Any) -> Tracer:
 def power(x: Any, y: Any) -> Tracer:
     """x ** y. A small Python-int exponent becomes multiplications (exact, and its
     gradient is defined for negative x)."""
-    if isinstance(y, int) and not isinstance(y, bool) and isinstance(x, Tracer) and abs(y) <= 4:
+    if isinstance(y, int) and not isinstance(y, bool) and isinstance(x, Tracer) and -4 <= y <= 4:
         return _integer_power(to_tracer(x), y)
     return _binary(Opcode.POWER, x, y)
 
@@ -160,7 +160,7 @@ def _integer_power(x: Tracer, n: int) -> Tracer:
     if n == 0:
         return prims.full(x.shape, 1, x.dtype)
     result = x
-    for _ in range(abs(n) - 1):
+    for _ in range((n if n > 0 else -n) - 1):
         result = prims.binary(Opcode.MULTIPLY, result, x)
     if n < 0:
         return true_divide(1, result)

@@ -40,10 +40,12 @@ from hlo.module import HloModule
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
+# Frames in these directories are not the user's code: tfcompile-py's own packages, and
+# the Python installation (numpy, the standard library) calling back into a tracer.
 _LIBRARY_DIRS = tuple(
     str(Path(__file__).resolve().parent.parent / d) + "/"
     for d in ("compiler", "hlo", "backends", "runtime")
-)
+) + tuple(sorted({str(Path(p).resolve()) + "/" for p in (sys.prefix, sys.base_prefix)}))
 
 # --- element types -------------------------------------------------------------------------
 

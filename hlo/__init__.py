@@ -32,13 +32,45 @@ from hlo.evaluator import evaluate
 from hlo.instruction import HloInstruction, infer_shape
 from hlo.module import HloModule
 from hlo.opcodes import OPS, Opcode, OpDef, Trait
+from hlo.parser import parse
+from hlo.printer import to_text
 from hlo.shape import ProgramShape, Shape
+from hlo.verifier import verify
 
 __all__ = [
-    "ArgumentError", "AttrKind", "ComputationBuilder", "DotDimensionNumbers", "CompileError", "ConvDimLabels",
-    "EvaluationError", "HloComputation", "HloInstruction", "HloModule", "HloParseError",
-    "HloVerificationError", "ImportGraphError", "InternalError", "OPS", "OpDef", "Opcode",
-    "PadDim", "PaddingConfig", "PrimitiveType", "ProgramShape", "Raw", "Shape", "ShapeError",
-    "SliceDim", "TfcompileError", "Trait", "UnsupportedOpError", "Window", "WindowDim",
-    "evaluate", "infer_shape",
+    "OPS",
+    "ArgumentError",
+    "AttrKind",
+    "CompileError",
+    "ComputationBuilder",
+    "ConvDimLabels",
+    "DotDimensionNumbers",
+    "EvaluationError",
+    "HloComputation",
+    "HloInstruction",
+    "HloModule",
+    "HloParseError",
+    "HloVerificationError",
+    "ImportGraphError",
+    "InternalError",
+    "OpDef",
+    "Opcode",
+    "PadDim",
+    "PaddingConfig",
+    "PrimitiveType",
+    "ProgramShape",
+    "Raw",
+    "Shape",
+    "ShapeError",
+    "SliceDim",
+    "TfcompileError",
+    "Trait",
+    "UnsupportedOpError",
+    "Window",
+    "WindowDim",
+    "evaluate",
+    "infer_shape",
+    "parse",
+    "to_text",
+    "verify",
 ]

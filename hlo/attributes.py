@@ -29,6 +29,7 @@ class AttrKind(enum.Enum):
     DIM_LABELS = "dim_labels"      # dim_labels=b01f_01io->b01f
     RAW = "raw"                    # metadata={...}, sharding={...}: kept verbatim
     INTS_LIST = "ints_list"        # replica_groups={{0,1},{2,3}}
+    LITERAL = "literal"            # constant({ {1, 2}, {3, 4} }): an ndarray (or tuple of them)
 
 
 class Required(enum.Enum):
@@ -48,6 +49,7 @@ class AttrSpec:
     kind: AttrKind
     default: Any = None  # None = optional and absent unless given; REQUIRED = must be given
     choices: tuple[str, ...] = ()  # allowed spellings for ENUM kinds (empty = any)
+    always_print: bool = False  # XLA prints it even at its default (topk's largest=true)
 
 
 # --- structured values ----------------------------------------------------------------

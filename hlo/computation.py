@@ -46,8 +46,7 @@ class HloComputation:
         """
         if shape is None:
             shape = infer_shape(opcode, [o.shape for o in operands], attrs, None)
-        if shape.layout is None or shape.is_tuple:
-            shape = shape.with_default_layout()
+        shape = shape.with_missing_layouts()
         instr = HloInstruction(
             name=self.unique_name(name or opcode.value),
             opcode=opcode,

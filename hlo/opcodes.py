@@ -183,9 +183,13 @@ def _a(
 
 
 def _opt(
-    name: str, kind: AttrKind, default: Any = None, choices: tuple[str, ...] = ()
+    name: str,
+    kind: AttrKind,
+    default: Any = None,
+    choices: tuple[str, ...] = (),
+    always_print: bool = False,
 ) -> AttrSpec:
-    return AttrSpec(name, kind, default, choices)
+    return AttrSpec(name, kind, default, choices, always_print)
 
 
 DIMENSIONS = _a("dimensions", K.INTS)
@@ -277,7 +281,7 @@ OPS: Mapping[Opcode, OpDef] = {
     ),
     Opcode.CLAMP: OpDef(3, si.clamp, traits=E),
     Opcode.SELECT: OpDef(3, si.select, traits=E),
-    Opcode.CONSTANT: OpDef(0, si.constant, (_a("literal", K.RAW),), inline_attr="literal"),
+    Opcode.CONSTANT: OpDef(0, si.constant, (_a("literal", K.LITERAL),), inline_attr="literal"),
     Opcode.IOTA: OpDef(0, si.iota, (_a("iota_dimension", K.INT),)),
     Opcode.PARAMETER: OpDef(
         0, si.parameter, (_a("parameter_number", K.INT),), inline_attr="parameter_number"
@@ -340,7 +344,9 @@ OPS: Mapping[Opcode, OpDef] = {
     Opcode.SORT: OpDef(
         None, si.sort, (DIMENSIONS, _opt("is_stable", K.BOOL, False), TO_APPLY)
     ),
-    Opcode.TOPK: OpDef(1, si.topk, (_a("k", K.INT), _opt("largest", K.BOOL, True))),
+    Opcode.TOPK: OpDef(
+        1, si.topk, (_a("k", K.INT), _opt("largest", K.BOOL, True, always_print=True))
+    ),
     Opcode.CHOLESKY: OpDef(1, si.cholesky, (_opt("lower", K.BOOL, False),), EX),
     Opcode.CONVOLUTION: OpDef(
         2,
@@ -359,9 +365,9 @@ OPS: Mapping[Opcode, OpDef] = {
         si.dot,
         (
             _opt("lhs_batch_dims", K.INTS, ()),
-            _opt("lhs_contracting_dims", K.INTS, ()),
+            _opt("lhs_contracting_dims", K.INTS, (), always_print=True),
             _opt("rhs_batch_dims", K.INTS, ()),
-            _opt("rhs_contracting_dims", K.INTS, ()),
+            _opt("rhs_contracting_dims", K.INTS, (), always_print=True),
             _opt("operand_precision", K.RAW),
             _opt("algorithm", K.RAW),
         ),
@@ -442,7 +448,7 @@ OPS: Mapping[Opcode, OpDef] = {
     Opcode.RNG_BIT_GENERATOR: OpDef(
         1,
         si.rng_bit_generator,
-        (_opt("algorithm", K.ENUM, "rng_default", RNG_ALGORITHMS),),
+        (_opt("algorithm", K.ENUM, "rng_default", RNG_ALGORITHMS, always_print=True),),
     ),
     Opcode.TUPLE: OpDef(None, si.tuple_),
     Opcode.WHILE: OpDef(

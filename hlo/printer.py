@@ -270,7 +270,8 @@ _ATTR_PRINTERS: dict[AttrKind, Callable[[Any], str]] = {
     AttrKind.RAW: lambda raw: raw.text if isinstance(raw, Raw) else str(raw),
     AttrKind.INTS_LIST: lambda groups: "{" + ",".join(_print_ints(g) for g in groups) + "}",
 }
-assert set(_ATTR_PRINTERS) == set(AttrKind), "every AttrKind needs a print function"
+# LITERAL is only ever written inside `constant(...)`, which `instruction_to_text` prints.
+assert set(_ATTR_PRINTERS) == set(AttrKind) - {AttrKind.LITERAL}, "every AttrKind needs a printer"
 
 
 # --- instructions, computations, modules ------------------------------------------------
@@ -280,7 +281,7 @@ def _omitted(spec: AttrSpec, value: Any) -> bool:
     """Whether XLA leaves the attribute out: absent, or equal to its optional default."""
     if value is None:
         return True
-    if spec.default is REQUIRED or getattr(spec, "always_print", False):
+    if spec.default is REQUIRED or spec.always_print:
         return False
     if isinstance(value, list):
         value = tuple(value)
@@ -367,8 +368,11 @@ def _callees_first(module: HloModule) -> list[HloComputation]:
 
 def _header(module: HloModule) -> str:
     layout = module.entry_layout or module.entry_computation.program_shape()
-    before = [k for k in _BEFORE_ENTRY_LAYOUT if k in module.attrs]
-    after = [k for k in module.attrs if k not in _BEFORE_ENTRY_LAYOUT]
+    # Only header attributes read from text (Raw) are HLO; other entries are metadata that
+    # frontends attach for later stages (e.g. the TF signature) and XLA would not parse.
+    text_attrs = [k for k, v in module.attrs.items() if isinstance(v, Raw)]
+    before = [k for k in _BEFORE_ENTRY_LAYOUT if k in text_attrs]
+    after = [k for k in text_attrs if k not in _BEFORE_ENTRY_LAYOUT]
     parts = [f"HloModule {module.name}"]
     parts += [f"{k}={_raw_text(module.attrs[k])}" for k in before]
     parts.append(f"entry_computation_layout={{{program_shape_to_text(layout)}}}")
@@ -376,8 +380,8 @@ def _header(module: HloModule) -> str:
     return ", ".join(parts)
 
 
-def _raw_text(value: Any) -> str:
-    return value.text if isinstance(value, Raw) else str(value)
+def _raw_text(value: Raw) -> str:
+    return value.text
 
 
 def to_text(module: HloModule) -> str:

@@ -97,6 +97,14 @@ class Shape:
             return self
         return Shape(self.element_type, self.dims, self.default_layout())
 
+    def with_missing_layouts(self) -> Shape:
+        """This shape with default layouts where none is set (recursively); others kept."""
+        if self.is_tuple:
+            return Shape.tuple_of([s.with_missing_layouts() for s in self.tuple_shapes])
+        if not self.is_array or self.layout is not None:
+            return self
+        return Shape(self.element_type, self.dims, self.default_layout())
+
     def without_layout(self) -> Shape:
         if self.is_tuple:
             return Shape.tuple_of([s.without_layout() for s in self.tuple_shapes])

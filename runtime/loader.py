@@ -19,14 +19,12 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from backends.cpu import CpuArtifact
-from backends.cpu.object import Target, target_machine
+from backends.cpu.object import LLVM_LOCK, Target, target_machine
 from hlo.errors import ArgumentError, CompileError
 from runtime.buffers import ALIGNMENT, aligned_empty
 from runtime.checks import check_arguments
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
-# LLVM's JIT setup is not thread-safe; calls into loaded code are.
-_LINK_LOCK = threading.Lock()
 
 
 def _runs_here(triple: str) -> bool:
@@ -43,7 +41,8 @@ class LoadedCode:
                 f"cannot load code compiled for {artifact.triple} into this "
                 f"{llvm.get_process_triple()} process"
             )
-        with _LINK_LOCK:
+        # LLVM's JIT setup is not thread-safe; calls into loaded code are.
+        with LLVM_LOCK:
             tm = target_machine(Target(artifact.triple, artifact.cpu, artifact.features),
                                 artifact.opt_level, jit=True)
             host_module = llvm.parse_assembly("")

@@ -46,6 +46,7 @@ from hlo.instruction import HloInstruction
 from hlo.module import HloModule
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
+from hlo.verifier import verify
 
 ALIGNMENT = 64
 
@@ -486,10 +487,15 @@ def compile_to_object(module: HloModule, options: CpuOptions | None = None,
 
     Options come as a CpuOptions or as keyword arguments (see CpuOptions).
 
+    The module is verified first: kernels trust shapes, so an inconsistent module must be
+    rejected before any code reads memory by them.
+
     Raises:
+        HloVerificationError: the module breaks an IR invariant (for example a shape).
         UnsupportedOpError: an instruction has neither a kernel nor an elemental emitter.
         CompileError: bad options, or LLVM rejected the generated code.
     """
+    verify(module)
     if options is None:
         options = CpuOptions.from_kwargs(**kwargs)
     elif kwargs:

@@ -6,10 +6,10 @@ position (all output dimensions but the feature one) a row of accumulators over 
 features is cleared; each window position is checked once against padding and dilation
 holes, then every input feature of every group adds `x * kernel[window, i, :]` to its slice
 of the row. That innermost loop runs over output features, contiguous in the common kernel
-layouts (`..io`), so it vectorises. f16/bf16 accumulate in f32. Groups follow the StableHLO
-definition: feature group g reads input features [g*Ci/G, (g+1)*Ci/G) and writes output
-features [g*Co/G, (g+1)*Co/G); batch group g reads input batches [g*N/B, (g+1)*N/B) and
-writes output features [g*Co/B, (g+1)*Co/B).
+layouts (`..io`), so it vectorises. Accumulation types are the dot kernel's (f16/bf16
+accumulate in f32). Groups follow the StableHLO definition: feature group g reads input
+features [g*Ci/G, (g+1)*Ci/G) and writes output features [g*Co/G, (g+1)*Co/G); batch group
+g reads input batches [g*N/B, (g+1)*N/B) and writes output features [g*Co/B, (g+1)*Co/B).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from backends.cpu.dot import accumulation_type, convert_scalar, multiply_add
+from backends.cpu.dot import convert_scalar, dot_accumulation_type, multiply_add
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I1, const, for_range, i64, if_then, loop_nest
@@ -86,7 +86,7 @@ def emit_convolution(
     batch_groups = instr.attrs.get("batch_group_count") or 1
     kernel_sizes = [rhs.shape.dims[d] for d in labels.kernel_spatial]
     window = _window_dims(instr.attrs.get("window"), kernel_sizes)
-    acc_t = accumulation_type(out.element_type)
+    acc_t = dot_accumulation_type(out.element_type, [lhs.element_type, rhs.element_type])
     in_sizes = [lhs.shape.dims[d] for d in labels.input_spatial]
     out_sizes = [out.shape.dims[d] for d in labels.output_spatial]
     out_batch = out.shape.dims[labels.output_batch]

@@ -6,8 +6,11 @@ dimensions, N over the rhs free dimensions and K over the contracting dimensions
 result is laid out as (batch, lhs free, rhs free), the output buffer already is C. The
 operands are packed into that form first (A row-major, B into column panels) in the
 accumulation type, so that one register-tiled loop nest serves every dimension numbering and
-element type: f16/bf16 accumulate in f32, integers wrap in the result type. PRED and complex
-dots take a plain scalar loop nest. A packed GEMM tuned to peak FLOP/s is a later issue.
+element type: f16/bf16 accumulate in f32, integers wrap in the result type, and a result
+narrower than float operands is computed in the operands' type and rounded once. That loop
+nest is one internal function per accumulation type, shared by every dot of the module.
+Matrix-vector (N == 1) and vector-matrix (M == 1) products skip the panel packing; PRED and
+complex dots take a plain scalar loop nest. A GEMM tuned to peak FLOP/s is a later issue.
 
 The small scalar helpers here (`accumulation_type`, `convert_scalar`, `add_scalar`,
 `mul_scalar`) are also used by the convolution and linear-algebra kernels.
@@ -419,7 +422,7 @@ def _emit_gemv(
     b = ctx.builder
     a = _pack_lhs(ctx, view, lhs, acc_t)
     order = view.rhs_batch + view.rhs_contract + view.rhs_free
-    if _rhs_is_direct(rhs, acc_t):
+    if _rhs_is_direct(view, rhs, acc_t):
         vec = rhs
     else:
         vec = ctx.temp_array(Shape.array(acc_t, view.batch_sizes + view.k_sizes), name="dot.x")
@@ -538,7 +541,7 @@ def emit_dot(
         _emit_scalar_dot(ctx, view, lhs, rhs, out, acc_t)
     elif view.N == 1:
         _emit_gemv(ctx, view, lhs, rhs, out, acc_t)
-    elif view.M == 1 and _rhs_is_direct(rhs, acc_t):
+    elif view.M == 1 and _rhs_is_direct(view, rhs, acc_t):
         _emit_row_times_matrix(ctx, view, lhs, rhs, out, acc_t)
     else:
         _emit_gemm(ctx, view, lhs, rhs, out, acc_t)

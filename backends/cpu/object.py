@@ -16,13 +16,15 @@ import llvmlite.binding as llvm
 
 from hlo.errors import CompileError
 
-_LOCK = threading.Lock()
+# LLVM's global context is shared by parsing, optimisation, emission and JIT linking; one
+# lock serialises them across threads (Python-side IR building needs none).
+LLVM_LOCK = threading.RLock()
 _initialised = False
 
 
 def _ensure_llvm() -> None:
     global _initialised
-    with _LOCK:
+    with LLVM_LOCK:
         if not _initialised:
             llvm.initialize_all_targets()
             llvm.initialize_all_asmprinters()
@@ -121,17 +123,19 @@ class ObjectCode:
 
 def compile_ir(llvm_ir: str, target: Target, opt_level: int = 3) -> ObjectCode:
     """Verify, optimise and emit an object file for `llvm_ir` (which must name no triple)."""
-    tm = target_machine(target, opt_level)
-    mod = parse_and_verify(llvm_ir)
-    mod.triple = target.triple
-    mod.data_layout = str(tm.target_data)
-    optimize(mod, tm, opt_level)
-    optimized = str(mod)
-    return ObjectCode(optimized, tm.emit_object(mod))
+    with LLVM_LOCK:
+        tm = target_machine(target, opt_level)
+        mod = parse_and_verify(llvm_ir)
+        mod.triple = target.triple
+        mod.data_layout = str(tm.target_data)
+        optimize(mod, tm, opt_level)
+        optimized = str(mod)
+        return ObjectCode(optimized, tm.emit_object(mod))
 
 
 def emit_assembly(optimized_ir: str, target: Target, opt_level: int = 3) -> str:
     """Assembly text for already-optimised IR."""
-    tm = target_machine(target, opt_level)
-    mod = parse_and_verify(optimized_ir)
-    return str(tm.emit_assembly(mod))
+    with LLVM_LOCK:
+        tm = target_machine(target, opt_level)
+        mod = parse_and_verify(optimized_ir)
+        return str(tm.emit_assembly(mod))

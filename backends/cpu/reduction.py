@@ -100,10 +100,36 @@ def emit_reduce(
     rank = len(dims)
     if math.prod(outs[0].shape.dims) == 0:
         return
-    if reduced == list(range(rank - len(reduced), rank)):
-        _reduce_innermost(ctx, comp, inputs, inits, outs, math.prod(dims[rank - len(reduced):]))
+    # The trailing run of reduced dims is reduced in registers, one block per position of
+    # the dims before it; those dims are walked in memory order.
+    suffix = 0
+    while suffix < rank and rank - 1 - suffix in reduced:
+        suffix += 1
+    if suffix == len(reduced):
+        _reduce_innermost(ctx, comp, inputs, inits, outs, math.prod(dims[rank - suffix:]))
+    elif suffix:
+        _reduce_blocks_into_output(ctx, comp, inputs, inits, outs, reduced, suffix)
     else:
         _reduce_into_output(ctx, comp, inputs, inits, outs, reduced)
+
+
+def _combine_block(
+    ctx: KernelContext,
+    comp: HloComputation,
+    inputs: list[IrArray],
+    acc: Accumulators,
+    base: ir.Value,
+    size: int,
+) -> None:
+    """acc = comp(acc, x) for x = inputs[base : base + size], in registers."""
+    b = ctx.builder
+    start = 0
+    if len(inputs) == 1 and size >= MIN_SPLIT and is_reorderable(comp):
+        acc.combine(comp, [_split_sum(ctx, comp, inputs[0], base, size)])
+        start = size - size % PARTIALS
+    with for_range(b, start, size, name="red.k") as k:
+        at = b.add(base, k, flags=_NOWRAP)
+        acc.combine(comp, [x.load_linear(b, at) for x in inputs])
 
 
 def _reduce_innermost(
@@ -114,20 +140,12 @@ def _reduce_innermost(
     outs: list[IrArray],
     size: int,
 ) -> None:
-    """Reduced dims innermost: input = [outputs, size] row-major; accumulate in registers."""
+    """All reduced dims innermost: input = [outputs, size] row-major, one block per output."""
     b = ctx.builder
     acc = Accumulators(ctx, outs, "red.acc")
-    split = len(inputs) == 1 and size >= MIN_SPLIT and is_reorderable(comp)
     with for_range(b, 0, outs[0].shape.num_elements, name="red.out") as o:
-        base = b.mul(o, i64(size), flags=_NOWRAP)
         acc.store([init.load(b, []) for init in inits])
-        start = 0
-        if split:
-            acc.combine(comp, [_split_sum(ctx, comp, inputs[0], base, size)])
-            start = size - size % PARTIALS
-        with for_range(b, start, size, name="red.k") as k:
-            at = b.add(base, k, flags=_NOWRAP)
-            acc.combine(comp, [x.load_linear(b, at) for x in inputs])
+        _combine_block(ctx, comp, inputs, acc, b.mul(o, i64(size), flags=_NOWRAP), size)
         for arr, v in zip(outs, acc.load(), strict=True):
             arr.store_linear(b, o, v)
 
@@ -158,6 +176,40 @@ def _split_sum(
     return values[0]
 
 
+def _init_outputs(ctx: KernelContext, inits: list[IrArray], outs: list[IrArray]) -> None:
+    b = ctx.builder
+    with for_range(b, 0, outs[0].shape.num_elements, name="red.init") as o:
+        for arr, init in zip(outs, inits, strict=True):
+            arr.store_linear(b, o, init.load(b, []))
+
+
+def _reduce_blocks_into_output(
+    ctx: KernelContext,
+    comp: HloComputation,
+    inputs: list[IrArray],
+    inits: list[IrArray],
+    outs: list[IrArray],
+    reduced: list[int],
+    suffix: int,
+) -> None:
+    """Reduced dims both before and after a kept one: each innermost block is reduced in
+    registers, starting from (and ending in) its output element."""
+    b = ctx.builder
+    _init_outputs(ctx, inits, outs)
+    dims = inputs[0].shape.dims
+    outer = dims[: len(dims) - suffix]
+    size = math.prod(dims[len(dims) - suffix:])
+    kept = [d for d in range(len(outer)) if d not in reduced]
+    acc = Accumulators(ctx, outs, "red.acc")
+    with loop_nest(b, outer, name="red.outer") as idx:
+        o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
+        acc.store([arr.load_linear(b, o) for arr in outs])
+        base = b.mul(linearize(b, idx, outer), i64(size), flags=_NOWRAP)
+        _combine_block(ctx, comp, inputs, acc, base, size)
+        for arr, v in zip(outs, acc.load(), strict=True):
+            arr.store_linear(b, o, v)
+
+
 def _reduce_into_output(
     ctx: KernelContext,
     comp: HloComputation,
@@ -166,11 +218,10 @@ def _reduce_into_output(
     outs: list[IrArray],
     reduced: list[int],
 ) -> None:
-    """Some kept dim is inside a reduced one: walk the input in order, accumulating in `out`."""
+    """The innermost dim is kept: walk the input in order, accumulating in `out` (the loop
+    over the kept innermost dim vectorises)."""
     b = ctx.builder
-    with for_range(b, 0, outs[0].shape.num_elements, name="red.init") as o:
-        for arr, init in zip(outs, inits, strict=True):
-            arr.store_linear(b, o, init.load(b, []))
+    _init_outputs(ctx, inits, outs)
     dims = inputs[0].shape.dims
     kept = [d for d in range(len(dims)) if d not in reduced]
     with loop_nest(b, dims, name="red.in") as idx:

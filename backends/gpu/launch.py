@@ -201,7 +201,8 @@ def shared_array(module: ir.Module, name: str, elem: ir.Type, count: int) -> ir.
 
 def shared_element(b: ir.IRBuilder, gv: ir.GlobalVariable, index: ir.Value) -> ir.Value:
     """Pointer (addrspace 3) to element `index` (i64) of the shared array `gv`."""
-    return b.gep(gv, [i64(0), index], inbounds=True, source_etype=gv.value_type)
+    # llvmlite types the result as `elem addrspace(3)*`, so loads and stores check types.
+    return b.gep(gv, [i64(0), index], inbounds=True)
 
 
 def storage_register(ty: ir.Type) -> ir.Type:

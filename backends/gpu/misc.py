@@ -42,6 +42,14 @@ SERIAL_KERNELS: dict[Opcode, str] = {
     Opcode.BATCH_NORM_INFERENCE: "TODO(#8): expand into elementwise ops",
     Opcode.BATCH_NORM_GRAD: "TODO(#8): expand into elementwise ops and reductions",
     Opcode.TOPK: "TODO(#8): a per-row selection kernel",
+    Opcode.REDUCE: "x",
+    Opcode.DOT: "x",
+    Opcode.CONVOLUTION: "x",
+    Opcode.GATHER: "x",
+    Opcode.SCATTER: "x",
+    Opcode.SORT: "x",
+    Opcode.REDUCE_WINDOW: "x",
+    Opcode.SELECT_AND_SCATTER: "x",
 }
 
 
@@ -95,10 +103,6 @@ def _rebuild(value: BufferValue, arrays: Iterator[IrArray]) -> Any:
     return next(arrays)
 
 
-def _rebuild_out(value: BufferValue, arrays: Iterator[IrArray]) -> Any:
-    return _rebuild(value, arrays)
-
-
 def emit_serial(ctx: KernelContext, instr: HloInstruction) -> None:
     """Run the CPU kernel of `instr` on one GPU thread."""
     from backends.cpu.compiler import load_kernels
@@ -115,7 +119,7 @@ def emit_serial(ctx: KernelContext, instr: HloInstruction) -> None:
     kernel = ctx.kernel("serial", outputs, inputs, scratch=True)
     if kernel.is_new:
         serial = SerialContext(kernel, instr, ctx.math, ctx.operands)
-        out = _rebuild_out(ctx.out, iter(kernel.outputs))
+        out = _rebuild(ctx.out, iter(kernel.outputs))
         cpu_kernel(serial, instr, serial.operands, out)
         kernel.finish()
     ctx.launch(kernel, single_thread())

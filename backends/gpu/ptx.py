@@ -110,6 +110,10 @@ def libdevice_path() -> Path | None:
     return None
 
 
+_LIBDEVICE_LOCK = threading.Lock()
+_libdevice_modules: dict[str, llvm.ModuleRef] = {}
+
+
 @functools.cache
 def _libdevice_bytes() -> bytes:
     path = libdevice_path()
@@ -127,10 +131,15 @@ def _calls_libdevice(mod: llvm.ModuleRef) -> bool:
 
 
 def _link_libdevice(mod: llvm.ModuleRef) -> None:
-    lib = llvm.parse_bitcode(_libdevice_bytes())
-    lib.triple = mod.triple
-    lib.data_layout = mod.data_layout
-    mod.link_in(lib)
+    """Link a copy of libdevice into `mod` (the parsed bitcode is kept per data layout)."""
+    with _LIBDEVICE_LOCK:
+        lib = _libdevice_modules.get(mod.data_layout)
+        if lib is None:
+            lib = llvm.parse_bitcode(_libdevice_bytes())
+            lib.triple = mod.triple
+            lib.data_layout = mod.data_layout
+            _libdevice_modules[mod.data_layout] = lib
+        mod.link_in(lib, preserve=True)
 
 
 def _internalize(mod: llvm.ModuleRef, kernels: Sequence[str]) -> None:
@@ -162,8 +171,12 @@ class PtxModule:
         return {"llvm.ll": self.llvm_ir, "llvm_opt.ll": self.optimized_ir, "ptx": self.ptx}
 
 
-def compile_to_ptx(llvm_ir: str, target: GpuTarget, kernels: Sequence[str]) -> PtxModule:
+def compile_to_ptx(llvm_ir: str, target: GpuTarget, kernels: Sequence[str],
+                   optimize: bool = True) -> PtxModule:
     """Verify, link libdevice if needed, optimise and emit PTX for `llvm_ir`.
+
+    With `optimize` False the IR is lowered as it is (for IR that was optimised already,
+    such as another architecture's `optimized_ir`).
 
     Raises:
         CompileError: the IR is invalid (a compiler bug), libdevice is needed but missing, or
@@ -180,7 +193,7 @@ def compile_to_ptx(llvm_ir: str, target: GpuTarget, kernels: Sequence[str]) -> P
     if _calls_libdevice(mod):
         _link_libdevice(mod)
     _internalize(mod, kernels)
-    if target.opt_level > 0:
+    if optimize and target.opt_level > 0:
         pto = llvm.PipelineTuningOptions(speed_level=target.opt_level)
         pto.loop_unrolling = True
         # PTX has no vector registers beyond small loads; the GPU parallelism is the grid.

@@ -71,7 +71,7 @@ def element_type(value: int, what: str) -> PrimitiveType:
     return found
 
 
-# --- reading files -----------------------------------------------------------------------
+# --- reading files ----------------------------------------------------------------------------
 
 _TEXT_SUFFIXES = (".pbtxt", ".txt", ".prototxt", ".textproto")
 
@@ -118,7 +118,7 @@ def read_config(path: str | Path) -> Any:
     return config
 
 
-# --- tensors and nodes ---------------------------------------------------------------------
+# --- tensors and nodes ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ def parse_graph_input(text: str, where: str) -> tuple[TensorRef | None, str | No
     return TensorRef(name, int(index)), None
 
 
-# --- v1 control-flow contexts ------------------------------------------------------------
+# --- v1 control-flow contexts -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +223,7 @@ class TfGraph:
         self._contexts: dict[str, Context] = {}
         self._consumers: dict[str, list[tuple[str, int]]] | None = None
 
-    # --- construction --------------------------------------------------------------------
+    # --- construction -------------------------------------------------------------------------
     @staticmethod
     def from_graph_def(graph: Any) -> TfGraph:
         nodes = []
@@ -237,7 +237,9 @@ class TfGraph:
                 ref, control = parse_graph_input(text, where)
                 if ref is not None:
                     if controls:
-                        raise ImportGraphError(f"{where}: data input {text!r} after a control input")
+                        raise ImportGraphError(
+                            f"{where}: data input {text!r} after a control input"
+                        )
                     inputs.append(ref)
                 else:
                     assert control is not None
@@ -312,7 +314,7 @@ class TfGraph:
         controls_out = [fdef.control_ret[c] for c in sig.control_output if c in fdef.control_ret]
         return TfGraph(where, nodes, args, outputs, controls_out)
 
-    # --- queries ----------------------------------------------------------------------------
+    # --- queries ------------------------------------------------------------------------------
     def node(self, name: str, where: str = "") -> TfNode:
         found = self.nodes.get(name)
         if found is None:
@@ -330,7 +332,7 @@ class TfGraph:
             self._consumers = table
         return self._consumers.get(name, [])
 
-    # --- control-flow contexts --------------------------------------------------------------
+    # --- control-flow contexts ----------------------------------------------------------------
     def is_loop_switch(self, node: TfNode) -> bool:
         """A Switch of a v1 while loop (its predicate comes straight from a LoopCond)."""
         if node.op not in ("Switch", "RefSwitch") or len(node.inputs) != 2:
@@ -428,7 +430,8 @@ class TfGraph:
             raise ImportGraphError(f"{node}: Merge needs inputs")
         sources = [self.node(r.node, str(node)) for r in node.inputs]
         if any(s.op in ("Enter", "RefEnter", "NextIteration") for s in sources):
-            entries = [r for r, s in zip(node.inputs, sources) if s.op in ("Enter", "RefEnter")]
+            pairs = zip(node.inputs, sources, strict=True)
+            entries = [r for r, s in pairs if s.op in ("Enter", "RefEnter")]
             if len(entries) != 1 or len(node.inputs) != 2:
                 raise ImportGraphError(
                     f"{node}: a loop Merge needs one Enter and one NextIteration input"
@@ -449,7 +452,7 @@ class TfGraph:
         return outer
 
 
-# --- tensors --------------------------------------------------------------------------------
+# --- tensors ----------------------------------------------------------------------------------
 
 # Constants larger than this are refused: a corrupt shape must not exhaust memory.
 MAX_CONSTANT_ELEMENTS = 1 << 28
@@ -517,7 +520,8 @@ def tensor_to_array(tensor: Any, where: str) -> np.ndarray:
         else:
             # tensor_content is little-endian, as are all hosts this project targets.
             flat = np.frombuffer(data, dtype=dtype).copy()
-        return flat.reshape(dims)
+        content: np.ndarray = flat.reshape(dims)
+        return content
     field = _VALUE_FIELDS[etype]
     values = list(getattr(tensor, field))
     if etype.is_complex:
@@ -541,4 +545,5 @@ def tensor_to_array(tensor: Any, where: str) -> np.ndarray:
     if len(flat) < count:
         # TensorFlow's short form: the last value repeats to fill the shape.
         flat = np.concatenate([flat, np.full(count - len(flat), flat[-1], dtype=dtype)])
-    return flat.reshape(dims)
+    result: np.ndarray = flat.reshape(dims)
+    return result

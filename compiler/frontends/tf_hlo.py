@@ -98,7 +98,7 @@ class HloEmitter:
         self.state = state
         self.comp = comp
 
-    # --- basics -----------------------------------------------------------------------------
+    # --- basics -------------------------------------------------------------------------------
     def add(self, opcode: Opcode, operands: Sequence[Instr] = (), shape: Shape | None = None,
             **attrs: Any) -> Instr:
         return self.comp.add(opcode, list(operands), shape=shape, **attrs)
@@ -213,7 +213,7 @@ class HloEmitter:
     def iota(self, t: PrimitiveType, dims: Sequence[int], dim: int) -> Instr:
         return self.add(Opcode.IOTA, shape=Shape.array(t, dims), iota_dimension=dim)
 
-    # --- element-wise ----------------------------------------------------------------------------
+    # --- element-wise -------------------------------------------------------------------------
     def convert(self, x: Instr, t: PrimitiveType) -> Instr:
         if x.shape.element_type is t:
             return x
@@ -241,7 +241,7 @@ class HloEmitter:
         """`opcode(x, value)` with `value` a scalar of x's element type."""
         return self.binary(opcode, x, self.scalar(value, x.shape.element_type))
 
-    # --- reductions --------------------------------------------------------------------------------
+    # --- reductions ---------------------------------------------------------------------------
     def reducer(self, kind: str, t: PrimitiveType) -> HloComputation:
         """The scalar computation `(t, t) -> t` for reducer `kind`, one per module."""
         key = (kind, t)
@@ -268,7 +268,7 @@ class HloEmitter:
         return self.add(Opcode.REDUCE_WINDOW, [x, self.scalar(init, t)],
                         window=Window(tuple(window)), to_apply=self.reducer(kind, t))
 
-    # --- constant evaluation --------------------------------------------------------------------
+    # --- constant evaluation ------------------------------------------------------------------
     def constant_value(self, x: Instr) -> np.ndarray | None:
         """The value of `x` when it depends on no parameter (and is small), else None."""
         return constant_value(self.state, x)

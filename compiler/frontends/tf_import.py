@@ -131,7 +131,7 @@ class Importer:
         self.module = HloModule(self.name)
         self.state = ModuleState(self.module)
 
-    # --- lookups ---------------------------------------------------------------------------------
+    # --- lookups ------------------------------------------------------------------------------
     def lookup(self, op: str) -> TfOp | None:
         """The table row for `op`, or a call row when `op` names a library function."""
         row = tf_ops.TF_OPS.get(op)
@@ -165,7 +165,7 @@ class Importer:
             self._function_graphs[name] = found
         return found
 
-    # --- config ----------------------------------------------------------------------------------
+    # --- config -------------------------------------------------------------------------------
     def _config_node(self, name: str, what: str) -> TfNode:
         if not name:
             raise ImportGraphError(f"config: {what} has no node_name")
@@ -248,7 +248,7 @@ class Importer:
                 f"config: {what} gives shape {list(dims)}, but {node} has shape {list(declared)}"
             )
 
-    # --- pruning and support check ----------------------------------------------------------------
+    # --- pruning and support check ------------------------------------------------------------
     def _fed(self) -> set[TensorRef]:
         return {TensorRef(f.node, f.output_index) for f in self.signature.feeds}
 
@@ -299,7 +299,7 @@ class Importer:
             names.append(node.op)
         return names
 
-    # --- building ------------------------------------------------------------------------------------
+    # --- building -----------------------------------------------------------------------------
     def build(self) -> HloModule:
         missing = self.unsupported()
         if missing:
@@ -329,7 +329,9 @@ class Importer:
             value = scope.value(ref)
             if isinstance(value, Resource):
                 if not value.is_ref:
-                    raise ImportGraphError(f"config: fetch {ref} is a variable handle, not a tensor")
+                    raise ImportGraphError(
+                        f"config: fetch {ref} is a variable handle, not a tensor"
+                    )
                 value = scope.read_var(value)
             if value is None:
                 raise ImportGraphError(f"config: fetch {ref} has no value (a control-only node)")

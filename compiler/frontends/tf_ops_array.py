@@ -36,7 +36,7 @@ def _scalar_int(ctx: NodeCtx, i: int, what: str) -> int:
     return values[0]
 
 
-# --- shapes ----------------------------------------------------------------------------------
+# --- shapes -----------------------------------------------------------------------------------
 
 
 @tf_op("Shape", outputs=("output",))
@@ -91,7 +91,10 @@ def _squeeze(ctx: NodeCtx) -> Instr:
     x = ctx.input(0)
     dims = x.shape.dims
     axes = ctx.ints_attr("squeeze_dims", []) or ctx.ints_attr("axis", [])
-    drop = {_axis(a, len(dims)) for a in axes} if axes else {i for i, d in enumerate(dims) if d == 1}
+    if axes:
+        drop = {_axis(a, len(dims)) for a in axes}
+    else:
+        drop = {i for i, d in enumerate(dims) if d == 1}
     for a in drop:
         if dims[a] != 1:
             raise ImportGraphError(f"cannot squeeze dimension {a} of size {dims[a]}")
@@ -195,7 +198,7 @@ def _bitcast(ctx: NodeCtx) -> Instr:
     return ctx.hlo.add(Opcode.BITCAST_CONVERT, [x], shape)
 
 
-# --- joining and splitting ----------------------------------------------------------------------
+# --- joining and splitting --------------------------------------------------------------------
 
 
 def _concat(ctx: NodeCtx, values: list[Instr], axis: int) -> Instr:
@@ -262,11 +265,20 @@ def _split(ctx: NodeCtx) -> list[Instr]:
 def _split_v(ctx: NodeCtx) -> list[Instr]:
     x = ctx.input(0)
     axis = _axis(_scalar_int(ctx, 2, "split_dim"), x.shape.rank)
-    sizes = resolve_shape(ctx.const_ints(1, "size_splits"), x.shape.dims[axis], "size_splits")
+    sizes = ctx.const_ints(1, "size_splits")
+    total = x.shape.dims[axis]
+    unknown = [i for i, s in enumerate(sizes) if s == -1]
+    known = sum(s for s in sizes if s != -1)
+    if len(unknown) > 1 or any(s < -1 for s in sizes) or known > total:
+        raise ImportGraphError(f"size_splits {sizes} does not split dimension {total}")
+    if unknown:
+        sizes[unknown[0]] = total - known
+    if sum(sizes) != total:
+        raise ImportGraphError(f"size_splits {sizes} does not add up to {total}")
     return _split_sizes(ctx, x, axis, sizes)
 
 
-# --- slicing ------------------------------------------------------------------------------------
+# --- slicing ----------------------------------------------------------------------------------
 
 
 @tf_op("Slice", outputs=("output",))
@@ -459,7 +471,7 @@ def _reverse(ctx: NodeCtx) -> Instr:
     return ctx.hlo.reverse(x, axes)
 
 
-# --- selection, one-hot, gathers, scatters, top-k -------------------------------------------------
+# --- selection, one-hot, gathers, scatters, top-k ---------------------------------------------
 
 
 @tf_op("Select", outputs=("output",))
@@ -508,7 +520,8 @@ def gather(h: HloEmitter, params: Instr, indices: Instr, axis: int, batch_dims: 
     out_rank = pr - 1 + ir - batch_dims
     offset = list(range(batch_dims, axis)) + list(range(axis + ir - batch_dims, out_rank))
     sizes = list(params.shape.dims)
-    sizes[axis] = 1
+    for d in (*range(batch_dims), axis):
+        sizes[d] = 1
     return h.add(
         Opcode.GATHER,
         [params, indices],

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.frontends.tf_graphdef import (
-    Context,
     CondFrame,
+    Context,
     TensorRef,
     TfGraph,
     TfNode,
@@ -31,7 +31,7 @@ from hlo.opcodes import Opcode
 _SWITCH = ("Switch", "RefSwitch")
 _ENTER = ("Enter", "RefEnter")
 
-# --- constants, placeholders, identities -------------------------------------------------------
+# --- constants, placeholders, identities ------------------------------------------------------
 
 
 @tf_op("Const", outputs=("output",))
@@ -84,7 +84,7 @@ def _dropped(ctx: NodeCtx) -> None:
     return None
 
 
-# --- variables -----------------------------------------------------------------------------------
+# --- variables --------------------------------------------------------------------------------
 
 
 @tf_op("VarHandleOp", "VariableV2", "Variable", outputs=("resource",))
@@ -157,11 +157,11 @@ def _is_initialized(ctx: NodeCtx) -> HloInstruction:
     return ctx.hlo.scalar(True, PrimitiveType.PRED)
 
 
-# --- function calls and v2 control flow ---------------------------------------------------------
+# --- function calls and v2 control flow -------------------------------------------------------
 
 
 def _raw_inputs(ctx: NodeCtx, start: int = 0) -> list[Value]:
-    values = []
+    values: list[Value] = []
     for i in range(start, ctx.num_inputs):
         v = ctx.raw_input(i)
         if v is None:
@@ -186,6 +186,11 @@ def _inlinable(scope: Scope, v: Value) -> bool:
     return folded is not None and folded.size <= INLINE_LIMIT
 
 
+def _arg_slots(graph: TfGraph, args: list[Value]) -> list[Slot]:
+    """One slot per function argument; constant arguments may be inlined."""
+    return [Slot([TensorRef(a, 0)], v, inline=True) for a, v in zip(graph.args, args, strict=True)]
+
+
 def call_function(ctx: NodeCtx, name: str, args: list[Value]) -> list[HloInstruction]:
     """An HLO call of library function `name` on `args` (constant arguments are inlined)."""
     scope = ctx.scope
@@ -195,7 +200,7 @@ def call_function(ctx: NodeCtx, name: str, args: list[Value]) -> list[HloInstruc
         raise UnsupportedOpError(f"function {name!r} calls itself (recursion)")
     importer.call_stack.append(name)
     try:
-        slots = [Slot([TensorRef(a, 0)], v, inline=True) for a, v in zip(graph.args, args)]
+        slots = _arg_slots(graph, args)
         built = scope.sub_computation(name, graph, (), slots, graph.outputs,
                                       control_outputs=graph.control_outputs)
     finally:
@@ -232,7 +237,7 @@ def _if(ctx: NodeCtx) -> list[HloInstruction]:
     for attr in ("then_branch", "else_branch"):
         name = ctx.func_attr(attr)
         graph = _function(ctx, name, len(args))
-        slots = [Slot([TensorRef(a, 0)], v, inline=True) for a, v in zip(graph.args, args)]
+        slots = _arg_slots(graph, args)
         count = len(graph.outputs)
         branches.append(scope.sub_computation(f"{name}", graph, (), slots, graph.outputs,
                                               control_outputs=graph.control_outputs))
@@ -292,7 +297,7 @@ def _check_loop_condition(root: HloInstruction | None) -> None:
         raise ImportGraphError(f"the loop condition must return a bool scalar, got {shape}")
 
 
-# --- v1 control flow: captures ------------------------------------------------------------------
+# --- v1 control flow: captures ----------------------------------------------------------------
 
 
 def find_captures(
@@ -349,7 +354,7 @@ def _capture_slots(
     return tensors, resources
 
 
-# --- v1 control flow: conds ---------------------------------------------------------------------
+# --- v1 control flow: conds -------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -361,7 +366,7 @@ class _CondPlan:
 def _cond_plan(scope: Scope, node: TfNode) -> _CondPlan:
     key = ("cond", node.name)
     found = scope.memo.get(key)
-    if found is not None:
+    if isinstance(found, _CondPlan):
         return found
     graph = scope.graph
     branches = []
@@ -453,7 +458,7 @@ def _enter(ctx: NodeCtx) -> None:
     raise ImportGraphError("an Enter reached outside the while loop it belongs to")
 
 
-# --- v1 control flow: loops ---------------------------------------------------------------------
+# --- v1 control flow: loops -------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -496,7 +501,7 @@ def _loop_plan(scope: Scope, exit_node: TfNode) -> _LoopPlan:
     frame = _frame_name(_only(enters, "Enter input", merge))
     key = ("loop", frame)
     found = scope.memo.get(key)
-    if found is not None:
+    if isinstance(found, _LoopPlan):
         return found
     body_context = graph.context(merge.name)
     variables: list[_LoopVar] = []

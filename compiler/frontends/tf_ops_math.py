@@ -14,11 +14,10 @@ import numpy as np
 from compiler.frontends.tf_hlo import HloEmitter, Instr, lowest
 from compiler.frontends.tf_ops import tf_op
 from compiler.frontends.tf_scope import NodeCtx
-from hlo.dtypes import PrimitiveType
 from hlo.errors import ImportGraphError
 from hlo.opcodes import Opcode
 
-# --- binary arithmetic -------------------------------------------------------------------------
+# --- binary arithmetic ------------------------------------------------------------------------
 
 # TF op -> the HLO opcode it is after broadcasting (integer Div truncates, as in TF)
 _BINARY: dict[str, Opcode] = {
@@ -145,7 +144,7 @@ def _bias_add(ctx: NodeCtx) -> Instr:
     return ctx.hlo.add(Opcode.ADD, [x, ctx.hlo.broadcast_in_dim(bias, x.shape.dims, [dim])])
 
 
-# --- comparisons and logic ------------------------------------------------------------------
+# --- comparisons and logic --------------------------------------------------------------------
 
 _COMPARE = {
     "Less": "LT",
@@ -170,7 +169,7 @@ def _not(ctx: NodeCtx) -> Instr:
     return ctx.hlo.add(Opcode.NOT, [ctx.input(0)])
 
 
-# --- unary math -----------------------------------------------------------------------------
+# --- unary math -------------------------------------------------------------------------------
 
 _UNARY: dict[str, Opcode] = {
     "Neg": Opcode.NEGATE,
@@ -265,7 +264,7 @@ def _clip(ctx: NodeCtx) -> Instr:
     return h.add(Opcode.MAXIMUM, [h.add(Opcode.MINIMUM, [x, hi]), lo])
 
 
-# --- activations -----------------------------------------------------------------------------
+# --- activations ------------------------------------------------------------------------------
 
 _SELU_SCALE = 1.0507009873554804934193349852946
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -329,7 +328,7 @@ for _name, _fn in {
     tf_op(_name, outputs=("activations",))(_activation(_fn))
 
 
-# --- softmax and cross-entropy -----------------------------------------------------------------
+# --- softmax and cross-entropy ----------------------------------------------------------------
 
 
 def _last_axis(h: HloEmitter, x: Instr, kind: str, init: object) -> Instr:
@@ -400,5 +399,3 @@ def _sparse_softmax_xent(ctx: NodeCtx) -> list[Instr]:
     one_hot = h.convert(h.compare("EQ", classes, wide), logits.shape.element_type)
     return _cross_entropy(h, logits, one_hot)
 
-
-__all__ = ["floor_div", "log_softmax", "PrimitiveType"]

@@ -9,7 +9,7 @@ EXPLICIT (`explicit_paddings`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from hlo.dtypes import PrimitiveType
 from hlo.errors import ImportGraphError
 from hlo.opcodes import Opcode
 
-# --- matrix products -------------------------------------------------------------------------
+# --- matrix products --------------------------------------------------------------------------
 
 
 @tf_op("MatMul", outputs=("product",))
@@ -59,7 +59,7 @@ def _batch_matmul(ctx: NodeCtx) -> Instr:
     )
 
 
-# --- convolution and pooling windows -------------------------------------------------------------
+# --- convolution and pooling windows ----------------------------------------------------------
 
 
 def same_padding(size: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -221,7 +221,7 @@ def _avg_pool(ctx: NodeCtx) -> Instr:
     return h.add(Opcode.DIVIDE, [total, divisor])
 
 
-# --- normalisation -------------------------------------------------------------------------------
+# --- normalisation ----------------------------------------------------------------------------
 
 
 @tf_op("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3",
@@ -291,17 +291,26 @@ def _lrn(ctx: NodeCtx) -> Instr:
     return h.add(Opcode.DIVIDE, [x, h.with_scalar(Opcode.POWER, base, beta)])
 
 
-# --- reductions ------------------------------------------------------------------------------------
+# --- reductions -------------------------------------------------------------------------------
 
-# TF reduction -> (reducer kind, init for an element type)
-_REDUCTIONS = {
-    "Sum": ("add", lambda t: 0),
-    "Mean": ("add", lambda t: 0),
-    "Prod": ("mul", lambda t: 1),
+
+def _zero(t: PrimitiveType) -> object:
+    return False if t.is_pred else 0
+
+
+def _one(t: PrimitiveType) -> object:
+    return True if t.is_pred else 1
+
+
+# TF reduction -> (reducer kind, its identity for an element type)
+_REDUCTIONS: dict[str, tuple[str, Callable[[PrimitiveType], object]]] = {
+    "Sum": ("add", _zero),
+    "Mean": ("add", _zero),
+    "Prod": ("mul", _one),
     "Max": ("max", lowest),
     "Min": ("min", highest),
-    "All": ("and", lambda t: True),
-    "Any": ("or", lambda t: False),
+    "All": ("and", _one),
+    "Any": ("or", _zero),
 }
 
 
@@ -379,3 +388,84 @@ def _cumulative(ctx: NodeCtx) -> Instr:
                        [1 if d == a else s for d, s in enumerate(x.shape.dims)])
         out = h.concat([first, h.slice_in_dim(out, 0, n - 1, a)], a)
     return h.reverse(out, [a]) if reverse else out
+
+
+# --- einsum ------------------------------------------------------------------------------------
+
+
+def _einsum_labels(equation: str, ranks: list[int]) -> tuple[list[list[str]], list[str]]:
+    """Operand and output labels of `equation`, ellipses expanded to private labels
+    (right-aligned across operands, as numpy does)."""
+    lhs, arrow, out = equation.replace(" ", "").partition("->")
+    specs = lhs.split(",")
+    if len(specs) != len(ranks):
+        raise ImportGraphError(f"equation {equation!r} names {len(specs)} operands, "
+                               f"the node has {len(ranks)}")
+    widths = []
+    for spec, rank in zip(specs, ranks, strict=True):
+        named = len(spec.replace("...", ""))
+        widths.append(rank - named if "..." in spec else 0)
+        if (named if "..." in spec else len(spec)) > rank or widths[-1] < 0:
+            raise ImportGraphError(f"{spec!r} does not fit an operand of rank {rank}")
+    common = [chr(0x100 + k) for k in range(max(widths, default=0))]
+
+    def expand(spec: str, width: int) -> list[str]:
+        head, dots, tail = spec.partition("...")
+        middle = common[len(common) - width:] if dots else []
+        return [*head, *middle, *tail]
+
+    labels = [expand(s, w) for s, w in zip(specs, widths, strict=True)]
+    if not arrow:
+        counts = {c: sum(lab.count(c) for lab in labels) for lab in labels for c in lab}
+        out_labels = common + sorted(c for c, k in counts.items() if k == 1 and c not in common)
+    else:
+        out_labels = expand(out, len(common))
+    for lab in labels:
+        if len(set(lab)) != len(lab):
+            raise ImportGraphError(f"einsum {equation!r}: repeated labels (diagonals) "
+                                   "are not supported")
+    return labels, out_labels
+
+
+@tf_op("Einsum", outputs=("output",))
+def _einsum(ctx: NodeCtx) -> Instr:
+    h = ctx.hlo
+    xs = ctx.inputs()
+    if len(xs) not in (1, 2):
+        raise ImportGraphError("Einsum supports one or two operands")
+    labels, out = _einsum_labels(ctx.str_attr("equation"), [x.shape.rank for x in xs])
+    sizes: dict[str, int] = {}
+    for x, lab in zip(xs, labels, strict=True):
+        for c, d in zip(lab, x.shape.dims, strict=True):
+            if sizes.get(c, d) not in (d, 1) and d != 1:
+                raise ImportGraphError(f"label {c!r} has sizes {sizes[c]} and {d}")
+            sizes[c] = max(sizes.get(c, d), d)
+    missing = [c for c in out if c not in sizes]
+    if missing or len(set(out)) != len(out):
+        raise ImportGraphError(f"output labels {out} must be distinct input labels")
+    # Broadcast size-1 dims (ellipsis broadcasting), then sum out private labels.
+    operands = []
+    for i, (x, lab) in enumerate(zip(xs, labels, strict=True)):
+        x = h.broadcast_to(x, [sizes[c] for c in lab])
+        others = {c for j, other in enumerate(labels) if j != i for c in other}
+        gone = [k for k, c in enumerate(lab) if c not in out and c not in others]
+        if gone:
+            x = h.reduce(x, gone, "add", 0)
+            lab = [c for k, c in enumerate(lab) if k not in gone]
+        operands.append((x, lab))
+    if len(operands) == 1:
+        x, lab = operands[0]
+        return h.transpose(x, [lab.index(c) for c in out])
+    (a, la), (b, lb) = operands
+    batch = [c for c in out if c in la and c in lb]
+    contract = [c for c in la if c in lb and c not in out]
+    result = h.add(
+        Opcode.DOT,
+        [a, b],
+        lhs_batch_dims=tuple(la.index(c) for c in batch),
+        lhs_contracting_dims=tuple(la.index(c) for c in contract),
+        rhs_batch_dims=tuple(lb.index(c) for c in batch),
+        rhs_contracting_dims=tuple(lb.index(c) for c in contract),
+    )
+    got = batch + [c for c in la if c not in lb] + [c for c in lb if c not in la]
+    return h.transpose(result, [got.index(c) for c in out])

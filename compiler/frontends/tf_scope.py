@@ -150,9 +150,10 @@ class Scope:
 
     def _deps(self, node: TfNode) -> list[str]:
         op = self.importer.lookup(node.op)
-        refs = node.inputs
-        if op is not None and op.deps is not None:
-            refs = guarded(f"{self.graph.name}: {node}", lambda: op.deps(self, node))
+        refs: Sequence[TensorRef] = node.inputs
+        hook = op.deps if op is not None else None
+        if hook is not None:
+            refs = guarded(f"{self.graph.name}: {node}", lambda: hook(self, node))
         names = [r.node for r in refs if r not in self.values]
         depth = len(self.context)
         for c in node.controls:
@@ -195,7 +196,7 @@ class Scope:
         self.var_values[res.key] = value
         self.importer.assigned.add(res.key)
 
-    # --- sub-computations -----------------------------------------------------------------------
+    # --- sub-computations ---------------------------------------------------------------------
     def sub_computation(
         self,
         name: str,
@@ -324,7 +325,7 @@ class NodeCtx:
     def error(self, message: str) -> ImportGraphError:
         return ImportGraphError(message)
 
-    # --- inputs ---------------------------------------------------------------------------------
+    # --- inputs -------------------------------------------------------------------------------
     def raw_input(self, i: int) -> Value:
         if not 0 <= i < len(self.node.inputs):
             raise ImportGraphError(f"needs input {i}, has {len(self.node.inputs)}")
@@ -365,7 +366,7 @@ class NodeCtx:
             raise ImportGraphError(f"{what or f'input {i}'} must hold integers, got {value.dtype}")
         return [int(v) for v in value.reshape(-1)]
 
-    # --- attributes -----------------------------------------------------------------------------
+    # --- attributes ---------------------------------------------------------------------------
     def has_attr(self, name: str) -> bool:
         return name in self.node.attr
 

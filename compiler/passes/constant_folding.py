@@ -12,6 +12,7 @@ Deliberately not folded:
   would undo that and fight algsimp in the fixed point.
 - control flow and calls (while, conditional, call, fusion, custom-call): a while loop
   might not terminate, and the simplifiers for calls and conditionals do better.
+- copies: copy_insertion adds them so that a value gets a buffer of its own.
 - anything with side effects, and tuple- or token-shaped results (tuple constants help
   nobody; tuple_simplifier forwards tuple elements instead).
 """
@@ -49,6 +50,7 @@ _NEVER_FOLDED = frozenset({
     Opcode.RNG,
     Opcode.RNG_BIT_GENERATOR,
     Opcode.OPTIMIZATION_BARRIER,
+    Opcode.COPY,  # copy insertion's copies give a value its own buffer; keep them
 })
 
 

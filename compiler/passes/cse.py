@@ -4,8 +4,9 @@ Two instructions are the same expression when they have the same opcode, shape (
 included), operands and attributes; for commutative binary ops the operand order does not
 matter. Called computations compare by identity, constants by their bytes (so -0.0 and
 0.0 stay apart), and the verbatim attributes every instruction may carry (metadata,
-sharding, ...) are ignored, as XLA's CSE ignores metadata. Parameters and instructions
-with side effects (their own or in a called computation) are never merged. The later duplicate is replaced by the earlier one and
+sharding, ...) are ignored, as XLA's CSE ignores metadata. Parameters, copies (copy
+insertion adds them to give a value its own buffer) and instructions with side effects
+(their own or in a called computation) are never merged. The later duplicate is replaced by the earlier one and
 removed. Identical called computations are not merged.
 """
 
@@ -51,8 +52,8 @@ def expression_key(instr: HloInstruction) -> Hashable:
 
 
 def _mergeable(instr: HloInstruction) -> bool:
-    if instr.opcode is Opcode.PARAMETER or has_side_effects(instr):
-        return False
+    if instr.opcode in (Opcode.PARAMETER, Opcode.COPY) or has_side_effects(instr):
+        return False  # copies exist to give a value its own buffer (copy_insertion)
     # Tokens order side effects; two after-alls are two orderings, not one value.
     return not instr.shape.is_token
 

@@ -155,9 +155,17 @@ def _invariants(body: HloComputation) -> tuple[list[HloInstruction], set[int]]:
             continue
         if all(id(o) in invariant for o in instr.operands):
             invariant.add(id(instr))
-    hoist = {id(i) for i in order if id(i) in invariant
-             and i.opcode not in _NOT_WORTH_HOISTING and not i.shape.is_tuple}
+    hoist = {id(i) for i in order if id(i) in invariant and _worth_hoisting(i)}
     return order, hoist
+
+
+def _worth_hoisting(instr: HloInstruction) -> bool:
+    """Whether computing `instr` once saves more than a state element costs."""
+    if instr.shape.is_tuple or instr.opcode in _NOT_WORTH_HOISTING:
+        return False
+    if instr.opcode is Opcode.FUSION:  # worth it only if it fuses real work
+        return any(_worth_hoisting(i) for i in instr.attrs["calls"].instructions)
+    return True
 
 
 def _hoist_invariants(loop: HloInstruction) -> HloInstruction | None:

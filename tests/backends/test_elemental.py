@@ -170,12 +170,14 @@ def test_integer_ops_on_edge_values(ty: str) -> None:
     """Includes x/0, x%0, INT_MIN/-1, shifts by >= the width and negative exponents."""
     x, y = pairs(int_edges(DTYPES[ty]), DTYPES[ty])
     shape = f"{ty}[{x.size}]"
-    body = [f"u{k} = {shape} {op}(p0)" for k, op in enumerate(INT_UNARY)]
+    # abs is defined on signed types only (shape inference rejects it on unsigned ones).
+    unary = [op for op in INT_UNARY if not (op == "abs" and ty.startswith("u"))]
+    body = [f"u{k} = {shape} {op}(p0)" for k, op in enumerate(unary)]
     body += [f"b{k} = {shape} {op}(p0, p1)" for k, op in enumerate(INT_BINARY)]
-    outs = [(f"u{k}", shape) for k in range(len(INT_UNARY))]
+    outs = [(f"u{k}", shape) for k in range(len(unary))]
     outs += [(f"b{k}", shape) for k in range(len(INT_BINARY))]
     got, want = run_both(module_text([shape, shape], body, outs), x, y)
-    for op, g, w in zip(INT_UNARY + INT_BINARY, got, want, strict=True):
+    for op, g, w in zip(unary + INT_BINARY, got, want, strict=True):
         assert_same(f"{ty} {op}", g, w, 0.0, (x, y))
 
 
@@ -412,7 +414,7 @@ def test_movement_ops() -> None:
         "s = f32[1,2,2] slice(p0), slice={[1:2], [0:3:2], [1:4:2]}",
         "rv = f32[2,3,4] reverse(p0), dimensions={0,2}",
         "pv = f32[] constant(-1)",
-        "pd = f32[3,4,5] pad(p0, pv), padding=1_0x0_-1x1_1_1",
+        "pd = f32[3,2,9] pad(p0, pv), padding=1_0x0_-1x1_1_1",
         "e = f32[2,0,4] slice(p0), slice={[0:2], [1:1], [0:4]}",
         "cc = f32[2,7,4] concatenate(p0, e, p0, e, s2), dimensions={1}",
         "s2 = f32[2,1,4] slice(p0), slice={[0:2], [2:3], [0:4]}",
@@ -423,7 +425,7 @@ def test_movement_ops() -> None:
     ]
     outs = [("b", "f32[5,2,3,4]"), ("bv", "s32[4,3]"), ("r1", "f32[6,4]"),
             ("r3", "f32[2,2,6]"), ("r4", "f32[24]"), ("bc", "f32[3,8]"), ("t", "f32[4,2,3]"),
-            ("s", "f32[1,2,2]"), ("rv", "f32[2,3,4]"), ("pd", "f32[3,4,5]"),
+            ("s", "f32[1,2,2]"), ("rv", "f32[2,3,4]"), ("pd", "f32[3,2,9]"),
             ("cc", "f32[2,7,4]"), ("io", "s32[3,5]"), ("iof", "f32[4,2]"), ("cp", "f32[2,3,4]")]
     got, want = run_both(module_text(["f32[2,3,4]", "s32[3]"], body, outs), x, v)
     for (name, _), g, w in zip(outs, got, want, strict=True):

@@ -2,7 +2,7 @@
 
 Test inputs are HLO text with `// CHECK...:` lines interleaved; `split` separates them.
 Patterns are literal text except `{{regex}}` and `[[NAME:regex]]` (capture) / `[[NAME]]`
-(use of an earlier capture). Runs of spaces match any horizontal whitespace. Matching
+(use of an earlier capture); a capture starts at a token boundary on a non-space. Runs of spaces match any horizontal whitespace. Matching
 follows LLVM FileCheck: CHECK finds the pattern at or after the end of the previous
 match; CHECK-NEXT on the line after it; CHECK-SAME on the same line, further right;
 CHECK-NOT asserts that the pattern is absent between the neighbouring positive matches.
@@ -48,7 +48,9 @@ def _regex(pattern: str, captures: dict[str, str]) -> tuple[str, list[str]]:
         if raw is not None:
             out.append(f"(?:{raw})")
         elif definition is not None:
-            out.append(f"({definition})")
+            # A capture starts at a token boundary, never on whitespace: `[[X:.*]] =`
+            # captures the name, not the indentation before it.
+            out.append(rf"(?<![^\s(,{{=])(?=\S)({definition})")
             defined.append(name)
         else:
             if name not in captures:

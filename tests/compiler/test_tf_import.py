@@ -88,7 +88,7 @@ def tf_op_row(op: str) -> object:
     return tf_ops.load().get(op)
 
 
-# --- errors --------------------------------------------------------------------------------------
+# --- errors -----------------------------------------------------------------------------------
 
 
 def _write(tmp: Path, name: str, text: str) -> Path:
@@ -197,7 +197,8 @@ def test_feeding_an_inner_node_cuts_the_graph_above_it(tmp_path: Path) -> None:
 
 def test_errors_name_the_node(tmp_path: Path) -> None:
     graph = ADD_GRAPH + """
-    node { name: "r" op: "Reshape" input: "sum" input: "x" attr { key: "T" value { type: DT_FLOAT } } }
+    node { name: "r" op: "Reshape" input: "sum" input: "x"
+           attr { key: "T" value { type: DT_FLOAT } } }
     """
     config = ADD_CONFIG.replace('"sum"', '"r"')
     with pytest.raises(TfcompileError, match=re.escape("node 'r' (Reshape)")):
@@ -216,3 +217,19 @@ def test_graph_def_messages_directly() -> None:
     c.fetch.add().id.node_name = "c"
     module = tf.import_graph_def(g, c)
     np.testing.assert_array_equal(hlo.evaluate(module)[0], [7, 7, 7])
+
+
+def test_feeding_a_const_node(tmp_path: Path) -> None:
+    graph = """
+    node { name: "c" op: "Const" attr { key: "dtype" value { type: DT_INT32 } }
+           attr { key: "value" value { tensor { dtype: DT_INT32 tensor_shape { dim { size: 2 } }
+                                                int_val: 1 int_val: 2 } } } }
+    node { name: "d" op: "Mul" input: "c" input: "c" attr { key: "T" value { type: DT_INT32 } } }
+    """
+    config = """
+    feed { id { node_name: "c" } shape { dim { size: 2 } } }
+    fetch { id { node_name: "d" } }
+    """
+    graph_path = _write(tmp_path, "g.pbtxt", graph)
+    module = tf.import_graph(graph_path, _write(tmp_path, "c.pbtxt", config))
+    np.testing.assert_array_equal(hlo.evaluate(module, np.int32([3, 4]))[0], [9, 16])

@@ -749,7 +749,8 @@ _VALUES: dict[AttrKind, st.SearchStrategy[Any]] = {
     AttrKind.DIM_LABELS: st.builds(
         ConvDimLabels, small, small, ints, small, small, ints, small, small, ints
     ),
-    AttrKind.RAW: st.builds(
+    AttrKind.RAW: st.text(max_size=5).map(Raw),
+    AttrKind.LITERAL: st.builds(
         lambda d: np.zeros(d, np.float32), st.lists(st.integers(0, 3), max_size=2).map(tuple)
     ),
     AttrKind.INTS_LIST: st.lists(ints, max_size=3).map(tuple),

@@ -382,3 +382,37 @@ def test_loop_fusions_are_one_loop_and_match_the_evaluator() -> None:
     assert len(fused_fn) == 1
     # `s` is used twice by `m` but computed once per element: one cos per concatenate branch.
     assert art.llvm_ir.count("call float @\"cosf\"") == 2
+
+
+def test_inconsistent_module_is_rejected_before_codegen() -> None:
+    """A declared shape that disagrees with the operands would make kernels read out of
+    bounds; the verifier stops it first."""
+    text = """HloModule bad
+
+ENTRY main {
+  x = f32[4] parameter(0)
+  ROOT s = f32[40] negate(x)
+}
+"""
+    with pytest.raises(hlo.HloVerificationError):
+        compile_to_object(parse(text))
+
+
+def test_concurrent_compilations() -> None:
+    import threading
+
+    results: dict[int, object] = {}
+
+    def work(k: int) -> None:
+        text = SIMPLE.replace("exponential", ["sine", "cosine", "tanh", "negate"][k % 4])
+        try:
+            results[k] = compile_to_object(parse(text), entry_symbol=f"f{k}").object_code[:4]
+        except Exception as e:  # reported below
+            results[k] = e
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(v == b"\x7fELF" for v in results.values()), results

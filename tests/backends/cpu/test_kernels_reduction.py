@@ -1,11 +1,12 @@
 """CPU reduction kernels (backends/cpu/reduction.py) against the reference evaluator.
 
-reduce: reduced dims innermost (register accumulators), outermost or interleaved
-(accumulation in the output), all or none of the dims, a non-identity init, variadic
-argmax, zero-size inputs, and the split accumulation of long reductions (which must stay
-within f32 rounding of the exact sum). reduce-window: padding, strides, base and window
-dilation, variadic windows, non-identity inits. select-and-scatter: overlapping windows,
-padding, and the first-selected-wins rule for ties.
+reduce: reduced dims innermost (register accumulators), outermost (accumulation in the
+output), before and after a kept dim (register blocks combined into the output), all or
+none of the dims, a non-identity init, variadic argmax, zero-size inputs, random dims, and
+the split accumulation of long reductions (which must stay within f32 rounding of the exact
+sum). reduce-window: padding, strides, base and window dilation, variadic windows,
+non-identity inits. select-and-scatter: overlapping windows, padding, and the
+first-selected-wins rule for ties.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def reduce_module(dtype: str, dims: tuple[int, ...], reduced: tuple[int, ...], o
 @pytest.mark.parametrize("dims,reduced", [
     ((4, 10), (1,)), ((4, 10), (0,)), ((3, 4, 5), (0, 2)), ((3, 4, 5), (1,)),
     ((2, 3, 4, 5), (1, 2, 3)), ((7, 300), (1,)), ((300, 7), (0,)), ((6,), ()),
-    ((2, 3, 2, 3, 2, 3), (0, 2, 4)),
+    ((2, 3, 2, 3, 2, 3), (0, 2, 4)), ((4, 3, 40), (0, 2)), ((2, 3, 4, 5), (1, 3)),
 ])
 def test_reduce_sum_layouts(dims: tuple[int, ...], reduced: tuple[int, ...]) -> None:
     x = RNG.standard_normal(dims).astype(np.float32)
@@ -144,8 +145,8 @@ def window_module(dtype: str, in_dims: tuple[int, ...], out_dims: tuple[int, ...
     ((3, 6), (3, 6), "size=1x6 pad=0_0x5_0"),
     ((2, 8, 8, 3), (2, 4, 4, 3), "size=1x2x2x1 stride=1x2x2x1"),
     ((2, 7, 7, 3), (2, 4, 4, 3), "size=1x3x3x1 stride=1x2x2x1 pad=0_0x1_1x1_1x0_0"),
-    ((4, 6), (5, 5), "size=2x3 stride=1x2 pad=1_1x1_2 lhs_dilate=2x1 rhs_dilate=1x2"),
-    ((5,), (3,), "size=3 stride=2 pad=-1_2"),
+    ((4, 6), (8, 3), "size=2x3 stride=1x2 pad=1_1x1_2 lhs_dilate=2x1 rhs_dilate=1x2"),
+    ((5,), (2,), "size=3 stride=2 pad=-1_2"),
 ])
 @pytest.mark.parametrize("op,init", [("add", "0.5"), ("maximum", "-inf")])
 def test_reduce_window(in_dims: tuple[int, ...], out_dims: tuple[int, ...], window: str,

@@ -97,11 +97,10 @@ ENTRY main {
   cf = pred[] compare(f, f), direction=LE
   ROOT t = (s32[], f32[], pred[], pred[]) tuple(si, sf, ci, cf)
 }
-// CHECK-DAG-FREE
-// CHECK: [[Z:constant.*]] = s32[] constant(0)
 // CHECK: sf = f32[] subtract(f, f)
-// CHECK: [[T:constant.*]] = pred[] constant(true)
 // CHECK: cf = pred[] compare(f, f), direction=LE
+// CHECK: [[Z:constant.*]] = s32[] constant(0)
+// CHECK: [[T:constant.*]] = pred[] constant(true)
 // CHECK: tuple([[Z]], sf, [[T]], cf)
 """)
 

@@ -1,0 +1,338 @@
+"""GPU kernels for reduce: warp-shuffle row reductions and per-output-thread reductions.
+
+Combiners are arbitrary scalar computations (variadic reduce included), inlined on register
+values; as in XLA's GPU backend they are applied in a tree order, which the operation
+semantics leave unspecified. The initial value is combined once, at the end.
+
+* Row reduction (the reduced dimensions are the innermost ones, so each output reduces one
+  contiguous row): T = 32, 256 or 1024 threads per row stride over it, so consecutive
+  threads read consecutive elements; each warp combines its lanes with `shfl.sync.down`,
+  and for T > 32 the warps meet in shared memory after a barrier.
+* Any other reduction: one thread per output element walks the reduced elements. When the
+  kept dimensions are innermost, neighbouring threads read neighbouring addresses (a
+  column reduction, coalesced). With few outputs and many reduced elements the walk is
+  split into chunks: a first kernel writes one partial per (chunk, output), a second one
+  combines the partials with the initial value.
+
+Each thread carries a `has` flag with its partial, so that lanes with no element (rows
+shorter than the warp) never feed a value into the combiner.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from llvmlite import ir
+
+from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu
+from backends.gpu.launch import (
+    WARP,
+    LaunchDims,
+    barrier,
+    block_id,
+    ceil_div,
+    for_elements,
+    grid_stride_loop,
+    shared_array,
+    shared_element,
+    shuffle_down,
+    storage_register,
+    thread_id,
+    wide,
+)
+from backends.gpu.plan import Slot, leaves
+from backends.llvm.index import delinearize, linearize
+from backends.llvm.ir_array import IrArray
+from backends.llvm.irutil import I1, I8, for_range, i64, llvm_type, loop_nest
+from hlo.computation import HloComputation
+from hlo.dtypes import PrimitiveType
+from hlo.instruction import HloInstruction
+from hlo.opcodes import Opcode
+from hlo.shape import Shape
+
+_NOWRAP = ("nuw", "nsw")
+# Split the per-output walk when fewer outputs than this would leave the GPU idle ...
+SPLIT_MAX_OUTPUTS = 4096
+# ... and there are at least this many reduced elements per output; chunks are this long.
+SPLIT_MIN_REDUCED = 2048
+CHUNK = 512
+
+
+class Partial:
+    """A running (variadic) value and its `has` flag, kept in stack slots of a kernel."""
+
+    def __init__(self, kernel: KernelFunction, types: Sequence[ir.Type], name: str) -> None:
+        entry = kernel.entry_builder()
+        self.b = kernel.builder
+        self.slots = [entry.alloca(t, name=f"{name}{k}") for k, t in enumerate(types)]
+        self.has = entry.alloca(I1, name=f"{name}.has")
+        for slot, t in zip(self.slots, types):
+            entry.store(ir.Constant(t, None), slot)
+        entry.store(ir.Constant(I1, 0), self.has)
+
+    def values(self) -> list[ir.Value]:
+        return [self.b.load(s) for s in self.slots]
+
+    def flag(self) -> ir.Value:
+        return self.b.load(self.has)
+
+    def set(self, values: Sequence[ir.Value], has: ir.Value) -> None:
+        for slot, v in zip(self.slots, values, strict=True):
+            self.b.store(v, slot)
+        self.b.store(has, self.has)
+
+    def add(self, ctx: KernelContext, comp: HloComputation, values: Sequence[ir.Value],
+            valid: ir.Value | None = None) -> None:
+        """partial = has ? comp(partial, values) : values (only where `valid`)."""
+        b = self.b
+        current = self.values()
+        has = self.flag()
+        combined = ctx.scalar_computation(b, comp, [*current, *values])
+        merged = [b.select(has, c, v) for c, v in zip(combined, values)]
+        if valid is not None:
+            merged = [b.select(valid, m, c) for m, c in zip(merged, current)]
+            has = b.or_(has, valid)
+        else:
+            has = ir.Constant(I1, 1)
+        self.set(merged, has)
+
+
+def _finish(ctx: KernelContext, b: ir.IRBuilder, comp: HloComputation, partial: Partial,
+            inits: Sequence[ir.Value]) -> list[ir.Value]:
+    """comp(init, partial) when the partial has a value, else init."""
+    values = partial.values()
+    combined = ctx.scalar_computation(b, comp, [*inits, *values])
+    has = partial.flag()
+    return [b.select(has, c, i) for c, i in zip(combined, inits)]
+
+
+def _scalar_loads(b: ir.IRBuilder, arrays: Sequence[IrArray]) -> list[ir.Value]:
+    return [a.load(b, []) for a in arrays]
+
+
+@emits_gpu(Opcode.REDUCE)
+def emit_reduce(ctx: KernelContext, instr: HloInstruction) -> None:
+    n = len(instr.operands) // 2
+    slots = [s for v in ctx.operands for s in leaves(v)]
+    inputs, inits = slots[:n], slots[n:]
+    outs = leaves(ctx.out)
+    outputs = outs[0].shape.num_elements
+    if outputs == 0:
+        return
+    dims = inputs[0].shape.dims
+    reduced = sorted(instr.attrs["dimensions"])
+    rank = len(dims)
+    size = math.prod(dims[d] for d in reduced)
+    if size == 0 or not reduced:
+        _emit_per_output(ctx, instr, inputs, inits, outs, reduced, split=1)
+        return
+    innermost = reduced == list(range(rank - len(reduced), rank))
+    if innermost and size >= WARP:
+        _emit_rows(ctx, instr, inputs, inits, outs, size)
+        return
+    split = 1
+    if outputs < SPLIT_MAX_OUTPUTS and size >= SPLIT_MIN_REDUCED:
+        split = ceil_div(size, CHUNK)
+    _emit_per_output(ctx, instr, inputs, inits, outs, reduced, split)
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def _threads_per_row(size: int) -> int:
+    if size >= 1 << 16:
+        return 1024
+    if size >= 1024:
+        return 256
+    return WARP
+
+
+def _emit_rows(ctx: KernelContext, instr: HloInstruction, inputs: list[Slot],
+               inits: list[Slot], outs: list[Slot], size: int) -> None:
+    """One row of `size` contiguous elements per output; T threads per row."""
+    comp: HloComputation = instr.attrs["to_apply"]
+    rows = outs[0].shape.num_elements
+    per_row = _threads_per_row(size)
+    rows_per_block = max(1, 256 // per_row)
+    kernel = ctx.kernel(f"rows{per_row}", outs, [*inputs, *inits])
+    if kernel.is_new:
+        _fill_rows(ctx, kernel, comp, len(inputs), rows, size, per_row, rows_per_block)
+    dims = LaunchDims((ceil_div(rows, rows_per_block), 1, 1), (per_row, rows_per_block, 1))
+    ctx.launch(kernel, dims)
+
+
+def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
+               rows: int, size: int, per_row: int, rows_per_block: int) -> None:
+    b = kernel.builder
+    xs = kernel.inputs[:n]
+    init_arrays = kernel.inputs[n:]
+    types = [llvm_type(x.element_type) for x in xs]
+    lane = wide(b, thread_id(b, "x"))
+    row = b.add(b.mul(wide(b, block_id(b)), i64(rows_per_block), flags=_NOWRAP),
+                wide(b, thread_id(b, "y")), flags=_NOWRAP)
+    partial = Partial(kernel, types, "acc")
+    # Rows past the end (last block) keep an empty partial but still take part in the
+    # shuffles and barriers, which every thread of a warp or block must reach.
+    active = b.icmp_unsigned("<", row, i64(rows))
+    base = b.mul(b.select(active, row, i64(0)), i64(size), flags=_NOWRAP)
+    with for_range(b, lane, i64(size), step=per_row, name="k") as k:
+        at = b.add(base, k, flags=_NOWRAP)
+        partial.add(ctx, comp, [x.load_linear(b, at) for x in xs], active)
+    _warp_reduce(ctx, b, comp, partial)
+    if per_row > WARP:
+        _block_reduce(ctx, kernel, comp, partial, types, per_row)
+    is_writer = b.and_(active, b.icmp_unsigned("==", lane, i64(0)))
+    with b.if_then(is_writer):
+        results = _finish(ctx, b, comp, partial, _scalar_loads(b, init_arrays))
+        for out, v in zip(kernel.outputs, results, strict=True):
+            out.store_linear(b, row, v)
+    kernel.finish()
+
+
+def _warp_reduce(ctx: KernelContext, b: ir.IRBuilder, comp: HloComputation,
+                 partial: Partial) -> None:
+    """Lane 0 ends with the combination of the warp's partials."""
+    offset = WARP // 2
+    while offset:
+        values = [shuffle_down(b, v, offset) for v in partial.values()]
+        has = shuffle_down(b, partial.flag(), offset)
+        partial.add(ctx, comp, values, has)
+        offset //= 2
+
+
+def _block_reduce(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
+                  partial: Partial, types: Sequence[ir.Type], per_row: int) -> None:
+    """Warp leaders meet in shared memory; warp 0 combines them (lane 0 holds the result)."""
+    b = kernel.builder
+    warps = per_row // WARP
+    module = kernel.module
+    shared = [shared_array(module, f"{kernel.name}_sv{k}", storage_register(t), warps)
+              for k, t in enumerate(types)]
+    shared_has = shared_array(module, f"{kernel.name}_sh", I8, warps)
+    lane = wide(b, thread_id(b, "x"))
+    warp = b.udiv(lane, i64(WARP))
+    within = b.urem(lane, i64(WARP))
+    with b.if_then(b.icmp_unsigned("==", within, i64(0))):
+        for gv, v in zip(shared, partial.values()):
+            b.store(_to_storage(b, v), shared_element(b, gv, warp))
+        b.store(b.zext(partial.flag(), I8), shared_element(b, shared_has, warp))
+    barrier(b)
+    with b.if_then(b.icmp_unsigned("==", warp, i64(0))):
+        present = b.icmp_unsigned("<", within, i64(warps))
+        index = b.select(present, within, i64(0))
+        values = [_from_storage(b, b.load(shared_element(b, gv, index)), t)
+                  for gv, t in zip(shared, types)]
+        stored = b.load(shared_element(b, shared_has, index))
+        flag = b.icmp_unsigned("!=", stored, ir.Constant(I8, 0))
+        partial.set(values, b.and_(present, flag))
+        _warp_reduce(ctx, b, comp, partial)
+
+
+def _to_storage(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    return b.zext(v, I8) if v.type == I1 else v
+
+
+def _from_storage(b: ir.IRBuilder, v: ir.Value, t: ir.Type) -> ir.Value:
+    return b.icmp_unsigned("!=", v, ir.Constant(I8, 0)) if t == I1 else v
+
+
+# --- one thread per output (optionally per chunk of the reduced elements) ----------------------
+
+
+def _emit_per_output(ctx: KernelContext, instr: HloInstruction, inputs: list[Slot],
+                     inits: list[Slot], outs: list[Slot], reduced: list[int],
+                     split: int) -> None:
+    comp: HloComputation = instr.attrs["to_apply"]
+    outputs = outs[0].shape.num_elements
+    if split <= 1:
+        kernel = ctx.kernel("walk", outs, [*inputs, *inits])
+        if kernel.is_new:
+            _fill_walk(ctx, kernel, comp, len(inputs), reduced, outputs, split=1)
+        ctx.launch(kernel, for_elements(outputs))
+        return
+    partial_shapes = [Shape.array(s.shape.element_type, (split, outputs)) for s in outs]
+    flags_shape = Shape.array(PrimitiveType.PRED, (split, outputs))
+    partials = [ctx.temp(s) for s in partial_shapes]
+    flags = ctx.temp(flags_shape)
+    partial_slots = [p for p in partials if isinstance(p, Slot)]
+    assert isinstance(flags, Slot) and len(partial_slots) == len(outs)
+    first = ctx.kernel("chunks", [*partial_slots, flags], list(inputs))
+    if first.is_new:
+        _fill_walk(ctx, first, comp, len(inputs), reduced, outputs, split)
+    ctx.launch(first, for_elements(outputs * split))
+    second = ctx.kernel("combine", outs, [*partial_slots, flags, *inits])
+    if second.is_new:
+        _fill_combine(ctx, second, comp, len(outs), split, outputs)
+    ctx.launch(second, for_elements(outputs))
+
+
+def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
+               reduced: list[int], outputs: int, split: int) -> None:
+    """Per (chunk, output) thread: combine the chunk's reduced elements.
+
+    split == 1: the whole reduced space, written with the init to the outputs. Otherwise
+    chunk c covers reduced linear indices [c * CHUNK, (c + 1) * CHUNK) and the kernel
+    writes its partial and has-flag at [c, output].
+    """
+    b = kernel.builder
+    xs = kernel.inputs[:n]
+    dims = xs[0].shape.dims
+    kept = [d for d in range(len(dims)) if d not in reduced]
+    kept_dims = [dims[d] for d in kept]
+    red_dims = [dims[d] for d in reduced]
+    size = math.prod(red_dims)
+    types = [llvm_type(x.element_type) for x in xs]
+    partial = Partial(kernel, types, "acc")
+    with grid_stride_loop(b, outputs * split) as item:
+        o = b.urem(item, i64(outputs)) if split > 1 else item
+        kept_index = delinearize(b, o, kept_dims)
+        partial.set([ir.Constant(t, None) for t in types], ir.Constant(I1, 0))
+
+        def visit(red_index: Sequence[ir.Value]) -> None:
+            index = [i64(0)] * len(dims)
+            for d, v in zip(kept, kept_index):
+                index[d] = v
+            for d, v in zip(reduced, red_index):
+                index[d] = v
+            partial.add(ctx, comp, [x.load(b, index) for x in xs])
+
+        if split == 1:
+            with loop_nest(b, red_dims, name="r") as red_index:
+                visit(red_index)
+            results = _finish(ctx, b, comp, partial, _scalar_loads(b, kernel.inputs[n:]))
+            for out, v in zip(kernel.outputs, results, strict=True):
+                out.store_linear(b, o, v)
+        else:
+            chunk = b.udiv(item, i64(outputs))
+            start = b.mul(chunk, i64(CHUNK), flags=_NOWRAP)
+            stop = b.add(start, i64(CHUNK), flags=_NOWRAP)
+            stop = b.select(b.icmp_unsigned("<", stop, i64(size)), stop, i64(size))
+            with for_range(b, start, stop, name="r") as r:
+                visit(delinearize(b, r, red_dims))
+            for out, v in zip(kernel.outputs[:n], partial.values(), strict=True):
+                out.store_linear(b, item, v)
+            kernel.outputs[n].store_linear(b, item, partial.flag())
+    kernel.finish()
+
+
+def _fill_combine(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
+                  split: int, outputs: int) -> None:
+    """out[o] = comp(init, combination of the partials [c, o] that have a value)."""
+    b = kernel.builder
+    parts = kernel.inputs[:n]
+    flags = kernel.inputs[n]
+    inits = kernel.inputs[n + 1:]
+    types = [llvm_type(p.element_type) for p in parts]
+    partial = Partial(kernel, types, "acc")
+    with grid_stride_loop(b, outputs) as o:
+        partial.set([ir.Constant(t, None) for t in types], ir.Constant(I1, 0))
+        with for_range(b, 0, split, name="c") as c:
+            at = linearize(b, [c, o], (split, outputs))
+            partial.add(ctx, comp, [p.load_linear(b, at) for p in parts],
+                        flags.load_linear(b, at))
+        results = _finish(ctx, b, comp, partial, _scalar_loads(b, inits))
+        for out, v in zip(kernel.outputs, results, strict=True):
+            out.store_linear(b, o, v)
+    kernel.finish()
+

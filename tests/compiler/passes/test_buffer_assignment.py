@@ -1,0 +1,110 @@
+"""Buffer assignment: reuse, in-place updates, outputs, explanations, and (on the corpus
+after the default pipeline) that buffers live at the same time never share bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from compiler.passes import BufferAssignmentPass, assign_buffers
+from compiler.pipelines import default_pipeline
+from hlo.parser import parse
+from tests.compiler.filecheck import check_pass
+from tests.conftest import CORPUS, corpus_cases
+
+CHAIN = """
+HloModule m
+ENTRY main {
+  p = f32[256] parameter(0)
+  a = f32[256] exponential(p)
+  b = f32[256] negate(a)
+  c = f32[256] sine(b)
+  t = f32[16,16] transpose(TRANSPOSED), dimensions={1,0}
+  d = f32[16,16] reshape(c)
+  ROOT e = f32[16,16] add(d, t)
+}
+"""
+
+
+def _chain(operand: str) -> str:
+    return CHAIN.replace("TRANSPOSED", operand)
+
+
+def _with_square(text: str) -> str:
+    return text.replace("  t = f32[16,16] transpose", "  sq = f32[16,16] reshape(p)\n"
+                                                        "  t = f32[16,16] transpose")
+
+
+def test_elementwise_chain_updates_in_place() -> None:
+    module = parse(_with_square(_chain("sq")))
+    result = assign_buffers(module)
+    assert result.offset_of("a") == result.offset_of("b") == result.offset_of("c")
+    # a/b/c share one slice; the transpose t is live together with it (d aliases c).
+    assert result.temp_bytes == 2 * 1024
+    assert result.no_reuse_bytes == 4 * 1024
+    text = result.explain()
+    assert "not reused: live ranges overlap with a" in text
+    assert "in place of a (it dies here and has the same size)" in text
+    assert "e " in text and "output: written straight into result 0" in text
+    assert "parameter: the caller's argument buffer" in text
+
+
+def test_buffers_live_at_once_get_different_space_and_say_why() -> None:
+    module = parse(_with_square(_chain("sq")).replace("b = f32[256] negate(a)",
+                                                      "b = f32[256] negate(a)\n"
+                                                      "  keep = f32[256] add(a, b)")
+                   .replace("c = f32[256] sine(b)", "c = f32[256] sine(keep)"))
+    result = assign_buffers(module)
+    assert result.offset_of("a") != result.offset_of("b")
+    text = result.explain()
+    assert "not in place: a is still read later by keep" in text
+
+
+def test_dead_buffers_space_is_reused() -> None:
+    text = """
+HloModule m
+ENTRY main {
+  p = f32[64] parameter(0)
+  a = f32[64] exponential(p)
+  ra = f32[8,8] reshape(a)
+  ta = f32[8,8] transpose(ra), dimensions={1,0}
+  b = f32[8,8] transpose(ta), dimensions={1,0}
+  rb = f32[64] reshape(b)
+  ROOT c = f32[64] negate(rb)
+}
+"""
+    result = assign_buffers(parse(text))
+    # a dies when ta is made; b may take a's place, c goes to the result.
+    assert result.offset_of("b") == result.offset_of("a")
+    assert result.offset_of("ta") != result.offset_of("a")
+    assert "reuses the space of a" in result.explain()
+    assert result.offset_of("c") is None
+
+
+def test_pass_keeps_the_module_and_explains() -> None:
+    p = BufferAssignmentPass()
+    check_pass(p, _with_square(_chain("sq")) + "// CHECK: ROOT e\n", changed=False,
+               idempotent=False)
+    assert p.assignment is not None
+    assert p.explain().startswith("buffer assignment of module m")
+
+
+CASES = corpus_cases("hlo")
+
+
+@pytest.mark.skipif(not CASES, reason="../shared/corpus is not present")
+def test_no_two_live_buffers_overlap_on_the_corpus() -> None:
+    for case in CASES:
+        module = parse((CORPUS / "hlo" / case["hlo"]).read_text())
+        pipeline = default_pipeline()
+        pipeline.run(module)
+        result = assign_buffers(module)
+        allocations = result.allocations
+        assert result.temp_bytes <= result.no_reuse_bytes, case["name"]
+        for i, x in enumerate(allocations):
+            for y in allocations[i + 1:]:
+                if x.size == 0 or y.size == 0:
+                    continue
+                in_time = x.start <= y.end and y.start <= x.end
+                in_space = x.offset < y.offset + y.size and y.offset < x.offset + x.size
+                assert not (in_time and in_space), (
+                    f"{case['name']}: {x.name} and {y.name} share bytes while both live")

@@ -1,0 +1,212 @@
+"""jit: caching per signature, pytrees, static and donated arguments, the CPU backend, the
+on-disk cache across processes, and the errors a caller can provoke."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import compiler.numpy as cnp
+from compiler import lax
+from compiler.autodiff import value_and_grad
+from compiler.jit import jit
+from hlo.errors import ArgumentError
+from hlo.opcodes import Opcode
+from hlo.printer import to_text
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_cache_hits_and_miss_reasons():
+    f = jit(lambda x, y: x * y + 1, backend="interpreter")
+    a = np.ones((2, 3), np.float32)
+    f(a, a)
+    f(a, a)
+    f(a + 1, a)
+    assert (f.stats.hits, f.stats.misses) == (2, 1)
+    b = np.ones((4, 3), np.float32)
+    f(b, b)
+    f(a.astype(np.float64), a)
+    f(a, a)
+    assert (f.stats.hits, f.stats.misses) == (3, 3)
+    assert f.stats.miss_reasons[0] == "first call"
+    assert "'x'" in f.stats.miss_reasons[1] and "f32[2,3] -> f32[4,3]" in f.stats.miss_reasons[1]
+    assert "'x': f32[4,3] -> f64[2,3]" in f.stats.miss_reasons[2]
+
+
+def test_static_arguments_key_the_cache():
+    @jit(static_argnums=1, static_argnames="mode", backend="interpreter")
+    def f(x, n, mode="sum"):
+        out = x
+        for _ in range(n):  # a Python loop over a static value is fine
+            out = out * 2
+        return cnp.sum(out) if mode == "sum" else out
+
+    x = np.ones(3, np.float32)
+    assert f(x, 2) == pytest.approx(12.0)
+    assert f(x, 2) == pytest.approx(12.0)
+    np.testing.assert_allclose(f(x, 3, mode="all"), [8.0] * 3)
+    f(x, 3)
+    assert (f.stats.hits, f.stats.misses) == (1, 3)
+    assert "static argument changed: 'sum' -> 'all'" in f.stats.miss_reasons[2] or \
+        "static argument changed: 2 -> 3" in f.stats.miss_reasons[1]
+
+
+def test_pytrees_in_and_out_and_keyword_arguments():
+    @jit(backend="interpreter")
+    def f(params, batch, *, scale):
+        h = batch["x"] @ params["w"] + params["b"]
+        return {"h": h * scale, "parts": [h.sum(), (h.max(),)], "none": None}
+
+    params = {"w": np.ones((3, 2), np.float32), "b": np.array([1.0, -1.0], np.float32)}
+    batch = {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    out = f(params, batch, scale=2.0)
+    h = batch["x"] @ params["w"] + params["b"]
+    np.testing.assert_allclose(out["h"], h * 2)
+    assert out["parts"][0] == pytest.approx(h.sum())
+    assert out["parts"][1][0] == pytest.approx(h.max())
+    assert out["none"] is None
+    f(params, batch, scale=3.0)  # Python numbers are dynamic: no new entry
+    assert f.stats.misses == 1
+
+
+def test_python_scalars_are_weakly_typed_arguments():
+    f = jit(lambda x, s: x * s, backend="interpreter")
+    out = f(np.ones(2, np.float32), 3)
+    assert out.dtype == np.float32
+    f(np.ones(2, np.float32), 5)
+    assert f.stats.misses == 1
+    f(np.ones(2, np.float32), 5.5)
+    assert f.stats.misses == 2
+
+
+def test_donated_arguments_are_updated_in_place():
+    @jit(donate_argnums=0, backend="interpreter")
+    def sgd(w, g):
+        return w - 0.5 * g, cnp.sum(g)
+
+    w = np.ones(3, np.float32)
+    g = np.array([1.0, 2.0, 4.0], np.float32)
+    new_w, total = sgd(w, g)
+    assert new_w is w
+    np.testing.assert_allclose(w, [0.5, 0.0, -1.0])
+    sgd(w, g)
+    np.testing.assert_allclose(w, [0.0, -1.0, -3.0])
+    assert total == pytest.approx(7.0)
+
+
+def test_lowering_is_deterministic():
+    def f(x, w):
+        _, ys = lax.scan(lambda c, v: (c + v @ w, cnp.tanh(c)), cnp.zeros(2), x)
+        return ys.sum()
+
+    args = (np.ones((4, 3), np.float32), np.ones((3, 2), np.float32))
+    t1 = to_text(jit(f).lower(*args))
+    t2 = to_text(jit(f).lower(*args))
+    assert t1 == t2
+    assert "while(" in t1
+
+
+def test_jit_inside_jit_is_inlined():
+    inner = jit(lambda x: x * 2, backend="interpreter")
+    outer = jit(lambda x: inner(x) + 1, backend="interpreter")
+    np.testing.assert_allclose(outer(np.ones(2)), [3.0, 3.0])
+    assert inner.stats.misses == 0
+    ops = {i.opcode for c in outer.lower(np.ones(2)).computations for i in c.instructions}
+    assert Opcode.CALL not in ops
+
+
+def test_cpu_backend_runs_a_training_step():
+    def loss(w, x, y):
+        logits = cnp.tanh(x @ w[0]) @ w[1]
+        return -cnp.mean(cnp.sum(cnp.log_softmax(logits) * y, axis=-1))
+
+    def step(w, x, y):
+        value, grads = value_and_grad(loss)(w, x, y)
+        return [p - 0.1 * g for p, g in zip(w, grads, strict=True)], value
+
+    rng = np.random.default_rng(0)
+    w = [rng.standard_normal((4, 8)).astype(np.float32),
+         rng.standard_normal((8, 3)).astype(np.float32)]
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[[0, 1, 2, 1, 0]]
+    cpu = jit(step)(w, x, y)
+    ref = jit(step, backend="interpreter")(w, x, y)
+    for a, b in zip(cpu[0], ref[0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert cpu[1] == pytest.approx(float(ref[1]), rel=1e-5)
+
+
+def test_cpu_fast_path_reuses_the_entry():
+    f = jit(lambda x: x + 1)
+    x = np.zeros(4, np.float32)
+    for _ in range(5):
+        f(x)
+    assert (f.stats.misses, f.stats.hits) == (1, 4)
+
+
+def test_second_process_hits_the_disk_cache(tmp_path):
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import compiler.api as api
+        import compiler.numpy as cnp
+        from compiler.jit import jit
+
+        if sys.argv[1] == "second":
+            def refuse(*args, **kwargs):
+                raise AssertionError("the second process compiled the module again")
+            api.compile_to_object = refuse
+
+        @jit
+        def f(x, w):
+            return cnp.sum(cnp.tanh(x @ w), axis=0)
+
+        out = f(np.ones((2, 3), np.float32), np.full((3, 4), 0.5, np.float32))
+        print(repr(out.tolist()))
+    """)
+    path = tmp_path / "run.py"
+    path.write_text(script)
+    env = dict(os.environ, TFCOMPILE_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(REPO))
+    runs = [subprocess.run([sys.executable, str(path), which], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+            for which in ("first", "second")]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_argument_errors_name_the_argument_and_function():
+    def step(params, lr):
+        return params["w"] * lr
+
+    f = jit(step, backend="interpreter")
+    with pytest.raises(ArgumentError) as info:
+        f({"w": np.ones(2)}, "fast")
+    message = str(info.value)
+    assert "'lr'" in message and "str" in message and "static_argnums" in message
+    assert "test_jit.py" in message
+    with pytest.raises(ArgumentError, match=r"'params'\['w'\].*object"):
+        f({"w": np.array([object()])}, 1.0)
+    with pytest.raises(ArgumentError, match="hashable"):
+        jit(step, static_argnums=1, backend="interpreter")({"w": np.ones(2)}, [1])
+    with pytest.raises(ArgumentError, match="unknown backend"):
+        jit(step, backend="tpu")
+
+
+def test_clear_cache_and_lower():
+    f = jit(lambda x: x * 2, backend="interpreter")
+    f(np.ones(2))
+    f.clear_cache()
+    f(np.ones(2))
+    assert f.stats.misses == 2
+    module = f.lower(np.ones(3))
+    assert module.entry_computation.root.shape.tuple_shapes[0].dims == (3,)
