@@ -16,7 +16,15 @@ from typing import Any
 import numpy as _np
 
 from compiler import numpy_index as _index
-from compiler.numpy_dot import dot, einsum, inner, matmul, outer, tensordot, vdot
+from compiler.numpy_dot import (
+    dot,
+    einsum,
+    inner,
+    matmul,
+    outer,
+    tensordot,
+    vdot,
+)
 from compiler.numpy_elementwise import (
     abs,
     absolute,
@@ -86,7 +94,11 @@ from compiler.numpy_elementwise import (
     trunc,
     where,
 )
-from compiler.numpy_index import getitem, take, take_along_axis
+from compiler.numpy_index import (
+    getitem,
+    take,
+    take_along_axis,
+)
 from compiler.numpy_nn import (
     avg_pool,
     conv,
@@ -248,3 +260,24 @@ def _install() -> None:
 
 
 _install()
+
+__all__ = [
+    "abs", "absolute", "add", "all", "amax", "amin", "any", "arange", "arctan", "arctan2",
+    "argmax", "argmin", "around", "array", "asarray", "astype", "atleast_1d", "avg_pool",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bool_", "broadcast_shapes", "broadcast_to",
+    "cbrt", "ceil", "clip", "concatenate", "conv", "conv2d", "cos", "cosh", "count_nonzero",
+    "cumsum", "divide", "dot", "dtype", "e", "einsum", "equal", "erf", "exp", "exp2",
+    "expand_dims", "expm1", "eye", "flip", "float16", "float32", "float64", "floor",
+    "floor_divide", "fmod", "full", "full_like", "gelu", "getitem", "greater", "greater_equal",
+    "hstack", "inf", "inner", "int16", "int32", "int64", "int8", "invert", "isfinite", "isinf",
+    "isnan", "less", "less_equal", "linspace", "log", "log10", "log1p", "log2", "log_softmax",
+    "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "matmul", "max",
+    "max_pool", "maximum", "mean", "min", "minimum", "mod", "moveaxis", "multiply", "nan", "ndim",
+    "negative", "newaxis", "not_equal", "one_hot", "ones", "ones_like", "outer", "pad", "pi",
+    "positive", "power", "prod", "ravel", "reciprocal", "relu", "remainder", "repeat", "reshape",
+    "rint", "round", "rsqrt", "shape", "sigmoid", "sign", "silu", "sin", "sinh", "size", "softmax",
+    "softplus", "split", "sqrt", "square", "squeeze", "stack", "std", "subtract", "sum",
+    "swapaxes", "take", "take_along_axis", "tan", "tanh", "tensordot", "tile", "transpose", "tri",
+    "tril", "triu", "true_divide", "trunc", "uint32", "uint8", "var", "vdot", "vstack", "where",
+    "zeros", "zeros_like",
+]

@@ -106,7 +106,8 @@ def slice_(x: Any, starts: Sequence[int], limits: Sequence[int],
     strides = strides or [1] * x.ndim
     spec = tuple(SliceDim(int(a), int(b), int(s)) for a, b, s in zip(starts, limits, strides,
                                                                         strict=True))
-    if all(s.start == 0 and s.limit == d and s.stride == 1 for s, d in zip(spec, x.shape)):
+    if all(s.start == 0 and s.limit == d and s.stride == 1
+           for s, d in zip(spec, x.shape, strict=True)):
         return x
     return emit(Opcode.SLICE, [x], slice=spec)
 

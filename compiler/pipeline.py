@@ -35,9 +35,14 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Pass(Protocol):
-    """A module transformation: `run` changes the module in place, True iff it changed."""
+    """A module transformation: `run` changes the module in place, True iff it changed.
 
-    name: ClassVar[str]
+    `name` is short and stable (pass filters, dumps, the CLI use it); passes declare it
+    as a class variable, pipelines and fixed points per instance.
+    """
+
+    @property
+    def name(self) -> str: ...
 
     def run(self, module: HloModule) -> bool: ...
 
@@ -404,7 +409,7 @@ class FixedPoint:
             raise InternalError(f"FixedPoint limit must be at least 1, got {limit}")
         self.inner = inner
         self.limit = limit
-        self.name = inner.name  # type: ignore[misc]  # instance attribute, not ClassVar
+        self.name = inner.name
 
     def run(self, module: HloModule) -> bool:
         """Run standalone: verifier and instruments from the debug flags, as a Pipeline."""
@@ -437,7 +442,7 @@ class Pipeline:
     def __init__(self, name: str, passes: Sequence[Pass], *,
                  checkers: Sequence[Checker] = (),
                  instruments: Sequence[Instrument] = ()) -> None:
-        self.name = name  # type: ignore[misc]  # a Pipeline is usable as a Pass
+        self.name = name
         self.passes = list(passes)
         self.checkers = list(checkers)
         self.instruments = list(instruments)

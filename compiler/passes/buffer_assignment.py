@@ -158,7 +158,8 @@ def _alias(instr: HloInstruction, operands: list[_Value]) -> _Value:
     if instr.opcode is Opcode.GET_TUPLE_ELEMENT:
         source = operands[0]
         assert isinstance(source, tuple)
-        return source[instr.attrs["index"]]
+        element: _Value = source[instr.attrs["index"]]
+        return element
     if instr.opcode is Opcode.AFTER_ALL:
         return None
     return operands[0]
@@ -202,7 +203,7 @@ class _Assigner:
         last = len(self.order)
         for step, instr in enumerate(self.order):
             operands = [self.values[id(o)] for o in instr.operands]
-            for o, value in zip(instr.operands, operands, strict=True):
+            for value in operands:
                 for b in _leaves(value):
                     b.end = max(b.end, step)
                     self.readers.setdefault(id(b), []).append((step, instr.name))

@@ -6,8 +6,8 @@ matter. Called computations compare by identity, constants by their bytes (so -0
 0.0 stay apart), and the verbatim attributes every instruction may carry (metadata,
 sharding, ...) are ignored, as XLA's CSE ignores metadata. Parameters, copies (copy
 insertion adds them to give a value its own buffer) and instructions with side effects
-(their own or in a called computation) are never merged. The later duplicate is replaced by the earlier one and
-removed. Identical called computations are not merged.
+(their own or in a called computation) are never merged. The later duplicate is replaced
+by the earlier one and removed. Identical called computations are not merged.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def _attr_key(value: Any) -> Hashable:
         return tuple(_attr_key(v) for v in value)
     if hasattr(value, "program_shape"):  # an HloComputation: identity, not structure
         return ("computation", id(value))
-    return value
+    hashable: Hashable = value
+    return hashable
 
 
 def expression_key(instr: HloInstruction) -> Hashable:

@@ -14,12 +14,14 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
+from compiler.pipeline import computations_to_visit
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
 from hlo.module import HloModule
 from hlo.opcodes import Opcode
-from compiler.pipeline import computations_to_visit
 from hlo.shape import Shape
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,6 @@ class _Math:
         self.count = math.prod(self.dims[d] for d in self.others)
         self.adders = adders
 
-    def _add(self, opcode: Opcode, operands: list[HloInstruction]) -> HloInstruction:
-        return self.comp.add(opcode, operands)
-
     def load(self, value: HloInstruction) -> HloInstruction:
         """`value` in the working type."""
         if value.shape.element_type is self.type:
@@ -61,8 +60,6 @@ class _Math:
                              shape=value.shape.with_element_type(self.io_type))
 
     def scalar(self, value: float, dims: tuple[int, ...]) -> HloInstruction:
-        import numpy as np
-
         c = self.comp.add(Opcode.CONSTANT, shape=Shape.scalar(self.type),
                           literal=np.asarray(value, dtype=self.type.numpy))
         if not dims:
@@ -95,15 +92,16 @@ class _Math:
 
     def mean_per_feature(self, value: HloInstruction) -> HloInstruction:
         total = self.sum_per_feature(value)
-        return self._add(Opcode.DIVIDE, [total, self.scalar(float(self.count), total.shape.dims)])
+        return self.op(Opcode.DIVIDE, total, self.scalar(float(self.count), total.shape.dims))
 
     def rstd(self, variance: HloInstruction) -> HloInstruction:
         """1 / sqrt(variance + epsilon), per feature."""
         eps = self.scalar(self.epsilon, variance.shape.dims)
-        return self._add(Opcode.RSQRT, [self._add(Opcode.ADD, [variance, eps])])
+        return self.op(Opcode.RSQRT, self.op(Opcode.ADD, variance, eps))
 
     def op(self, opcode: Opcode, *operands: HloInstruction) -> HloInstruction:
-        return self._add(opcode, list(operands))
+        """An elementwise op or the like, its shape inferred."""
+        return self.comp.add(opcode, list(operands))
 
 
 def _training(m: _Math, instr: HloInstruction) -> HloInstruction:
@@ -138,7 +136,8 @@ def _grad(m: _Math, instr: HloInstruction) -> HloInstruction:
     grad_scale = m.op(Opcode.MULTIPLY, sum_dy_c, r)
     n = m.scalar(float(m.count), sum_dy.shape.dims)
     mean_dy = m.op(Opcode.DIVIDE, sum_dy, n)
-    mean_dy_c_r2 = m.op(Opcode.MULTIPLY, m.op(Opcode.DIVIDE, sum_dy_c, n), m.op(Opcode.MULTIPLY, r, r))
+    r_squared = m.op(Opcode.MULTIPLY, r, r)
+    mean_dy_c_r2 = m.op(Opcode.MULTIPLY, m.op(Opcode.DIVIDE, sum_dy_c, n), r_squared)
     inner = m.op(Opcode.SUBTRACT, m.op(Opcode.SUBTRACT, dy, m.spread(mean_dy)),
                  m.op(Opcode.MULTIPLY, centered, m.spread(mean_dy_c_r2)))
     grad_x = m.op(Opcode.MULTIPLY, m.spread(m.op(Opcode.MULTIPLY, scale, r)), inner)

@@ -12,10 +12,11 @@ touch layouts (layout_assignment does).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from compiler.passes.algebraic_simplifier import RewritePass
-from compiler.passes.algsimp_rules import RuleTable, rule
+from compiler.passes.algsimp_rules import RuleFn, RuleTable, rule
 from compiler.passes.algsimp_rules.match import make
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
@@ -23,7 +24,7 @@ from hlo.opcodes import Opcode
 RESHAPE_TRANSPOSE_RULES: RuleTable = {}
 
 
-def _rule(*opcodes: Opcode):  # type: ignore[no-untyped-def]
+def _rule(*opcodes: Opcode) -> Callable[[RuleFn], RuleFn]:
     return rule(*opcodes, table=RESHAPE_TRANSPOSE_RULES)
 
 

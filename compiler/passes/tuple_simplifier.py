@@ -23,7 +23,8 @@ def _forwarded(instr: HloInstruction) -> HloInstruction | None:
     if instr.opcode is Opcode.GET_TUPLE_ELEMENT:
         (source,) = instr.operands
         if source.opcode is Opcode.TUPLE:
-            return source.operands[instr.attrs["index"]]
+            element: HloInstruction = source.operands[instr.attrs["index"]]
+            return element
         return None
     if instr.opcode is not Opcode.TUPLE or not instr.operands:
         return None

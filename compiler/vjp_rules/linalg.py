@@ -23,7 +23,7 @@ from hlo.errors import UnsupportedOpError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 
-# --- dot -------------------------------------------------------------------------------------------
+# --- dot ------------------------------------------------------------------------------------------
 
 
 def _dot_operand_cotangent(ct: Tracer, other: Tracer, nb: int, own_free: Sequence[int],

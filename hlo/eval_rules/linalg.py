@@ -3,8 +3,8 @@ and the three batch-norm ops.
 
 Arithmetic runs in a wide type and rounds once to the result type: f64 for f32/f64,
 f32 for f16/bf16 (as XLA accumulates them), complex128 for complex, int64/uint64 for
-integers (the final cast wraps, which equals wrapping at every step). Operands are
-converted to the result's element type first, as XLA's evaluator does.
+integers (the final cast wraps, which equals wrapping at every step). Operands keep their
+own precision until that final rounding, as XLA's CPU backend computes them.
 """
 
 from __future__ import annotations

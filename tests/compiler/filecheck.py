@@ -2,10 +2,11 @@
 
 Test inputs are HLO text with `// CHECK...:` lines interleaved; `split` separates them.
 Patterns are literal text except `{{regex}}` and `[[NAME:regex]]` (capture) / `[[NAME]]`
-(use of an earlier capture); a capture starts at a token boundary on a non-space. Runs of spaces match any horizontal whitespace. Matching
-follows LLVM FileCheck: CHECK finds the pattern at or after the end of the previous
-match; CHECK-NEXT on the line after it; CHECK-SAME on the same line, further right;
-CHECK-NOT asserts that the pattern is absent between the neighbouring positive matches.
+(use of an earlier capture); a capture starts at a token boundary on a non-space. Runs of
+spaces match any horizontal whitespace. Matching follows LLVM FileCheck: CHECK finds the
+pattern at or after the end of the previous match; CHECK-NEXT on the line after it;
+CHECK-SAME on the same line, further right; CHECK-NOT asserts that the pattern is absent
+between the neighbouring positive matches.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def test_softmax_cross_entropy_exhaustive():
     np.testing.assert_allclose(g, p / 3, rtol=1e-10)
 
 
-# --- one check per VJP rule ------------------------------------------------------------------------
+# --- one check per VJP rule -----------------------------------------------------------------------
 
 
 ELEMENTWISE_CASES = {
@@ -401,7 +401,8 @@ add {
 ENTRY e {
   x = f64[1,5,5,4] parameter(0)
   k = f64[3,3,2,6] parameter(1)
-  c = f64[1,3,5,6] convolution(x, k), window={size=3x3 stride=2x1 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, feature_group_count=2
+  c = f64[1,3,5,6] convolution(x, k), window={size=3x3 stride=2x1 pad=1_1x1_1}, \
+dim_labels=b01f_01io->b01f, feature_group_count=2
   t = f64[1,3,5,6] tanh(c)
   z = f64[] constant(0)
   ROOT r = f64[] reduce(t, z), dimensions={0,1,2,3}, to_apply=add
@@ -419,7 +420,7 @@ ENTRY e {
     assert value == pytest.approx(evaluate(module, x, k)[0])
 
 
-# --- API -------------------------------------------------------------------------------------------
+# --- API ------------------------------------------------------------------------------------------
 
 
 def test_value_and_grad_has_aux_and_argnums():

@@ -26,12 +26,12 @@ from compiler.pipeline import (
 from compiler.pipelines import default_pipeline, find_pass, pass_names
 from hlo import debug_options
 from hlo.computation import HloComputation
+from hlo.dtypes import PrimitiveType
 from hlo.errors import CompileError, HloVerificationError, InternalError, ShapeError
 from hlo.module import HloModule
 from hlo.opcodes import Opcode
 from hlo.parser import parse
 from hlo.shape import Shape
-from hlo.dtypes import PrimitiveType
 
 TEXT = """
 HloModule m

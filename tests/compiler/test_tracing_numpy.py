@@ -201,7 +201,7 @@ def test_eager_calls_outside_jit_return_numpy():
     np.testing.assert_array_equal(cnp.zeros((2, 3)), np.zeros((2, 3), np.float32))
 
 
-# --- indexing ---------------------------------------------------------------------------------------
+# --- indexing -------------------------------------------------------------------------------------
 
 X = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
 INDEX_CASES = [
@@ -270,7 +270,7 @@ def test_indexing_errors():
         jit(lambda x, i: x[i:], backend="interpreter")(A, np.int32(1))
 
 
-# --- convolution and pooling --------------------------------------------------------------------------
+# --- convolution and pooling ----------------------------------------------------------------------
 
 
 def _conv_ref(x, k, stride, pad):
@@ -324,7 +324,7 @@ def test_pooling():
     _close(got[2], want)
 
 
-# --- control flow -----------------------------------------------------------------------------------
+# --- control flow ---------------------------------------------------------------------------------
 
 
 def test_scan_with_pytree_carry_and_outputs():
@@ -407,7 +407,7 @@ def test_control_flow_shape_errors():
         jit(lambda x: lax.while_loop(lambda c: c, lambda c: c, x), backend="interpreter")(A)
 
 
-# --- errors name the user's line ---------------------------------------------------------------------
+# --- errors name the user's line ------------------------------------------------------------------
 
 
 def test_python_if_on_a_traced_value_names_the_line():

@@ -65,6 +65,8 @@ def binary_combiner(comp: HloComputation) -> Opcode | None:
 def identity_of(opcode: Opcode, element_type: PrimitiveType) -> Any | None:
     """The identity element of a reduction combiner for `element_type`, if it has one."""
     dtype = element_type.numpy
+    low: Any
+    high: Any
     if element_type.is_float:
         low, high = -np.inf, np.inf
     elif element_type.is_integer:

@@ -16,7 +16,8 @@ ENTRY main {
   x = TYPE[2,3,4] parameter(0)
   scale = TYPE[3] parameter(1)
   offset = TYPE[3] parameter(2)
-  ROOT bn = (TYPE[2,3,4], TYPE[3], TYPE[3]) batch-norm-training(x, scale, offset), epsilon=0.001, feature_index=1
+  ROOT bn = (TYPE[2,3,4], TYPE[3], TYPE[3]) batch-norm-training(x, scale, offset),
+    epsilon=0.001, feature_index=1
 }
 """
 
@@ -28,7 +29,8 @@ ENTRY main {
   offset = f32[4] parameter(2)
   mean = f32[4] parameter(3)
   var = f32[4] parameter(4)
-  ROOT bn = f32[2,3,4] batch-norm-inference(x, scale, offset, mean, var), epsilon=0.01, feature_index=2
+  ROOT bn = f32[2,3,4] batch-norm-inference(x, scale, offset, mean, var),
+    epsilon=0.01, feature_index=2
 }
 """
 
@@ -40,7 +42,8 @@ ENTRY main {
   mean = f32[3] parameter(2)
   var = f32[3] parameter(3)
   dy = f32[5,3] parameter(4)
-  ROOT bn = (f32[5,3], f32[3], f32[3]) batch-norm-grad(x, scale, mean, var, dy), epsilon=0.001, feature_index=1
+  ROOT bn = (f32[5,3], f32[3], f32[3]) batch-norm-grad(x, scale, mean, var, dy),
+    epsilon=0.001, feature_index=1
 }
 """
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from hlo.shape import Shape
-from hlo.dtypes import PrimitiveType
-
 from compiler.passes import LayoutAssignment, LayoutOptions
 from compiler.passes.layout_assignment import transposed_layout
+from hlo.dtypes import PrimitiveType
+from hlo.shape import Shape
 from tests.compiler.filecheck import check_pass
 
 
