@@ -43,7 +43,6 @@ NOT_ELEMENTAL: dict[Opcode, str] = {
     Opcode.RNG: "side-effecting and stateful; a CPU kernel (rng.py)",
     # TODO(#3): hlo/opcodes.py tags cholesky ELEMENTWISE (traits=EX); it is a matrix
     # factorisation, emitted by the linear-algebra kernels (linalg.py).
-    Opcode.CHOLESKY: "a matrix factorisation; a CPU kernel (linalg.py)",
 }
 
 

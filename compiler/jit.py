@@ -69,6 +69,10 @@ class _Entry:
     module: HloModule
     out_treedef: Any
     donations: list[tuple[int, int]]  # (argument leaf, result leaf)
+    rebuild: Callable[[Any], Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rebuild = pytree.unflattener(self.out_treedef)
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,15 @@ class JitFunction:
             raise ArgumentError(f"jit: unknown backend {backend!r}; available: "
                                 f"{', '.join(BACKENDS)}")
         self.fn = fn
-        self.static_argnums = tuple(sorted(int(i) for i in static_argnums))
-        self.static_argnames = tuple(static_argnames)
+        self._arg_names = _arg_names(fn)
+        # A static parameter may be passed by position or by name: each list completes the
+        # other through the signature, as in JAX.
+        names = self._arg_names
+        nums = {int(i) for i in static_argnums}
+        nums |= {names.index(n) for n in static_argnames if n in names}
+        self.static_argnums = tuple(sorted(nums))
+        self.static_argnames = tuple(dict.fromkeys(
+            [*static_argnames, *(names[i] for i in self.static_argnums if i < len(names))]))
         self.donate_argnums = frozenset(int(i) for i in donate_argnums)
         self.backend = backend
         self.options = dict(options)
@@ -103,8 +114,7 @@ class JitFunction:
         self._fast: dict[tuple[Any, ...], _Entry] = {}
         self._last: _Signature | None = None
         self._simple = not self.static_argnums and not self.static_argnames
-        self._arg_names = _arg_names(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -149,19 +159,13 @@ class JitFunction:
                         and target.flags.c_contiguous):
                     np.copyto(target, results[j])
                     results[j] = target
-        if entry.out_treedef == pytree.LEAF:
-            return results[0]
-        return pytree.tree_unflatten(entry.out_treedef, results)
+        return entry.rebuild(results)
 
     # --- keys --------------------------------------------------------------------------------
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]
                ) -> tuple[Any, tuple[Any, ...]]:
         """(dynamic arguments as a pytree, static values) of one call."""
-        for i in self.static_argnums:
-            if i >= len(args):
-                raise ArgumentError(f"{self._where()}: static_argnums names argument {i}, but "
-                                    f"only {len(args)} were given")
-        statics = tuple(args[i] for i in self.static_argnums) + tuple(
+        statics = tuple(args[i] for i in self.static_argnums if i < len(args)) + tuple(
             (k, kwargs[k]) for k in self.static_argnames if k in kwargs)
         dyn_args = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
@@ -181,7 +185,7 @@ class JitFunction:
         arrays = []
         for k, leaf in enumerate(leaves):
             if type(leaf) is np.ndarray:
-                _check_dtype(leaf.dtype, lambda k=k: self._leaf_name(treedef, k), self)
+                _check_dtype(leaf.dtype, functools.partial(self._leaf_name, treedef, k), self)
                 sig_leaves.append((leaf.shape, leaf.dtype))
                 arrays.append(leaf)
             elif is_weak(leaf) and not isinstance(leaf, np.generic):
@@ -189,7 +193,7 @@ class JitFunction:
                 arrays.append(_weak_array(leaf, self._leaf_name(treedef, k), self))
             elif isinstance(leaf, (np.ndarray, np.generic)):
                 a = np.asarray(leaf)
-                _check_dtype(a.dtype, lambda k=k: self._leaf_name(treedef, k), self)
+                _check_dtype(a.dtype, functools.partial(self._leaf_name, treedef, k), self)
                 sig_leaves.append((a.shape, a.dtype))
                 arrays.append(a)
             elif isinstance(leaf, Tracer):

@@ -390,7 +390,7 @@ def _conditional(selector: Tracer, fns: Sequence[Callable[..., Any]], names: Seq
     trace = require_trace("cond")
     ops, ops_def = _leaves(tuple(operands), "cond operands")
     scope = CaptureScope(trace, [t.instr.shape for t in ops])
-    results = []
+    results: list[tuple[Trace, list[Tracer], Any]] = []
     for fn, name in zip(fns, names, strict=True):
         branch = child_trace(scope, name)
         with active(branch):

@@ -11,6 +11,7 @@ eagerly on the reference evaluator and returns numpy arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as _np
@@ -193,7 +194,7 @@ def size(x: Any) -> int:
 # --- Tracer operators and methods ---------------------------------------------------------------
 
 
-def _swap(fn: Any) -> Any:
+def _swap(fn: Callable[[Any, Any], Tracer]) -> Callable[[Tracer, Any], Tracer]:
     def reflected(self: Tracer, other: Any) -> Tracer:
         return fn(other, self)
 

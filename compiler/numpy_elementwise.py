@@ -9,7 +9,7 @@ powers). Float-only functions convert integer operands to the default float type
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from compiler import numpy_prims as prims
 from compiler.tracing import (
     DEFAULT_FLOAT,
+    ArrayLike,
     Tracer,
     kind_rank,
     result_dtype,
@@ -37,7 +38,7 @@ def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
         raise ShapeError(f"operands could not be broadcast together with shapes {text}") from None
 
 
-def broadcast_to(x: Any, shape: Sequence[int]) -> Tracer:
+def broadcast_to(x: ArrayLike, shape: Sequence[int]) -> Tracer:
     """`x` broadcast to `shape` with numpy's rules (trailing dims align; 1 stretches)."""
     x = to_tracer(x)
     shape = tuple(int(d) for d in shape)
@@ -285,7 +286,7 @@ def greater_equal(x: Any, y: Any) -> Tracer:
 # --- unary -----------------------------------------------------------------------------------
 
 
-def _float_unary(opcode: Opcode) -> Any:
+def _float_unary(opcode: Opcode) -> Callable[[Any], Tracer]:
     @traceable
     def fn(x: Any) -> Tracer:
         (t,) = _float_operands(x)
@@ -384,7 +385,7 @@ def reciprocal(x: Any) -> Tracer:
     return true_divide(1, x)
 
 
-def _rounding(opcode: Opcode, name: str) -> Any:
+def _rounding(opcode: Opcode, name: str) -> Callable[[Any], Tracer]:
     @traceable
     def fn(x: Any) -> Tracer:
         t = to_tracer(x)

@@ -21,7 +21,7 @@ import numpy as np
 from compiler import numpy_prims as prims
 from compiler.numpy_elementwise import add, broadcast_shapes, broadcast_to, less, where
 from compiler.numpy_shape import normalize_axis
-from compiler.tracing import DEFAULT_INT, Tracer, to_tracer, traceable
+from compiler.tracing import DEFAULT_INT, ArrayLike, Tracer, to_tracer, traceable
 from hlo.errors import ArgumentError, ShapeError, UnsupportedOpError
 from hlo.opcodes import Opcode
 
@@ -107,7 +107,7 @@ def _wrap_index(index: Any, size: int) -> Tracer:
 
 
 @traceable
-def getitem(x: Any, key: Any) -> Tracer:
+def getitem(x: ArrayLike, key: Any) -> Tracer:
     """`x[key]` with numpy's semantics (see the module docstring)."""
     x = to_tracer(x)
     items = _expand_key(key, x.ndim)

@@ -68,7 +68,8 @@ def silu(x: Any) -> Tracer:
 
 def _stable_max(t: Tracer, axes: tuple[int, ...]) -> Tracer:
     m = reduce_max(t, axes, keepdims=True)
-    return lax.stop_gradient(where(isfinite(m), m, 0))
+    stopped: Tracer = lax.stop_gradient(where(isfinite(m), m, 0))
+    return stopped
 
 
 @traceable

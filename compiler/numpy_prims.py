@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.tracing import Tracer, element_type_of, require_trace, to_tracer
+from compiler.tracing import ArrayLike, Tracer, element_type_of, require_trace, to_tracer
 from hlo.attributes import ConvDimLabels, PadDim, PaddingConfig, SliceDim, Window, WindowDim
 from hlo.errors import ArgumentError
 from hlo.instruction import HloInstruction
@@ -41,7 +41,7 @@ def binary(opcode: Opcode, x: Any, y: Any) -> Tracer:
     return emit(opcode, [x, y])
 
 
-def compare(x: Any, y: Any, direction: str) -> Tracer:
+def compare(x: ArrayLike, y: Any, direction: str) -> Tracer:
     """Elementwise comparison (EQ, NE, LT, LE, GT, GE) -> pred; floats compare as IEEE."""
     x = to_tracer(x)
     return emit(Opcode.COMPARE, [x, y], direction=direction)
@@ -51,7 +51,7 @@ def select(pred: Any, on_true: Any, on_false: Any) -> Tracer:
     return emit(Opcode.SELECT, [pred, on_true, on_false])
 
 
-def convert(x: Any, dtype: Any) -> Tracer:
+def convert(x: ArrayLike, dtype: Any) -> Tracer:
     """`x` converted to `dtype` (no-op when it already has it)."""
     x = to_tracer(x)
     etype = element_type_of(dtype)
@@ -73,7 +73,7 @@ def zeros_like(x: Tracer) -> Tracer:
     return full(x.shape, 0, x.dtype)
 
 
-def broadcast_in_dim(x: Any, shape: Sequence[int], dims: Sequence[int]) -> Tracer:
+def broadcast_in_dim(x: ArrayLike, shape: Sequence[int], dims: Sequence[int]) -> Tracer:
     """Operand dim i becomes result dim dims[i] (sizes equal); other dims are new."""
     x = to_tracer(x)
     shape = tuple(int(d) for d in shape)
@@ -83,7 +83,7 @@ def broadcast_in_dim(x: Any, shape: Sequence[int], dims: Sequence[int]) -> Trace
                 dimensions=tuple(int(d) for d in dims))
 
 
-def reshape(x: Any, shape: Sequence[int]) -> Tracer:
+def reshape(x: ArrayLike, shape: Sequence[int]) -> Tracer:
     x = to_tracer(x)
     shape = tuple(int(d) for d in shape)
     if x.shape == shape:
@@ -91,7 +91,7 @@ def reshape(x: Any, shape: Sequence[int]) -> Tracer:
     return emit(Opcode.RESHAPE, [x], shape=Shape.array(_etype(x), shape))
 
 
-def transpose(x: Any, perm: Sequence[int]) -> Tracer:
+def transpose(x: ArrayLike, perm: Sequence[int]) -> Tracer:
     """Result dim i is operand dim perm[i]."""
     x = to_tracer(x)
     perm = tuple(int(p) for p in perm)
@@ -100,7 +100,7 @@ def transpose(x: Any, perm: Sequence[int]) -> Tracer:
     return emit(Opcode.TRANSPOSE, [x], dimensions=perm)
 
 
-def slice_(x: Any, starts: Sequence[int], limits: Sequence[int],
+def slice_(x: ArrayLike, starts: Sequence[int], limits: Sequence[int],
            strides: Sequence[int] | None = None) -> Tracer:
     x = to_tracer(x)
     strides = strides or [1] * x.ndim
@@ -123,19 +123,19 @@ def _index_scalars(starts: Sequence[Any]) -> list[Tracer]:
     return out
 
 
-def dynamic_slice(x: Any, starts: Sequence[Any], sizes: Sequence[int]) -> Tracer:
+def dynamic_slice(x: ArrayLike, starts: Sequence[Any], sizes: Sequence[int]) -> Tracer:
     """The window of `sizes` at `starts` (clamped into bounds, as in XLA)."""
     x = to_tracer(x)
     return emit(Opcode.DYNAMIC_SLICE, [x, *_index_scalars(starts)],
                 dynamic_slice_sizes=tuple(int(s) for s in sizes))
 
 
-def dynamic_update_slice(x: Any, update: Any, starts: Sequence[Any]) -> Tracer:
+def dynamic_update_slice(x: ArrayLike, update: Any, starts: Sequence[Any]) -> Tracer:
     """`x` with `update` written at `starts` (clamped so the update fits)."""
     return emit(Opcode.DYNAMIC_UPDATE_SLICE, [x, update, *_index_scalars(starts)])
 
 
-def pad(x: Any, value: Any, config: Sequence[tuple[int, int, int]]) -> Tracer:
+def pad(x: ArrayLike, value: Any, config: Sequence[tuple[int, int, int]]) -> Tracer:
     """Edge (low, high; may be negative) and interior padding with the scalar `value`."""
     x = to_tracer(x)
     if all(c == (0, 0, 0) for c in config):
@@ -151,7 +151,7 @@ def concatenate(xs: Sequence[Any], axis: int) -> Tracer:
     return emit(Opcode.CONCATENATE, list(xs), dimensions=(int(axis),))
 
 
-def reverse(x: Any, dims: Sequence[int]) -> Tracer:
+def reverse(x: ArrayLike, dims: Sequence[int]) -> Tracer:
     x = to_tracer(x)
     if not dims:
         return x
@@ -164,7 +164,7 @@ def iota(dtype: Any, shape: Sequence[int], dimension: int) -> Tracer:
                 iota_dimension=int(dimension))
 
 
-def reduce(x: Any, init: Any, opcode: Opcode, axes: Sequence[int]) -> Tracer:
+def reduce(x: ArrayLike, init: Any, opcode: Opcode, axes: Sequence[int]) -> Tracer:
     """Reduce `axes` of `x` with the binary `opcode` (add, maximum, minimum, and, or...)."""
     x = to_tracer(x)
     axes = tuple(sorted(int(a) for a in axes))
@@ -176,7 +176,7 @@ def reduce(x: Any, init: Any, opcode: Opcode, axes: Sequence[int]) -> Tracer:
     return emit(Opcode.REDUCE, [x, init_t], dimensions=axes, to_apply=fn)
 
 
-def reduce_sum(x: Any, axes: Sequence[int]) -> Tracer:
+def reduce_sum(x: ArrayLike, axes: Sequence[int]) -> Tracer:
     return reduce(x, 0, Opcode.ADD, axes)
 
 
@@ -197,7 +197,7 @@ def make_window(sizes: Sequence[int], strides: Sequence[int] | None = None,
     ))
 
 
-def reduce_window(x: Any, init: Any, opcode: Opcode, window: Window) -> Tracer:
+def reduce_window(x: ArrayLike, init: Any, opcode: Opcode, window: Window) -> Tracer:
     """Reduce each window of `x` with the binary `opcode` (padding takes `init`)."""
     x = to_tracer(x)
     trace = require_trace("reduce_window")
@@ -219,7 +219,7 @@ def select_and_scatter_add(operand: Any, source: Any, window: Window,
                 select=select_fn, scatter=scatter_fn)
 
 
-def dot_general(x: Any, y: Any, contracting: tuple[Sequence[int], Sequence[int]],
+def dot_general(x: ArrayLike, y: Any, contracting: tuple[Sequence[int], Sequence[int]],
                 batch: tuple[Sequence[int], Sequence[int]] = ((), ())) -> Tracer:
     """Contract dims contracting[0] of x with contracting[1] of y, batch dims paired;
     result dims: batch, x's free dims, y's free dims."""
@@ -240,7 +240,7 @@ def convolution(lhs: Any, rhs: Any, window: Window, labels: ConvDimLabels,
                 batch_group_count=int(batch_group_count))
 
 
-def gather(x: Any, indices: Any, *, offset_dims: Sequence[int],
+def gather(x: ArrayLike, indices: Any, *, offset_dims: Sequence[int],
            collapsed_slice_dims: Sequence[int], start_index_map: Sequence[int],
            index_vector_dim: int, slice_sizes: Sequence[int],
            operand_batching_dims: Sequence[int] = (),
@@ -256,7 +256,7 @@ def gather(x: Any, indices: Any, *, offset_dims: Sequence[int],
     )
 
 
-def scatter(x: Any, indices: Any, updates: Any, combiner: Opcode | None, *,
+def scatter(x: ArrayLike, indices: Any, updates: Any, combiner: Opcode | None, *,
             update_window_dims: Sequence[int], inserted_window_dims: Sequence[int],
             scatter_dims_to_operand_dims: Sequence[int], index_vector_dim: int,
             input_batching_dims: Sequence[int] = (),

@@ -171,11 +171,23 @@ class Instrument:
         """The pipeline named `pipeline` finished."""
 
 
+_dump_numbers: dict[tuple[str, str], int] = {}
+
+
+def next_dump_number(directory: str | os.PathLike[str], module_name: str) -> int:
+    """The next NNNN for `module_name` in `directory` (shared by every dumper in the
+    process, so pipelines and backend stages that dump one module never overwrite)."""
+    key = (str(Path(directory).resolve()), module_name)
+    number = _dump_numbers.get(key, 0)
+    _dump_numbers[key] = number + 1
+    return number
+
+
 class DumpInstrument(Instrument):
     """Writes `NNNN.<module>.<pipeline>.after_<pass>.hlo` for each changing, matching pass.
 
-    NNNN counts the files written for one module, so a directory listing reads in
-    pipeline order. The module is also written once at the start of the outermost pipeline
+    NNNN counts the dumps of one module in one directory (`next_dump_number`), so a
+    directory listing reads in pipeline order. The module is also written once at the start of the outermost pipeline
     (`.start.hlo`). With `dot`, a Graphviz `.dot` accompanies each `.hlo`; a pass that can
     explain itself (`Explainable`) gets its explanation written next to it (`.explain.txt`).
     """
@@ -187,7 +199,6 @@ class DumpInstrument(Instrument):
         self.dot = dot
         self.written: list[Path] = []
         self._pipelines: list[str] = []
-        self._counters: dict[str, int] = {}
 
     def start(self, pipeline: str, module: HloModule) -> None:
         if not self._pipelines:
@@ -211,8 +222,7 @@ class DumpInstrument(Instrument):
         from hlo.dump import to_dot, to_text
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        number = self._counters.get(module.name, 0)
-        self._counters[module.name] = number + 1
+        number = next_dump_number(self.directory, module.name)
         stem = f"{number:04d}.{_file_part(module.name)}.{_file_part(pipeline)}.{step}"
         paths = [(self.directory / f"{stem}.hlo", to_text(module))]
         if self.dot:
@@ -489,6 +499,16 @@ class Pipeline:
                 runner.stack.pop()
             del runner.instruments[len(runner.instruments) - len(extra):]
         return changed
+
+    def explain(self) -> str:
+        """What the explainable passes (fusion, buffer assignment) decided in the last run,
+        one section per pass; empty if none has anything to say."""
+        sections = []
+        for p in iter_passes(self.passes):
+            text = p.explain() if isinstance(p, Explainable) else ""
+            if text:
+                sections.append(f"== {p.name} ==\n{text.rstrip()}\n")
+        return "\n".join(sections)
 
     def __iter__(self) -> Iterator[Pass]:
         return iter(self.passes)

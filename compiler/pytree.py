@@ -88,6 +88,25 @@ def _build(treedef: TreeDef, it: Any) -> Any:
     return {k: _build(c, it) for k, c in zip(treedef[1], treedef[2], strict=True)}
 
 
+def unflattener(treedef: TreeDef) -> Callable[[Sequence[Any]], Any]:
+    """A function rebuilding trees of structure `treedef` from leaves, specialised for the
+    common flat cases (one leaf, a tuple, list or dict of leaves) that `jit` returns on
+    every call."""
+    if treedef == LEAF:
+        return lambda leaves: leaves[0]
+    if treedef == NONE:
+        return lambda leaves: None
+    flat = all(c == LEAF for c in treedef[-1])
+    if flat and treedef[0] == TUPLE:
+        return tuple
+    if flat and treedef[0] == LIST:
+        return list
+    if flat and treedef[0] == DICT:
+        keys = treedef[1]
+        return lambda leaves: dict(zip(keys, leaves, strict=True))
+    return lambda leaves: tree_unflatten(treedef, leaves)
+
+
 def num_leaves(treedef: TreeDef) -> int:
     """How many leaves a tree of structure `treedef` holds."""
     if treedef == LEAF:

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn, TypeVar, cast
 
 import ml_dtypes
 import numpy as np
@@ -420,7 +420,7 @@ class Tracer:
     def __repr__(self) -> str:
         return f"Tracer<{self.aval_text()}>"
 
-    def _concrete(self, what: str) -> Any:
+    def _concrete(self, what: str) -> NoReturn:
         raise UnsupportedOpError(
             f"{what} needs the value of a traced array {self.aval_text()}, which is only known "
             "when the compiled function runs. Use compiler.numpy.where or compiler.lax.cond "
@@ -453,10 +453,14 @@ class Tracer:
         raise TypeError("traced arrays are not hashable (they cannot be static arguments)")
 
 
-ArrayLike = Tracer | np.ndarray | float | int | bool
+# What compiler.numpy functions accept as an array.
+ArrayLike = Tracer | np.ndarray | np.generic | float | int | bool | list[Any] | tuple[Any, ...]
 
 
-def traceable(fn: Callable[..., Any]) -> Callable[..., Any]:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def traceable(fn: F) -> F:
     """Mark a compiler.numpy/lax function: outside any trace it runs eagerly.
 
     Eagerly means: traced into a module of its own (array arguments become constants),
@@ -469,7 +473,7 @@ def traceable(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         return _run_eagerly(fn, args, kwargs)
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 def _run_eagerly(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

@@ -347,7 +347,9 @@ OPS: Mapping[Opcode, OpDef] = {
     Opcode.TOPK: OpDef(
         1, si.topk, (_a("k", K.INT), _opt("largest", K.BOOL, True, always_print=True))
     ),
-    Opcode.CHOLESKY: OpDef(1, si.cholesky, (_opt("lower", K.BOOL, False),), EX),
+    Opcode.CHOLESKY: OpDef(
+        1, si.cholesky, (_opt("lower", K.BOOL, False),), frozenset({Trait.EXPENSIVE})
+    ),
     Opcode.CONVOLUTION: OpDef(
         2,
         si.convolution,

@@ -65,7 +65,7 @@ def data_address(a: np.ndarray) -> int:
     times cheaper, so it is tried first (read-only and zero-size arrays fall back).
     """
     try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))  # type: ignore[arg-type]
     except (TypeError, ValueError, BufferError):
         return int(a.ctypes.data)
 

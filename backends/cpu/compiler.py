@@ -5,8 +5,12 @@ and results use the caller's pointers; every other instruction gets a 64-byte-al
 slice of one temporary arena (no reuse yet: buffer assignment comes later). Tuples are
 compile-time Python tuples of buffers, so tuple, get-tuple-element, bitcast, reshape and
 copy emit no code. Elemental instructions become a loop nest over their output calling
-the generator (`backends.elemental`); everything else is a kernel from `CPU_KERNELS`, and
-an opcode with neither is an UnsupportedOpError (never an evaluator fallback).
+the generator (`backends.elemental`); everything else is a kernel from `CPU_KERNELS` (which
+wins when an opcode has both), and an opcode with neither is an UnsupportedOpError (never
+an evaluator fallback). Each instruction that computes is emitted into its own small
+`noinline` function with `noalias` buffer parameters, called once from its computation's
+function: LLVM optimises many small functions with exact aliasing facts much faster, and
+better, than one large function over a shared arena.
 
 Called computations (call, while, conditional, fusion bodies) become internal LLVM
 functions `void comp(ptr param leaves..., ptr result leaves..., ptr temps)`; their

@@ -54,7 +54,7 @@ from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
 ALIGNMENT = 256
-_KERNEL_MODULES = ("misc", "reduction", "dot", "conv", "gather_scatter")
+_KERNEL_MODULES = ("misc", "gather_scatter", "reduction", "dot", "conv", "sort")
 
 
 def load_kernels() -> None:

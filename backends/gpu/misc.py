@@ -41,15 +41,6 @@ SERIAL_KERNELS: dict[Opcode, str] = {
     Opcode.BATCH_NORM_TRAINING: "TODO(#8): expand into elementwise ops and reductions",
     Opcode.BATCH_NORM_INFERENCE: "TODO(#8): expand into elementwise ops",
     Opcode.BATCH_NORM_GRAD: "TODO(#8): expand into elementwise ops and reductions",
-    Opcode.TOPK: "TODO(#8): a per-row selection kernel",
-    Opcode.REDUCE: "x",
-    Opcode.DOT: "x",
-    Opcode.CONVOLUTION: "x",
-    Opcode.GATHER: "x",
-    Opcode.SCATTER: "x",
-    Opcode.SORT: "x",
-    Opcode.REDUCE_WINDOW: "x",
-    Opcode.SELECT_AND_SCATTER: "x",
 }
 
 

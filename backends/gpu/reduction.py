@@ -1,4 +1,4 @@
-"""GPU kernels for reduce: warp-shuffle row reductions and per-output-thread reductions.
+"""GPU kernels for reduce, reduce-window and select-and-scatter.
 
 Combiners are arbitrary scalar computations (variadic reduce included), inlined on register
 values; as in XLA's GPU backend they are applied in a tree order, which the operation
@@ -16,6 +16,10 @@ semantics leave unspecified. The initial value is combined once, at the end.
 
 Each thread carries a `has` flag with its partial, so that lanes with no element (rows
 shorter than the warp) never feed a value into the combiner.
+
+Reduce-window runs one thread per output element over its window, in row-major order as
+on the CPU; select-and-scatter fills the output with the initial value, then one thread
+per source element selects its window position and scatters into it atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
+from backends.cpu.reduction import window_input_index
+from backends.gpu.gather_scatter import atomic_supported, atomic_update
 from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu
 from backends.gpu.launch import (
     WARP,
@@ -37,6 +43,7 @@ from backends.gpu.launch import (
     shared_array,
     shared_element,
     shuffle_down,
+    single_thread,
     storage_register,
     thread_id,
     wide,
@@ -44,7 +51,8 @@ from backends.gpu.launch import (
 from backends.gpu.plan import Slot, leaves
 from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I1, I8, for_range, i64, llvm_type, loop_nest
+from backends.llvm.irutil import I1, I8, I64, for_range, i64, llvm_type, loop_nest
+from hlo.attributes import Window
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
@@ -336,3 +344,130 @@ def _fill_combine(ctx: KernelContext, kernel: KernelFunction, comp: HloComputati
             out.store_linear(b, o, v)
     kernel.finish()
 
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+@emits_gpu(Opcode.REDUCE_WINDOW)
+def emit_reduce_window(ctx: KernelContext, instr: HloInstruction) -> None:
+    """One thread per output: init, then the window's real elements in row-major order."""
+    n = len(instr.operands) // 2
+    slots = [s for v in ctx.operands for s in leaves(v)]
+    outs = leaves(ctx.out)
+    count = outs[0].shape.num_elements
+    if count == 0:
+        return
+    kernel = ctx.kernel("window", outs, slots)
+    if kernel.is_new:
+        _fill_reduce_window(ctx, kernel, instr, n)
+    ctx.launch(kernel, for_elements(count))
+
+
+def _fill_reduce_window(ctx: KernelContext, kernel: KernelFunction, instr: HloInstruction,
+                        n: int) -> None:
+    b = kernel.builder
+    xs, inits = kernel.inputs[:n], kernel.inputs[n:]
+    comp: HloComputation = instr.attrs["to_apply"]
+    window: Window = instr.attrs["window"]
+    in_dims = xs[0].shape.dims
+    out_dims = kernel.outputs[0].shape.dims
+    entry = kernel.entry_builder()
+    accs = [entry.alloca(llvm_type(x.element_type), name=f"acc{k}") for k, x in enumerate(xs)]
+    with grid_stride_loop(b, math.prod(out_dims)) as o:
+        oi = delinearize(b, o, out_dims)
+        for slot, v in zip(accs, _scalar_loads(b, inits), strict=True):
+            b.store(v, slot)
+        with loop_nest(b, [wd.size for wd in window.dims], name="w") as wi:
+            index, valid = window_input_index(b, window, in_dims, out_dims, oi, wi)
+
+            def combine() -> None:
+                current = [b.load(slot) for slot in accs]
+                values = [x.load(b, index) for x in xs]
+                combined = ctx.scalar_computation(b, comp, [*current, *values])
+                for slot, v in zip(accs, combined, strict=True):
+                    b.store(v, slot)
+
+            if valid is None:
+                combine()
+            else:
+                with b.if_then(valid):
+                    combine()
+        for out, slot in zip(kernel.outputs, accs, strict=True):
+            out.store_linear(b, o, b.load(slot))
+    kernel.finish()
+
+
+@emits_gpu(Opcode.SELECT_AND_SCATTER)
+def emit_select_and_scatter(ctx: KernelContext, instr: HloInstruction) -> None:
+    """out = init everywhere; then per source element, its window's selected operand
+    position receives scatter(out[pos], source) (atomically, see gather_scatter)."""
+    operand, source, init = (s for v in ctx.operands for s in leaves(v))
+    out = leaves(ctx.out)[0]
+    if out.shape.num_elements == 0:
+        return
+    fill = ctx.kernel("init", [out], [init])
+    if fill.is_new:
+        b = fill.builder
+        value = fill.inputs[0].load(b, [])
+        with grid_stride_loop(b, out.shape.num_elements) as i:
+            fill.outputs[0].store_linear(b, i, value)
+        fill.finish()
+    ctx.launch(fill, for_elements(out.shape.num_elements))
+    count = source.shape.num_elements
+    if count == 0:
+        return
+    parallel = atomic_supported(out.shape.element_type)
+    kernel = ctx.kernel("scatter" if parallel else "serial", [out], [operand, source])
+    if kernel.is_new:
+        _fill_select_and_scatter(ctx, kernel, instr, parallel)
+    ctx.launch(kernel, for_elements(count) if parallel else single_thread())
+
+
+def _fill_select_and_scatter(ctx: KernelContext, kernel: KernelFunction,
+                             instr: HloInstruction, parallel: bool) -> None:
+    b = kernel.builder
+    operand, source = kernel.inputs
+    out = kernel.outputs[0]
+    select: HloComputation = instr.attrs["select"]
+    scatter: HloComputation = instr.attrs["scatter"]
+    window: Window = instr.attrs["window"]
+    in_dims = operand.shape.dims
+    src_dims = source.shape.dims
+    entry = kernel.entry_builder()
+    chosen_value = entry.alloca(llvm_type(operand.element_type), name="sel.value")
+    chosen_at = entry.alloca(I64, name="sel.at")
+    have = entry.alloca(I1, name="sel.have")
+
+    def element(s: ir.Value) -> None:
+        si = delinearize(b, s, src_dims)
+        b.store(ir.Constant(I1, 0), have)
+        b.store(ir.Constant(llvm_type(operand.element_type), None), chosen_value)
+        b.store(i64(0), chosen_at)
+        with loop_nest(b, [wd.size for wd in window.dims], name="w") as wi:
+            index, valid = window_input_index(b, window, in_dims, src_dims, si, wi)
+            inside = valid if valid is not None else ir.Constant(I1, 1)
+            with b.if_then(inside):
+                candidate = operand.load(b, index)
+                first = b.not_(b.load(have))
+                (keep,) = ctx.scalar_computation(b, select, [b.load(chosen_value), candidate])
+                with b.if_then(b.or_(first, b.not_(keep))):
+                    b.store(candidate, chosen_value)
+                    b.store(out.linear_of(b, index), chosen_at)
+                    b.store(ir.Constant(I1, 1), have)
+        with b.if_then(b.load(have)):
+            at = b.load(chosen_at)
+            value = source.load_linear(b, s)
+            if parallel:
+                atomic_update(ctx, b, out, at, scatter, value)
+            else:
+                (updated,) = ctx.scalar_computation(b, scatter, [out.load_linear(b, at), value])
+                out.store_linear(b, at, updated)
+
+    if parallel:
+        with grid_stride_loop(b, source.shape.num_elements) as s:
+            element(s)
+    else:
+        with for_range(b, 0, source.shape.num_elements, name="s") as s:
+            element(s)
+    kernel.finish()

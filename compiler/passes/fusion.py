@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from compiler.passes.hlo_utils import callers, clone_into, has_side_effects, remove_dead
@@ -80,9 +80,16 @@ class _Cluster:
     root: HloInstruction
     members: dict[int, HloInstruction]
     has_dot: bool = False
+    # Members that also stay outside (duplicated): their operands stay needed outside too.
+    duplicated: set[int] = field(default_factory=set)
 
     def __contains__(self, instr: HloInstruction) -> bool:
         return id(instr) in self.members
+
+    def outside_users(self, producer: HloInstruction) -> list[HloInstruction]:
+        """Users that will still read `producer` after fusion: non-members, and members
+        that are duplicated (they stay outside as well)."""
+        return [u for u in producer.users if u not in self or id(u) in self.duplicated]
 
 
 def loop_fusible(instr: HloInstruction) -> bool:
@@ -152,11 +159,14 @@ def _output_fusion_legality(producer: HloInstruction, cluster: _Cluster,
 def profitability(producer: HloInstruction, cluster: _Cluster,
                   options: FusionOptions) -> str | None:
     """Why fusing `producer` into `cluster` would not pay (None: it pays)."""
-    outside = [u for u in producer.users if u not in cluster]
+    outside = cluster.outside_users(producer)
     uses = len(producer.users) + int(producer.is_root)
     expensive = producer.has(Trait.EXPENSIVE)
     if (outside or producer.is_root) and expensive:
-        return f"producer is an expensive op used {uses} times (fusing would duplicate it)"
+        if uses > 1:
+            return f"producer is an expensive op used {uses} times (fusing would duplicate it)"
+        return (f"producer is expensive and its consumer {outside[0].name} stays outside the "
+                "fusion too (fusing would compute it twice)")
     if expensive:
         for member in _downstream(producer, cluster):
             if (member.opcode is Opcode.BROADCAST
@@ -249,8 +259,9 @@ class InstructionFusion:
             if why_not is not None:
                 self._note(producer.name, f"the fusion of {root.name}", "not fused", why_not)
                 continue
-            outside = [u for u in producer.users if u not in cluster]
+            outside = cluster.outside_users(producer)
             if outside or producer.is_root:
+                cluster.duplicated.add(id(producer))
                 users = ", ".join(u.name for u in outside) or "ROOT"
                 self._note(producer.name, f"the fusion of {root.name}", "duplicated",
                            f"cheap, and also used by {users}")

@@ -75,7 +75,7 @@ class VjpContext:
     def operands(self, instr: HloInstruction) -> list[Tracer]:
         return [Tracer(self.trace, o) for o in instr.operands]
 
-    def zeros(self, shape: Shape) -> Any:
+    def zeros(self, shape: Shape) -> Tracer:
         """Zeros of an array shape, or a tuple value of zeros for a tuple shape."""
         if shape.is_tuple:
             return prims.make_tuple([self.zeros(s) for s in shape.tuple_shapes])

@@ -16,7 +16,7 @@ import compiler.numpy as cnp
 from compiler import lax
 from compiler.autodiff import value_and_grad
 from compiler.jit import jit
-from hlo.errors import ArgumentError
+from hlo.errors import ArgumentError, UnsupportedOpError
 from hlo.opcodes import Opcode
 from hlo.printer import to_text
 
@@ -56,6 +56,17 @@ def test_static_arguments_key_the_cache():
     assert (f.stats.hits, f.stats.misses) == (1, 3)
     assert "static argument changed: 'sum' -> 'all'" in f.stats.miss_reasons[2] or \
         "static argument changed: 2 -> 3" in f.stats.miss_reasons[1]
+
+
+def test_static_names_and_positions_complete_each_other():
+    @jit(static_argnames="n", backend="interpreter")
+    def f(x, n):
+        return x * n if n > 1 else x  # `n > 1` needs n static, by name or by position
+
+    np.testing.assert_allclose(f(np.ones(2), 3), [3.0, 3.0])
+    np.testing.assert_allclose(f(np.ones(2), n=3), [3.0, 3.0])
+    g = jit(lambda x, n: x * n if n > 1 else x, static_argnums=1, backend="interpreter")
+    np.testing.assert_allclose(g(np.ones(2), n=0), [1.0, 1.0])
 
 
 def test_pytrees_in_and_out_and_keyword_arguments():
@@ -210,3 +221,24 @@ def test_clear_cache_and_lower():
     assert f.stats.misses == 2
     module = f.lower(np.ones(3))
     assert module.entry_computation.root.shape.tuple_shapes[0].dims == (3,)
+
+
+def test_backend_errors_name_the_users_line(monkeypatch):
+    import compiler.api as api
+
+    def refuse(module, backend="cpu", **options):
+        name = next(i.name for i in module.entry_computation.instructions
+                    if i.opcode is Opcode.TANH)
+        raise UnsupportedOpError(f"the CPU backend cannot compile tanh ({name})")
+
+    monkeypatch.setattr(api, "compile", refuse)
+
+    def f(x):
+        y = x * 2
+        return cnp.tanh(y)
+
+    with pytest.raises(UnsupportedOpError) as info:
+        jit(f)(np.ones(2))
+    message = str(info.value)
+    assert f"{__file__}:{f.__code__.co_firstlineno + 2} in f" in message
+    assert "compiling jit(f)" in message

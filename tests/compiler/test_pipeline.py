@@ -348,3 +348,23 @@ def test_default_pipeline_leaves_no_calls() -> None:
     m = module()
     default_pipeline().run(m)
     assert all(i.opcode is not Opcode.CALL for c in m.computations for i in c.instructions)
+
+
+def test_pipeline_explain_gathers_explainable_passes() -> None:
+    pipeline = default_pipeline()
+    m = parse(TEXT.replace("ROOT n = f32[4] negate(x)",
+                           "y = f32[4] sine(x)\n  ROOT n = f32[4] negate(y)"))
+    assert pipeline.explain() == ""
+    pipeline.run(m)
+    text = pipeline.explain()
+    assert "== fusion ==\n" in text and "== buffer_assignment ==\n" in text
+    assert "fused: " in text and "buffer assignment of module m" in text
+
+
+def test_dump_numbers_continue_across_pipelines(tmp_path: Path) -> None:
+    with debug_options.override(dump_dir=str(tmp_path)):
+        Pipeline("first", [DeadCodeElimination()]).run(module())
+        Pipeline("second", [DeadCodeElimination()]).run(module())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0000.m.first.start.hlo", "0001.m.first.after_dce.hlo",
+        "0002.m.second.start.hlo", "0003.m.second.after_dce.hlo"]

@@ -198,3 +198,14 @@ def test_fingerprint_depends_on_text_and_options() -> None:
     other = CpuOptions(target_triple="x86_64-unknown-linux-gnu", target_cpu="generic",
                        target_features="", opt_level=1)
     assert api.fingerprint(m1, "cpu", opts) != api.fingerprint(m1, "cpu", other)
+
+
+def test_read_only_and_offset_views_are_accepted(exe) -> None:
+    base = np.arange(12, dtype=np.float32)
+    view = base[6:].reshape(2, 3)  # contiguous, not at the start of its buffer
+    frozen = np.arange(6, dtype=np.float32).reshape(2, 3)
+    frozen.setflags(write=False)
+    y, _ = exe(view, np.int32(1))
+    np.testing.assert_array_equal(y, view)
+    y, _ = exe(frozen, np.int32(2))
+    np.testing.assert_array_equal(y, frozen * 2)

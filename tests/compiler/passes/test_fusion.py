@@ -211,3 +211,22 @@ ENTRY main {
 }
 // CHECK: ROOT d = f32[2,4]{1,0} dot(x, w)
 """, changed=False)
+
+
+def test_expensive_producer_of_a_duplicated_consumer_is_not_duplicated() -> None:
+    fusion = InstructionFusion(FusionOptions(multi_output=False))
+    out = check_pass(fusion, """
+HloModule m
+ENTRY main {
+  a = f32[8] parameter(0)
+  e = f32[8] exponential(a)
+  n = f32[8] negate(e)
+  s = f32[8] sine(n)
+  ROOT t = (f32[8], f32[8]) tuple(n, s)
+}
+// CHECK: ENTRY main
+// CHECK: ROOT t = {{.*}} tuple(
+""", idempotent=False)
+    assert out.count("exponential(") == 1
+    assert "not fused: e into the fusion of s: producer is expensive and its consumer n stays " \
+           "outside the fusion too" in fusion.explain()
