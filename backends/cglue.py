@@ -1,305 +1,19 @@
-"""The C side of a generated library: what it is (`LibrarySpec`) and its C API in C text.
+"""The C API of a generated library, in C text: declarations, definitions and the glue unit.
 
-A generated library is one compiled entry function with the fixed ABI
-`void <entry>(void* const* args, void* const* results, void* temps)` plus metadata. This
-file validates the names that end up in C and C++ source (class, namespaces, argument and
-result names), maps element types to C/C++ types, and writes the C API: its declarations
-(included by every user of the header) and its definitions (an stb-style section of the
-header, compiled into the shared object by the tiny glue translation unit made here). It
-does not write the C++ class or assemble the header; `backends.cheader` does.
+The declarations are included by every user of the header; the definitions are an
+stb-style section of the header, compiled into the shared object by the tiny glue
+translation unit made here (or into a user's own translation unit that defines
+`<PREFIX>_C_API_IMPLEMENTATION`). Besides running the function with checked buffers, the
+C API reports the metadata of `backends.libspec.LibrarySpec`. This file does not write
+the C++ class or assemble the header; `backends.cheader` does.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from hlo.dtypes import PrimitiveType
-from hlo.errors import ArgumentError
-from hlo.shape import Shape
-
-# Alignment of every buffer the library allocates itself (temps, and args/results in the
-# C++ class); the compiled function may assume it for `temps` only.
-ALIGNMENT = 64
-# Minimum alignment accepted for caller-provided argument and result buffers (tfcompile's).
-MIN_ALIGNMENT = 16
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-# C++17 keywords and alternative tokens, plus C11 keywords that are not C++ keywords: a
-# name from this set would not compile as a namespace, class or method name.
-_KEYWORDS = frozenset("""
-    alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t
-    char16_t char32_t class compl concept const consteval constexpr constinit const_cast
-    continue co_await co_return co_yield decltype default delete do double dynamic_cast else
-    enum explicit export extern false float for friend goto if inline int long mutable
-    namespace new noexcept not not_eq nullptr operator or or_eq private protected public
-    register reinterpret_cast requires return short signed sizeof static static_assert
-    static_cast struct switch template this thread_local throw true try typedef typeid
-    typename union unsigned using virtual void volatile wchar_t while xor xor_eq
-    restrict _Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn
-    _Static_assert _Thread_local
-""".split())
-
-
-@dataclass(frozen=True, slots=True)
-class CType:
-    """How an element type appears in generated C++ code.
-
-    Attributes:
-        cpp: the C++ element type of typed accessors (`float`, `std::complex<float>`).
-        note: why the type differs from the obvious one, printed in the header ("" if not).
-    """
-
-    cpp: str
-    note: str = ""
-
-
-_T = PrimitiveType
-# The C++ type of each element type; buffers hold numpy's layout of the same dtype.
-CPP_TYPES: dict[PrimitiveType, CType] = {
-    _T.PRED: CType("bool"),
-    _T.S8: CType("std::int8_t"),
-    _T.S16: CType("std::int16_t"),
-    _T.S32: CType("std::int32_t"),
-    _T.S64: CType("std::int64_t"),
-    _T.U8: CType("std::uint8_t"),
-    _T.U16: CType("std::uint16_t"),
-    _T.U32: CType("std::uint32_t"),
-    _T.U64: CType("std::uint64_t"),
-    _T.F16: CType("std::uint16_t", "f16 elements are their raw IEEE binary16 bits"),
-    _T.BF16: CType("std::uint16_t", "bf16 elements are their raw bfloat16 bits"),
-    _T.F32: CType("float"),
-    _T.F64: CType("double"),
-    _T.C64: CType("std::complex<float>"),
-    _T.C128: CType("std::complex<double>"),
-}
-
-
-def check_identifier(name: str, what: str) -> None:
-    """Raise ArgumentError unless `name` can be a C++ (and C) identifier.
-
-    Args:
-        name: the candidate identifier.
-        what: what it names, for the message (e.g. "cpp_class component").
-    """
-    if not _IDENT.match(name):
-        raise ArgumentError(
-            f"{what} '{name}' is not a C++ identifier (letters, digits and '_', "
-            "not starting with a digit)"
-        )
-    if name in _KEYWORDS:
-        raise ArgumentError(f"{what} '{name}' is a C/C++ keyword")
-
-
-def parse_cpp_class(cpp_class: str) -> tuple[tuple[str, ...], str]:
-    """Split `ns1::ns2::Name` into (namespaces, class name), validating every component.
-
-    Raises:
-        ArgumentError: an empty, malformed or keyword component.
-    """
-    if not isinstance(cpp_class, str) or not cpp_class:
-        raise ArgumentError("cpp_class is required, e.g. 'foo::bar::MatMulComp'")
-    parts = cpp_class.split("::")
-    for part in parts:
-        if not part:
-            raise ArgumentError(
-                f"cpp_class '{cpp_class}' has an empty component (expected 'ns::Name')"
-            )
-        check_identifier(part, f"cpp_class '{cpp_class}': component")
-    return tuple(parts[:-1]), parts[-1]
-
-
-def check_names(
-    names: Sequence[str | None] | None, count: int, kind: str
-) -> tuple[str | None, ...]:
-    """Validate optional per-buffer names; returns one entry (name or None) per buffer.
-
-    Args:
-        names: None, or one name (or None/"" for unnamed) per argument or result.
-        count: how many arguments or results there are.
-        kind: "arg" or "result", for messages.
-
-    Raises:
-        ArgumentError: wrong count, a name that is not an identifier, or a duplicate.
-    """
-    if names is None:
-        return (None,) * count
-    names = list(names)
-    if len(names) != count:
-        raise ArgumentError(f"{kind}_names: {len(names)} name(s) given for {count} {kind}(s)")
-    # C++ methods already taken, by the class's generic API or by earlier names.
-    methods = {f"{kind}_data": "the generic accessor", f"set_{kind}_data": "the generic setter"}
-    seen: set[str] = set()
-    out: list[str | None] = []
-    for i, name in enumerate(names):
-        if not name:
-            out.append(None)
-            continue
-        check_identifier(name, f"{kind}_names[{i}]")
-        if name in seen:
-            raise ArgumentError(f"{kind}_names: '{name}' is given twice")
-        for method in named_methods(kind, name):
-            if method in methods:
-                raise ArgumentError(
-                    f"{kind}_names[{i}] '{name}' would define {method}(), which clashes with "
-                    f"{methods[method]}; choose another name"
-                )
-            methods[method] = f"the accessors of {kind} '{name}'"
-        seen.add(name)
-        out.append(name)
-    return tuple(out)
-
-
-def named_methods(kind: str, name: str) -> tuple[str, ...]:
-    """The C++ methods the header defines for the argument or result called `name`."""
-    methods = (f"{kind}_{name}_data", f"{kind}_{name}", f"{kind}_{name}_size",
-               f"{kind}_{name}_count")
-    return (f"set_{kind}_{name}_data", *methods) if kind == "arg" else methods
-
-
-def _round_up(n: int, to: int = ALIGNMENT) -> int:
-    return (n + to - 1) // to * to
-
-
-@dataclass(frozen=True, slots=True)
-class BufferSpec:
-    """One argument or result buffer: a dense row-major array leaf."""
-
-    index: int
-    shape: Shape
-    name: str | None
-
-    @property
-    def size(self) -> int:
-        """Bytes of the buffer."""
-        return self.shape.byte_size
-
-    @property
-    def count(self) -> int:
-        """Elements of the buffer (0 for tokens)."""
-        return self.shape.num_elements if self.shape.is_array else 0
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.shape.dims
-
-    @property
-    def type_name(self) -> str:
-        """The HLO element type name (`f32`)."""
-        return self.shape.element_type.value
-
-
-def _buffers(shapes: Sequence[Shape], names: Sequence[str | None]) -> tuple[BufferSpec, ...]:
-    return tuple(BufferSpec(i, s, n) for i, (s, n) in enumerate(zip(shapes, names, strict=True)))
-
-
-@dataclass(frozen=True, slots=True)
-class LibrarySpec:
-    """Everything the header and glue say about one compiled function.
-
-    Attributes:
-        namespaces: C++ namespaces of the class, outermost first.
-        class_name: the C++ class name.
-        entry_point: the symbol of the compiled function in the object file.
-        args, results: the flattened leaf buffers, in ABI order.
-        temp_bytes: size of the temporary arena the function needs.
-        program_shape: the logical signature, for the header comment.
-        target_triple: the target the object was compiled for.
-    """
-
-    namespaces: tuple[str, ...]
-    class_name: str
-    entry_point: str
-    args: tuple[BufferSpec, ...]
-    results: tuple[BufferSpec, ...]
-    temp_bytes: int
-    program_shape: str
-    target_triple: str = ""
-
-    @staticmethod
-    def create(
-        cpp_class: str,
-        entry_point: str,
-        arg_shapes: Sequence[Shape],
-        result_shapes: Sequence[Shape],
-        temp_bytes: int,
-        *,
-        arg_names: Sequence[str | None] | None = None,
-        result_names: Sequence[str | None] | None = None,
-        program_shape: str | None = None,
-        target_triple: str = "",
-    ) -> LibrarySpec:
-        """Validate names and build the spec.
-
-        Raises:
-            ArgumentError: a bad class name, entry point or argument/result name, or a
-                tuple-shaped buffer (the ABI takes flattened leaves only).
-        """
-        namespaces, class_name = parse_cpp_class(cpp_class)
-        check_identifier(entry_point, "entry_point")
-        a_names = check_names(arg_names, len(arg_shapes), "arg")
-        r_names = check_names(result_names, len(result_shapes), "result")
-        for kind, shapes in (("argument", arg_shapes), ("result", result_shapes)):
-            for i, s in enumerate(shapes):
-                if s.is_tuple:
-                    raise ArgumentError(f"{kind} {i} has tuple shape {s}; expected a leaf")
-        if program_shape is None:
-            params = ", ".join(s.to_text(False) for s in arg_shapes)
-            res = ", ".join(s.to_text(False) for s in result_shapes)
-            program_shape = f"({params}) -> ({res})"
-        return LibrarySpec(
-            namespaces=namespaces,
-            class_name=class_name,
-            entry_point=entry_point,
-            args=_buffers(arg_shapes, a_names),
-            results=_buffers(result_shapes, r_names),
-            temp_bytes=int(temp_bytes),
-            program_shape=program_shape,
-            target_triple=target_triple,
-        )
-
-    # --- derived names ------------------------------------------------------------------
-    @property
-    def cpp_class(self) -> str:
-        return "::".join((*self.namespaces, self.class_name))
-
-    @property
-    def c_prefix(self) -> str:
-        """Prefix of the C API functions: `foo::bar::MatMulComp` -> `foo_bar_MatMulComp`."""
-        return "_".join((*self.namespaces, self.class_name))
-
-    @property
-    def macro_prefix(self) -> str:
-        """Prefix of the header's macros: `FOO_BAR_MATMULCOMP`."""
-        return self.c_prefix.upper()
-
-    @property
-    def implementation_macro(self) -> str:
-        """Defining this macro before including the header emits the C API definitions."""
-        return f"{self.macro_prefix}_C_API_IMPLEMENTATION"
-
-    # --- memory figures -----------------------------------------------------------------
-    @property
-    def arg_bytes(self) -> int:
-        return sum(b.size for b in self.args)
-
-    @property
-    def arg_bytes_aligned(self) -> int:
-        return sum(_round_up(b.size) for b in self.args)
-
-    @property
-    def result_bytes(self) -> int:
-        return sum(b.size for b in self.results)
-
-    @property
-    def result_bytes_aligned(self) -> int:
-        return sum(_round_up(b.size) for b in self.results)
-
-    @property
-    def temp_bytes_aligned(self) -> int:
-        return _round_up(self.temp_bytes)
+from backends.cmetadata import c_program_shape_declaration
+from backends.libspec import ALIGNMENT, MIN_ALIGNMENT, BufferSpec, LibrarySpec
 
 
 # --- C API declarations -----------------------------------------------------------------------
@@ -312,13 +26,15 @@ extern "C" {{
 #endif
 
 /* The compiled function itself (in the object file). args[i] / results[j] point to
- * the i-th argument / j-th result buffer (row-major, at least {MIN_ALIGNMENT}-byte aligned);
- * temps points to {spec.temp_bytes} bytes aligned to {ALIGNMENT} (NULL allowed when that is 0).
- * No checks. */
+ * the i-th argument / j-th result buffer (row-major, at least {MIN_ALIGNMENT}-byte aligned
+ * when {MIN_ALIGNMENT} bytes or larger); temps points to {spec.temp_bytes} bytes aligned to
+ * {ALIGNMENT} (NULL allowed when that is 0). No checks, no variable write-back. */
 void {spec.entry_point}(void* const* args, void* const* results, void* temps);
 
 /* Runs the computation after checking every buffer pointer (non-NULL unless the buffer
- * is empty; args/results {MIN_ALIGNMENT}-byte aligned, temps {ALIGNMENT}-byte aligned).
+ * is empty; args/results of {MIN_ALIGNMENT} bytes or more {MIN_ALIGNMENT}-byte aligned,
+ * temps {ALIGNMENT}-byte aligned), then copies the new value of every variable that is not
+ * readonly from its result buffer into its argument buffer (so variables update in place).
  * temps may be NULL: the arena is then allocated and freed by this call. Returns 0 on
  * success, -1 on failure with the reason in {p}_error_message(). Thread-safe with
  * distinct buffers. */
@@ -329,6 +45,7 @@ const char* {p}_error_message(void);
 
 int {p}_num_args(void);
 int {p}_num_results(void);
+int {p}_num_variables(void);
 /* Bytes of the temporary arena {p}_run needs. */
 size_t {p}_temp_size(void);
 /* Per argument / result metadata; an index out of range gives 0, -1 or NULL. */
@@ -337,19 +54,28 @@ int64_t {p}_arg_count(int index);          /* elements */
 int {p}_arg_rank(int index);
 const int64_t* {p}_arg_dims(int index);    /* rank entries, row-major */
 const char* {p}_arg_type(int index);       /* HLO element type name, e.g. "f32" */
-const char* {p}_arg_name(int index);       /* NULL when the argument is unnamed */
 size_t {p}_result_size(int index);
 int64_t {p}_result_count(int index);
 int {p}_result_rank(int index);
 const int64_t* {p}_result_dims(int index);
 const char* {p}_result_type(int index);
+/* Variables are the last {len(spec.variables)} arguments; the value after the run of each
+ * one that is not readonly is also a result. -1 out of range, or for a readonly result. */
+int {p}_variable_arg_index(int index);
+int {p}_variable_result_index(int index);
+/* Names, and the index of the argument / result / variable with a name (-1 if none; a
+ * variable's index is its argument index). Feeds and fetches only have the names they
+ * were given; variables are not arguments by name. Without name tables (tfcompile's
+ * --gen_name_to_index) names are NULL and lookups give -1. */
+const char* {p}_arg_name(int index);
 const char* {p}_result_name(int index);
-/* Index of the argument / result with this name, -1 if there is none. */
+const char* {p}_variable_name(int index);
 int {p}_lookup_arg_index(const char* name);
 int {p}_lookup_result_index(const char* name);
-/* The logical signature, e.g. "(f32[2,3], f32[3,2]) -> f32[2,2]". */
+int {p}_lookup_variable_index(const char* name);
+/* The logical signature, e.g. "(arg0: f32[2,3], arg1: f32[3,2]) -> (f32[2,2])". */
 const char* {p}_program_shape(void);
-
+{c_program_shape_declaration(spec)}
 #ifdef __cplusplus
 }}  /* extern "C" */
 #endif
@@ -397,7 +123,17 @@ def _dims_function(p: str, kind: str, buffers: Sequence[BufferSpec]) -> str:
     )
 
 
-def _metadata_functions(p: str, kind: str, buffers: Sequence[BufferSpec]) -> str:
+def _lookup_function(signature: str, names: Sequence[tuple[int, str]]) -> str:
+    """A C function `signature` (with parameter `name`) returning the index of `name`."""
+    lines = [f"{signature} {{", "  if (name == NULL) return -1;"]
+    lines += [f"  if (strcmp(name, {_c_string(n)}) == 0) return {i};" for i, n in names]
+    lines += ["  return -1;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _metadata_functions(p: str, kind: str, buffers: Sequence[BufferSpec],
+                        with_names: bool) -> str:
+    names = [(b.index, b.name) for b in buffers if b.name and with_names]
     parts = [
         _switch(f"size_t {p}_{kind}_size(int index)", [f"{b.size}u" for b in buffers], "0"),
         _switch(f"int64_t {p}_{kind}_count(int index)", [f"{b.count}" for b in buffers], "-1"),
@@ -410,22 +146,53 @@ def _metadata_functions(p: str, kind: str, buffers: Sequence[BufferSpec]) -> str
         ),
         _switch(
             f"const char* {p}_{kind}_name(int index)",
-            [_c_string(b.name) if b.name else "NULL" for b in buffers],
+            [_c_string(b.name) if b.name and with_names else "NULL" for b in buffers],
             "NULL",
         ),
+        _lookup_function(f"int {p}_lookup_{kind}_index(const char* name)", names),
     ]
-    lookups = [
-        f"  if (strcmp(name, {_c_string(b.name)}) == 0) return {b.index};"
-        for b in buffers
-        if b.name
-    ]
-    parts.append(
-        f"int {p}_lookup_{kind}_index(const char* name) {{\n"
-        "  if (name == NULL) return -1;\n"
-        + "".join(line + "\n" for line in lookups)
-        + "  return -1;\n}\n"
-    )
     return "\n".join(parts)
+
+
+def _variable_functions(spec: LibrarySpec) -> str:
+    p, variables = spec.c_prefix, spec.variables
+    names = [(v.arg_index, v.name) for v in variables if spec.gen_name_to_index]
+    results = [str(-1 if v.result_index is None else v.result_index) for v in variables]
+    parts = [
+        _switch(f"int {p}_variable_arg_index(int index)", [str(v.arg_index) for v in variables],
+                "-1"),
+        _switch(f"int {p}_variable_result_index(int index)", results, "-1"),
+        _switch(f"const char* {p}_variable_name(int index)",
+                [_c_string(v.name) if spec.gen_name_to_index else "NULL" for v in variables],
+                "NULL"),
+        _lookup_function(f"int {p}_lookup_variable_index(const char* name)", names),
+    ]
+    return "\n".join(parts)
+
+
+def _labels(spec: LibrarySpec) -> str:
+    """Static functions naming buffers in error messages (present without name tables)."""
+    p = spec.c_prefix
+    arg_labels = [spec.arg_label(b.index) for b in spec.args]
+    result_labels = [spec.result_label(b.index) for b in spec.results]
+    return "\n".join([
+        _switch(f"static const char* {p}_arg_label_(int index)",
+                [_c_string(label) if label else "NULL" for label in arg_labels], "NULL"),
+        _switch(f"static const char* {p}_result_label_(int index)",
+                [_c_string(label) if label else "NULL" for label in result_labels], "NULL"),
+    ])
+
+
+def _write_back(spec: LibrarySpec) -> str:
+    """C statements copying each updated variable from its result into its argument."""
+    lines = []
+    for v in spec.variables:
+        if v.result_index is None or v.shape.byte_size == 0:
+            continue
+        a, r = f"args[{v.arg_index}]", f"results[{v.result_index}]"
+        lines.append(f"  if ({r} != {a}) memcpy({a}, {r}, {v.shape.byte_size}u);"
+                     f"  /* variable {v.name} */")
+    return "\n".join(lines)
 
 
 def c_definitions(spec: LibrarySpec) -> str:
@@ -459,8 +226,16 @@ int {p}_num_results(void) {{ return {len(spec.results)}; }}
 size_t {p}_temp_size(void) {{ return {spec.temp_bytes}u; }}
 const char* {p}_program_shape(void) {{ return {_c_string(spec.program_shape)}; }}
 
-{_metadata_functions(p, "arg", spec.args)}
-{_metadata_functions(p, "result", spec.results)}
+int {p}_num_variables(void) {{ return {len(spec.variables)}; }}
+
+{_metadata_functions(p, "arg", spec.args, spec.gen_name_to_index)}
+{_metadata_functions(p, "result", spec.results, spec.gen_name_to_index)}
+{_variable_functions(spec)}
+{_labels(spec)}
+/* The alignment a caller buffer of `size` bytes needs: as in tfcompile, a buffer smaller
+ * than {MIN_ALIGNMENT} bytes (a scalar, say) needs no more than its natural alignment. */
+static size_t {p}_caller_alignment_(size_t size) {{ return size < {MIN_ALIGNMENT} ? 1 : {MIN_ALIGNMENT}; }}
+
 /* Checks one buffer pointer; on failure writes the reason and returns 0. */
 static int {p}_check_buffer_(const char* kind, int index, const char* name,
                              const void* data, size_t size, size_t alignment) {{
@@ -492,12 +267,14 @@ int {p}_run(void* const* args, void* const* results, void* temps) {{
     return -1;
   }}
   for (i = 0; i < {len(spec.args)}; ++i) {{
-    if (!{p}_check_buffer_("argument", i, {p}_arg_name(i), args[i], {p}_arg_size(i),
-                           {MIN_ALIGNMENT})) return -1;
+    if (!{p}_check_buffer_("argument", i, {p}_arg_label_(i), args[i], {p}_arg_size(i),
+                           {p}_caller_alignment_({p}_arg_size(i)))) return -1;
   }}
   for (i = 0; i < {len(spec.results)}; ++i) {{
-    if (!{p}_check_buffer_("result", i, {p}_result_name(i), results[i],
-                           {p}_result_size(i), {MIN_ALIGNMENT})) return -1;
+    if (!{p}_check_buffer_("result", i, {p}_result_label_(i), results[i],
+                           {p}_result_size(i), {p}_caller_alignment_({p}_result_size(i)))) {{
+      return -1;
+    }}
   }}
   if (temps == NULL && {spec.temp_bytes}u > 0) {{
     owned = aligned_alloc({ALIGNMENT}, {spec.temp_bytes_aligned}u);
@@ -512,6 +289,7 @@ int {p}_run(void* const* args, void* const* results, void* temps) {{
     return -1;
   }}
   {spec.entry_point}(args, results, temps);
+{_write_back(spec)}
   free(owned);
   return 0;
 }}

@@ -4,22 +4,26 @@
 C users get the `extern "C"` API (defined in the shared object, or in their own translation
 unit when they define `<PREFIX>_C_API_IMPLEMENTATION`); C++ users get a header-only class
 with tfcompile's API (`foo::bar::MatMulComp`), which calls the entry function directly, so
-the object file plus this header are enough to embed the computation. The C text itself is
-written by `backends.cglue`; this file does not compile or link anything.
+the object file plus this header are enough to embed the computation (plus the metadata
+object, when the program shape was put there). Variables get tfcompile's `var_<name>`
+accessors, and `Run()` writes each updated variable back into its argument buffer. The C
+text itself is written by `backends.cglue`, the program-shape data by
+`backends.cmetadata`; this file does not compile or link anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from backends.cglue import (
+from backends.cglue import c_declarations, c_definitions
+from backends.cmetadata import C_TYPES, cpp_static_program_shape
+from backends.libspec import (
     ALIGNMENT,
     CPP_TYPES,
     MIN_ALIGNMENT,
     BufferSpec,
     LibrarySpec,
-    c_declarations,
-    c_definitions,
+    VariableSpec,
 )
 from hlo.dtypes import PrimitiveType
 
@@ -48,8 +52,10 @@ def generate_header(spec: LibrarySpec) -> str:
 #define {m}_MIN_ALIGNMENT {MIN_ALIGNMENT}
 #define {m}_NUM_ARGS {len(spec.args)}
 #define {m}_NUM_RESULTS {len(spec.results)}
+#define {m}_NUM_VARIABLES {len(spec.variables)}
 #define {m}_TEMP_BYTES {spec.temp_bytes}
 
+{C_TYPES}
 {c_declarations(spec)}
 #ifdef __cplusplus
 {_cpp_section(spec)}
@@ -63,14 +69,17 @@ def generate_header(spec: LibrarySpec) -> str:
 
 
 # --- the comment block ------------------------------------------------------------------------
-def _buffer_line(kind: str, b: BufferSpec) -> str:
-    name = f" '{b.name}'" if b.name else ""
+def _buffer_line(kind: str, b: BufferSpec, label: str | None) -> str:
+    name = f" '{label}'" if label else ""
     note = CPP_TYPES[b.shape.element_type].note if b.shape.is_array else ""
     tail = f"  ({note})" if note else ""
     return f"//   {kind}{b.index}{name}: {b.shape.to_text(False)}, {b.size} bytes{tail}"
 
 
 def _comment_block(spec: LibrarySpec) -> str:
+    needs = ""
+    if spec.gen_program_shape and spec.program_shape_in_object:
+        needs = " and the metadata object (--out_metadata_object)"
     lines = [
         f"// C++ class: {spec.cpp_class}    C API prefix: {spec.c_prefix}_",
         f"// Entry point: {spec.entry_point}"
@@ -79,8 +88,8 @@ def _comment_block(spec: LibrarySpec) -> str:
         "// The logical function signature is:",
         f"//   {spec.program_shape}",
         "// Flattened buffers (row-major, dense):",
-        *(_buffer_line("arg", b) for b in spec.args),
-        *(_buffer_line("result", b) for b in spec.results),
+        *(_buffer_line("arg", b, spec.arg_label(b.index)) for b in spec.args),
+        *(_buffer_line("result", b, spec.result_label(b.index)) for b in spec.results),
         "//",
         "// Memory stats:",
         f"//   arg bytes total:       {spec.arg_bytes}",
@@ -90,10 +99,10 @@ def _comment_block(spec: LibrarySpec) -> str:
         f"//   temp bytes total:      {spec.temp_bytes}",
         f"//   temp bytes aligned:    {spec.temp_bytes_aligned}",
         f"//   alignment:             {ALIGNMENT} bytes (allocated), {MIN_ALIGNMENT} bytes "
-        "(caller buffers, minimum)",
+        f"(caller buffers of {MIN_ALIGNMENT} bytes or more)",
         "//",
-        "// Linking: the C++ class needs only the object file; the C API is defined in the",
-        "// shared object, or in one translation unit of yours that defines",
+        f"// Linking: the C++ class needs only the object file{needs}; the C API is defined",
+        "// in the shared object, or in one translation unit of yours that defines",
         f"// {spec.implementation_macro} before including this header.",
         "//",
     ]
@@ -111,9 +120,8 @@ def _array(values: Sequence[str]) -> str:
     return "{" + ", ".join(values or ["0"]) + "}"
 
 
-def _names_array(buffers: Sequence[BufferSpec]) -> str:
-    return "{" + ", ".join([f'"{b.name}"' if b.name else "nullptr" for b in buffers] or
-                           ["nullptr"]) + "}"
+def _strings_array(values: Sequence[str | None]) -> str:
+    return _array([f'"{v}"' if v else "nullptr" for v in values] or ["nullptr"])
 
 
 def _offsets(spec: LibrarySpec) -> tuple[list[int], int, list[int], int, int]:
@@ -153,6 +161,8 @@ def _index_expression(dims: Sequence[int]) -> tuple[str, str]:
     for i in range(1, len(dims)):
         expr = f"({expr}) * {dims[i]} + dim{i}" if i > 1 else f"{expr} * {dims[i]} + dim{i}"
     return params, expr
+
+
 
 
 def _arg_methods(b: BufferSpec, label: str) -> str:
@@ -198,18 +208,45 @@ def _result_methods(b: BufferSpec, label: str) -> str:
 """
 
 
-def _buffer_methods(spec: LibrarySpec) -> tuple[str, str]:
+def _variable_methods(v: VariableSpec) -> str:
+    """tfcompile's per-variable methods; a readonly variable's buffer is `const T`."""
+    i, n = v.arg_index, v.name
+    size, count = v.shape.byte_size, v.shape.num_elements
+    text = f"""
+  {_int_type(size)} var_{n}_size() const {{ return {size}; }}
+  {_int_type(count)} var_{n}_count() const {{ return {count}; }}
+"""
+    t = CPP_TYPES[v.shape.element_type].cpp
+    mt = f"const {t}" if v.readonly else t
+    params, index = _index_expression(v.shape.dims)
+    return text + f"""\
+  void set_var_{n}_data({mt}* data) {{ set_arg_data({i}, data); }}
+  {mt}* var_{n}_data() {{ return static_cast<{mt}*>(arg_data({i})); }}
+  const {t}* var_{n}_data() const {{ return static_cast<const {t}*>(arg_data({i})); }}
+  {mt}& var_{n}({params}) {{ return var_{n}_data()[{index}]; }}
+  const {t}& var_{n}({params}) const {{ return var_{n}_data()[{index}]; }}
+"""
+
+
+def _buffer_methods(spec: LibrarySpec) -> tuple[str, str, str]:
+    """(arg, result, variable) methods. As in tfcompile, the buffers of variables have no
+    positional argN / resultN methods: they are reached through var_<name>."""
     args = []
     for b in spec.args:
+        if spec.variable_of_arg(b.index) is not None:
+            continue
         args.append(_arg_methods(b, str(b.index)))
         if b.name:
             args.append(_arg_methods(b, f"_{b.name}"))
     results = []
     for b in spec.results:
+        if spec.variable_of_result(b.index) is not None:
+            continue
         results.append(_result_methods(b, str(b.index)))
         if b.name:
             results.append(_result_methods(b, f"_{b.name}"))
-    return "".join(args), "".join(results)
+    variables = [_variable_methods(v) for v in spec.variables]
+    return "".join(args), "".join(results), "".join(variables)
 
 
 def _cpp_section(spec: LibrarySpec) -> str:
@@ -231,13 +268,38 @@ def _cpp_section(spec: LibrarySpec) -> str:
 {ns_close}"""
 
 
+def _tables(spec: LibrarySpec) -> str:
+    """The class's private static tables (sizes, names, labels, variables, offsets)."""
+    named = spec.gen_name_to_index
+    result_offsets, _, arg_offsets, without_args, with_args = _offsets(spec)
+    variable_results = [-1 if v.result_index is None else v.result_index for v in spec.variables]
+    tables = {
+        "std::size_t kArgSizes[]": _array([f"{b.size}u" for b in spec.args]),
+        "std::size_t kResultSizes[]": _array([f"{b.size}u" for b in spec.results]),
+        "const char* kArgNames[]": _strings_array([b.name if named else None for b in spec.args]),
+        "const char* kResultNames[]": _strings_array(
+            [b.name if named else None for b in spec.results]),
+        "const char* kVariableNames[]": _strings_array(
+            [v.name if named else None for v in spec.variables]),
+        "const char* kArgLabels[]": _strings_array([spec.arg_label(b.index) for b in spec.args]),
+        "const char* kResultLabels[]": _strings_array(
+            [spec.result_label(b.index) for b in spec.results]),
+        "int kVariableArgs[]": _array([str(v.arg_index) for v in spec.variables]),
+        "int kVariableResults[]": _array([str(r) for r in variable_results]),
+        "std::size_t kArgOffsets[]": _array([f"{o}u" for o in arg_offsets]),
+        "std::size_t kResultOffsets[]": _array([f"{o}u" for o in result_offsets]),
+        "std::size_t kBlockBytesWithoutArgs": str(without_args),
+        "std::size_t kBlockBytesWithArgs": str(with_args),
+    }
+    return "".join(f"  static constexpr {decl} = {value};\n" for decl, value in tables.items())
+
+
 def _cpp_class(spec: LibrarySpec) -> str:
     c = spec.class_name
-    n_args, n_results = len(spec.args), len(spec.results)
-    result_offsets, temp_offset, arg_offsets, without_args, with_args = _offsets(spec)
-    arg_methods, result_methods = _buffer_methods(spec)
-    sizes = _array([f"{b.size}u" for b in spec.args])
-    result_sizes = _array([f"{b.size}u" for b in spec.results])
+    n_args, n_results, n_vars = len(spec.args), len(spec.results), len(spec.variables)
+    _, temp_offset, _, _, _ = _offsets(spec)
+    arg_methods, result_methods, variable_methods = _buffer_methods(spec)
+    has_names = "true" if spec.gen_name_to_index else "false"
     return f"""\
 // {c} runs {spec.program_shape}, compiled ahead of time.
 //
@@ -246,10 +308,12 @@ def _cpp_class(spec: LibrarySpec) -> str:
 //   if (!computation.Run()) {{ /* computation.error_msg() says why */ }}
 //   // ...inspect results using computation.resultN methods
 //
-// By default each instance allocates and owns its argument, result and temporary buffers
-// ({ALIGNMENT}-byte aligned); with AllocMode::RESULTS_PROFILES_AND_TEMPS_ONLY the caller sets
-// every argument buffer with set_argN_data (at least {MIN_ALIGNMENT}-byte aligned). Buffers are
-// row-major. An instance is thread-compatible: do not call Run concurrently on one instance.
+// By default each instance allocates and owns its argument, variable, result and temporary
+// buffers ({ALIGNMENT}-byte aligned); with AllocMode::RESULTS_PROFILES_AND_TEMPS_ONLY the caller
+// sets every argument and variable buffer (set_argN_data, set_var_X_data; {MIN_ALIGNMENT}-byte
+// aligned when {MIN_ALIGNMENT} bytes or larger). Buffers are row-major. Run() writes the new
+// value of every variable that is not readonly back into the variable's buffer. An instance
+// is thread-compatible: do not call Run concurrently on one instance.
 class {c} final {{
  public:
   // AllocMode controls the buffer allocation mode.
@@ -262,6 +326,7 @@ class {c} final {{
 
   static constexpr int kNumArgs = {n_args};
   static constexpr int kNumResults = {n_results};
+  static constexpr int kNumVariables = {n_vars};
   static constexpr std::size_t kTempBytes = {spec.temp_bytes};
   static constexpr std::size_t kAlignment = {ALIGNMENT};
   static constexpr std::size_t kMinAlignment = {MIN_ALIGNMENT};
@@ -293,20 +358,29 @@ class {c} final {{
   {c}(const {c}&) = delete;
   {c}& operator=(const {c}&) = delete;
 
-  // Runs the computation, with inputs read from arg buffers, and outputs written to
-  // result buffers. Returns true on success; on failure error_msg() says why.
+  // Runs the computation, with inputs read from arg and variable buffers, and outputs
+  // written to result buffers; then copies the new value of each variable that is not
+  // readonly into its variable buffer. Returns true on success; on failure error_msg()
+  // says why.
   bool Run() {{
     if (alloc_failed_) return false;  // error_msg_ says why
     error_msg_.clear();
     for (int i = 0; i < kNumArgs; ++i) {{
-      if (!CheckBuffer("argument", i, kArgNames[i], args_[i], kArgSizes[i])) return false;
+      if (!CheckBuffer("argument", i, kArgLabels[i], args_[i], kArgSizes[i])) return false;
     }}
     for (int i = 0; i < kNumResults; ++i) {{
-      if (!CheckBuffer("result", i, kResultNames[i], results_[i], kResultSizes[i])) {{
+      if (!CheckBuffer("result", i, kResultLabels[i], results_[i], kResultSizes[i])) {{
         return false;
       }}
     }}
     ::{spec.entry_point}(args_, results_, temps_);
+    for (int i = 0; i < kNumVariables; ++i) {{
+      const int r = kVariableResults[i];
+      void* var = args_[kVariableArgs[i]];
+      if (r >= 0 && kResultSizes[r] > 0 && results_[r] != var) {{
+        std::memcpy(var, results_[r], kResultSizes[r]);
+      }}
+    }}
     return true;
   }}
 
@@ -320,8 +394,9 @@ class {c} final {{
   AllocMode alloc_mode() const {{ return alloc_mode_; }}
   int num_args() const {{ return kNumArgs; }}
   int num_results() const {{ return kNumResults; }}
+  int num_variables() const {{ return kNumVariables; }}
 
-  // Generic buffer access by position.
+  // Generic buffer access by position (variables are the last kNumVariables args).
   void** args() {{ return args_; }}
   const void* const* args() const {{ return args_; }}
   void set_arg_data(std::size_t index, const void* data) {{
@@ -331,18 +406,25 @@ class {c} final {{
   const void* arg_data(std::size_t index) const {{ return args_[index]; }}
   void** results() {{ return results_; }}
   const void* const* results() const {{ return results_; }}
-  // Redirects a result into a caller buffer (at least kMinAlignment-byte aligned).
+  // Redirects a result into a caller buffer (kMinAlignment-byte aligned when that large;
+  // never a variable's own buffer).
   void set_result_data(std::size_t index, void* data) {{ results_[index] = data; }}
   void* result_data(std::size_t index) {{ return results_[index]; }}
   const void* result_data(std::size_t index) const {{ return results_[index]; }}
 
-  // Sizes in bytes and names (nullptr when unnamed) by position.
+  // Sizes in bytes and names by position (names are nullptr when unnamed, and for all
+  // buffers when the library was generated without name tables).
   static std::size_t ArgSize(int index) {{ return kArgSizes[index]; }}
   static std::size_t ResultSize(int index) {{ return kResultSizes[index]; }}
   static const char* ArgName(int index) {{ return kArgNames[index]; }}
   static const char* ResultName(int index) {{ return kResultNames[index]; }}
+  static const char* VariableName(int index) {{ return kVariableNames[index]; }}
 
-  // The 0-based position of the argument / result with this name, -1 if there is none.
+  // Whether the name tables of the Lookup methods were generated (tfcompile's
+  // --gen_name_to_index); without them every lookup gives -1.
+  static constexpr bool HasNameIndices() {{ return {has_names}; }}
+  // The 0-based position of the argument (feed) / result (fetch) with this name, and the
+  // argument position of the variable with this name; -1 if there is none.
   static int LookupArgIndex(const char* name) {{ return Lookup(kArgNames, kNumArgs, name); }}
   static int LookupArgIndex(const std::string& name) {{ return LookupArgIndex(name.c_str()); }}
   static int LookupResultIndex(const char* name) {{
@@ -351,6 +433,18 @@ class {c} final {{
   static int LookupResultIndex(const std::string& name) {{
     return LookupResultIndex(name.c_str());
   }}
+  static int LookupVariableIndex(const char* name) {{
+    const int index = Lookup(kVariableNames, kNumVariables, name);
+    return index < 0 ? -1 : kVariableArgs[index];
+  }}
+  static int LookupVariableIndex(const std::string& name) {{
+    return LookupVariableIndex(name.c_str());
+  }}
+
+  // The shapes of the parameters and of the result tuple's elements, or nullptr when the
+  // library was generated without them (tfcompile's --gen_program_shape).
+{cpp_static_program_shape(spec)}\
+  const ::tfcompile_program_shape* ProgramShape() const {{ return StaticProgramShape(); }}
 
   // Arg methods, one set per positional argument (and per named argument):
   //   set_argN_data(p), T* argN_data(), T& argN(dim0, dim1, ...), argN_size() (bytes),
@@ -360,16 +454,13 @@ class {c} final {{
   // Result methods, valid after a successful Run: T* resultN_data(), T& resultN(...),
   // resultN_size() (bytes), resultN_count() (elements).
 {result_methods}
+  // Variable methods, one set per variable X (a readonly variable's element type is
+  // const T): set_var_X_data(T* p), T* var_X_data(), T& var_X(...), var_X_size(),
+  // var_X_count(). With AllocMode::RESULTS_PROFILES_AND_TEMPS_ONLY, call set_var_X_data for
+  // every variable before Run; Run updates the buffer in place.
+{variable_methods}
  private:
-  static constexpr std::size_t kArgSizes[] = {sizes};
-  static constexpr std::size_t kResultSizes[] = {result_sizes};
-  static constexpr const char* kArgNames[] = {_names_array(spec.args)};
-  static constexpr const char* kResultNames[] = {_names_array(spec.results)};
-  static constexpr std::size_t kArgOffsets[] = {_array([f"{o}u" for o in arg_offsets])};
-  static constexpr std::size_t kResultOffsets[] = {_array([f"{o}u" for o in result_offsets])};
-  static constexpr std::size_t kBlockBytesWithoutArgs = {without_args};
-  static constexpr std::size_t kBlockBytesWithArgs = {with_args};
-
+{_tables(spec)}
   static int Lookup(const char* const* names, int count, const char* name) {{
     for (int i = 0; name != nullptr && i < count; ++i) {{
       if (names[i] != nullptr && std::strcmp(names[i], name) == 0) return i;
@@ -377,13 +468,16 @@ class {c} final {{
     return -1;
   }}
 
+  // As in tfcompile, a buffer smaller than kMinAlignment bytes (a scalar, say) needs no
+  // more than its natural alignment.
   bool CheckBuffer(const char* kind, int index, const char* name, const void* data,
                    std::size_t size) {{
     if (size == 0) return true;
     const char* problem = nullptr;
     if (data == nullptr) {{
       problem = " buffer is not set";
-    }} else if (reinterpret_cast<std::uintptr_t>(data) % kMinAlignment != 0) {{
+    }} else if (size >= kMinAlignment &&
+               reinterpret_cast<std::uintptr_t>(data) % kMinAlignment != 0) {{
       problem = " buffer is not aligned to {MIN_ALIGNMENT} bytes";
     }}
     if (problem == nullptr) return true;

@@ -41,8 +41,6 @@ NOT_ELEMENTAL: dict[Opcode, str] = {
     Opcode.GATHER: "reads data-dependent windows; a CPU kernel (gather_scatter.py)",
     Opcode.SCATTER: "writes data-dependent positions; a CPU kernel (gather_scatter.py)",
     Opcode.RNG: "side-effecting and stateful; a CPU kernel (rng.py)",
-    # TODO(#3): hlo/opcodes.py tags cholesky ELEMENTWISE (traits=EX); it is a matrix
-    # factorisation, emitted by the linear-algebra kernels (linalg.py).
 }
 
 

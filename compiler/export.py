@@ -1,10 +1,12 @@
 """export_library: an HLO module to `<prefix>.o`, `<prefix>.h` and `<prefix>.so`.
 
-The object comes from the CPU backend; the header from `backends.cheader`. The shared
-object is linked by the system C compiler from the object, the C API glue and the static
+The object comes from the CPU backend; the header from `backends.cheader`; the optional
+metadata object (tfcompile's --out_metadata_object) from `backends.cmetadata`. The shared
+object is linked by the system C compiler from the object(s), the C API glue and the static
 support code in `runtime/csrc/`, with `-lm -lpthread` and nothing else, so it depends only
-on the C library, libm and pthreads. This file does not generate code itself and does not
-load what it writes (the runtime does).
+on the C library, libm and pthreads. A module imported from a TensorFlow graph carries its
+tfcompile signature, from which the names and variables of the generated class follow.
+This file does not generate code itself and does not load what it writes (the runtime does).
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from backends.cglue import (
+from backends.cglue import glue_source
+from backends.cheader import generate_header
+from backends.cmetadata import metadata_object
+from backends.libspec import (
     LibrarySpec,
     check_identifier,
-    check_names,
-    glue_source,
     parse_cpp_class,
 )
-from backends.cheader import generate_header
-from hlo.errors import CompileError
+from hlo.errors import ArgumentError, CompileError
 from hlo.module import HloModule
 from hlo.shape import Shape
 
@@ -72,6 +74,7 @@ class ExportedLibrary:
         header_path: the C/C++ header.
         library_path: the shared object, or None when it was not linked (see notes).
         notes: why something was skipped (e.g. a cross target cannot be linked here).
+        metadata_path: the metadata object, or None when none was asked for.
     """
 
     spec: LibrarySpec
@@ -79,6 +82,22 @@ class ExportedLibrary:
     header_path: Path
     library_path: Path | None
     notes: tuple[str, ...] = ()
+    metadata_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class LibraryNames:
+    """The names of a library's buffers: per argument, per result, and its variables.
+
+    Attributes:
+        arg_names, result_names: one optional identifier per flattened argument / result.
+        variables: (name, readonly) per variable, in order; variables are the last
+            arguments, and those not readonly also the last results (tfcompile's layout).
+    """
+
+    arg_names: tuple[str | None, ...] | None = None
+    result_names: tuple[str | None, ...] | None = None
+    variables: tuple[tuple[str, bool], ...] = ()
 
 
 def export_library(
@@ -91,6 +110,9 @@ def export_library(
     target_features: str | None = None,
     arg_names: Sequence[str | None] | None = None,
     result_names: Sequence[str | None] | None = None,
+    variables: Sequence[tuple[str, bool]] | None = None,
+    gen_name_to_index: bool = True,
+    gen_program_shape: bool = True,
 ) -> ExportedLibrary:
     """Compile `module` ahead of time into `<prefix>.o`, `<prefix>.h` and `<prefix>.so`.
 
@@ -103,6 +125,12 @@ def export_library(
         target_triple, target_cpu, target_features: LLVM target; default the host.
         arg_names, result_names: optional identifiers per flattened argument / result,
             giving name-based accessors (`arg_x_data()`, `result_y(...)`).
+        variables: (name, readonly) of the last arguments that are variables (see
+            `LibraryNames`). When names and variables are all None and the module was
+            imported from a TensorFlow graph, they come from its tfcompile signature.
+        gen_name_to_index, gen_program_shape: generate the name tables of the Lookup
+            methods and the data of ProgramShape() (tfcompile's flags of the same names,
+            which default to off there).
 
     Returns:
         The paths written. For a target this machine cannot link for (e.g. aarch64 on
@@ -117,9 +145,17 @@ def export_library(
     namespaces, class_name = parse_cpp_class(cpp_class)
     if entry_point is None:
         entry_point = "_".join((*namespaces, class_name)) + "_entry"
+    names = LibraryNames(
+        None if arg_names is None else tuple(arg_names),
+        None if result_names is None else tuple(result_names),
+        tuple(variables or ()),
+    )
+    signature = module.attrs.get("tf_signature")
+    if signature is not None and arg_names is None and result_names is None and not variables:
+        names = tf_library_names(signature)
     # Validate names before the (slow) compilation; write_library checks them again.
     check_identifier(entry_point, "entry_point")
-    check_module_names(module, arg_names, result_names)
+    check_module_names(module, names)
     artifact = compile_object(module, entry_point, target_triple, target_cpu, target_features)
     return write_library(
         artifact,
@@ -127,9 +163,12 @@ def export_library(
         object_path=Path(f"{os.fspath(prefix)}.o"),
         header_path=Path(f"{os.fspath(prefix)}.h"),
         library_path=Path(f"{os.fspath(prefix)}.so"),
-        arg_names=arg_names,
-        result_names=result_names,
+        arg_names=names.arg_names,
+        result_names=names.result_names,
+        variables=names.variables,
         program_shape=program_shape_text(module),
+        gen_name_to_index=gen_name_to_index,
+        gen_program_shape=gen_program_shape,
     )
 
 
@@ -163,11 +202,18 @@ def write_library(
     library_path: Path | None,
     arg_names: Sequence[str | None] | None = None,
     result_names: Sequence[str | None] | None = None,
+    variables: Sequence[tuple[str, bool]] | None = None,
     program_shape: str | None = None,
+    gen_name_to_index: bool = True,
+    gen_program_shape: bool = True,
+    metadata_path: Path | None = None,
 ) -> ExportedLibrary:
-    """Write the object and header of a compiled `artifact`, then link the shared object.
+    """Write the object and header of a compiled `artifact` (and the metadata object when
+    `metadata_path` is given, which then holds the program-shape data), then link the
+    shared object.
 
-    `library_path=None` skips linking. See `export_library` for the errors.
+    `library_path=None` skips linking. See `export_library` for the other arguments and
+    the errors.
     """
     spec = LibrarySpec.create(
         cpp_class,
@@ -177,48 +223,110 @@ def write_library(
         artifact.temp_bytes,
         arg_names=arg_names,
         result_names=result_names,
+        variables=variables,
         program_shape=program_shape,
         target_triple=artifact.triple,
+        gen_name_to_index=gen_name_to_index,
+        gen_program_shape=gen_program_shape,
+        program_shape_in_object=metadata_path is not None,
     )
-    for path in (object_path, header_path, library_path):
+    for path in (object_path, header_path, library_path, metadata_path):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     object_path.write_bytes(artifact.object_code)
+    if metadata_path is not None:
+        metadata_path.write_bytes(metadata_object(spec))
     header_path.write_text(generate_header(spec))
     if library_path is None:
-        return ExportedLibrary(spec, object_path, header_path, None)
+        return ExportedLibrary(spec, object_path, header_path, None, (), metadata_path)
     reason = cross_target_reason(artifact.triple)
     if reason is not None:
         note = f"{library_path} was not linked: {reason}; link {object_path} with a toolchain "
         note += "for that target"
         log.info(note)
-        return ExportedLibrary(spec, object_path, header_path, None, (note,))
-    link_shared_object(spec, object_path, header_path, library_path)
-    return ExportedLibrary(spec, object_path, header_path, library_path)
+        return ExportedLibrary(spec, object_path, header_path, None, (note,), metadata_path)
+    extra = [metadata_path] if metadata_path is not None else []
+    link_shared_object(spec, object_path, header_path, library_path, extra)
+    return ExportedLibrary(spec, object_path, header_path, library_path, (), metadata_path)
 
 
 def program_shape_text(module: HloModule) -> str:
-    """The module's signature for the header: `(f32[2,3], f32[3,2]) -> f32[2,2]`."""
-    program = module.program_shape()
-    params = ", ".join(p.to_text(False) for p in program.parameters)
+    """The module's signature as XLA prints a program shape, with parameter names:
+    `(x: f32[2,3], y: f32[3,2]) -> f32[2,2]`. A module imported from a TensorFlow graph
+    names its parameters `arg0, arg1, ...`, as tfcompile's does (its result is a tuple)."""
+    entry = module.entry_computation
+    program = entry.program_shape()
+    if "tf_signature" in module.attrs:
+        names = [f"arg{i}" for i in range(len(program.parameters))]
+    else:
+        names = [p.name for p in entry.parameters]
+    params = ", ".join(
+        f"{n}: {s.to_text(False)}" for n, s in zip(names, program.parameters, strict=True)
+    )
     return f"({params}) -> {program.result.to_text(False)}"
 
 
-def check_module_names(
-    module: HloModule,
-    arg_names: Sequence[str | None] | None,
-    result_names: Sequence[str | None] | None,
-) -> None:
+def tf_library_names(signature: Any, config: Any = None) -> LibraryNames:
+    """The names tfcompile gives the buffers of an imported TensorFlow graph.
+
+    Feeds and fetches are named by their config `name` only; variables by their `name`,
+    else their node name; variables are the last arguments and the updated ones the last
+    results, unnamed as buffers. Without the `config` (a tensorflow.tf2xla.Config
+    message), the names come from the module's `TfSignature` (`compiler.tf`), which falls
+    back to node names; a fallback that is not an identifier leaves the buffer unnamed.
+
+    Raises:
+        ArgumentError: a config name that is not a C++ identifier (tfcompile rejects it).
+    """
+    if config is not None:
+        feeds = [_config_name(f.name, f"feed #{i}") for i, f in enumerate(config.feed)]
+        fetches = [_config_name(f.name, f"fetch #{i}") for i, f in enumerate(config.fetch)]
+        variables = []
+        for i, v in enumerate(config.variable):
+            name = _config_name(v.name or v.node_name, f"variable #{i}")
+            assert name is not None
+            variables.append((name, bool(v.readonly)))
+    else:
+        feeds = [f.name if _is_identifier(f.name) else None for f in signature.feeds]
+        fetches = [f.name if _is_identifier(f.name) else None for f in signature.fetches]
+        variables = [(v.name, v.readonly) for v in signature.variables]
+    updated = sum(1 for _, readonly in variables if not readonly)
+    return LibraryNames(
+        tuple(feeds) + (None,) * len(variables),
+        tuple(fetches) + (None,) * updated,
+        tuple(variables),
+    )
+
+
+def _config_name(name: str, what: str) -> str | None:
+    if not name:
+        return None
+    check_identifier(name, f"config: {what} name")
+    return name
+
+
+def _is_identifier(name: str) -> bool:
+    try:
+        check_identifier(name, "name")
+    except ArgumentError:
+        return False
+    return True
+
+
+def check_module_names(module: HloModule, names: LibraryNames) -> None:
     """Check names against the module's flattened buffers (tokens have none, so no name).
 
     Raises:
-        ArgumentError: a wrong count, a non-identifier or a duplicate.
+        ArgumentError: a wrong count, a non-identifier, a duplicate, or variables that do
+            not fit the buffers.
     """
     program = module.program_shape()
     arg_leaves = [leaf for p in program.parameters for leaf in p.leaves() if leaf.is_array]
     result_leaves = [leaf for leaf in program.result.leaves() if leaf.is_array]
-    check_names(arg_names, len(arg_leaves), "arg")
-    check_names(result_names, len(result_leaves), "result")
+    # LibrarySpec.create runs every check; a spec of the shapes alone costs nothing.
+    LibrarySpec.create("Check", "check", arg_leaves, result_leaves, 0,
+                       arg_names=names.arg_names, result_names=names.result_names,
+                       variables=names.variables)
 
 
 # --- linking ----------------------------------------------------------------------------------
@@ -281,9 +389,14 @@ def run_tool(argv: Sequence[str], cwd: Path) -> None:
 
 
 def link_shared_object(
-    spec: LibrarySpec, object_path: Path, header_path: Path, library_path: Path
+    spec: LibrarySpec,
+    object_path: Path,
+    header_path: Path,
+    library_path: Path,
+    extra_objects: Sequence[Path] = (),
 ) -> None:
-    """Link `library_path` from the object, the C API glue and runtime/csrc.
+    """Link `library_path` from the object (and `extra_objects`), the C API glue and
+    runtime/csrc.
 
     The glue and support objects are built in a scratch directory that is removed on
     success and kept on failure, so the reported command can be re-run as is.
@@ -302,7 +415,7 @@ def link_shared_object(
     glue = scratch / "glue.c"
     glue.write_text(glue_source(spec, header_path.name))
     header_dir = str(header_path.resolve().parent)
-    objects = [str(object_path.resolve())]
+    objects = [str(object_path.resolve()), *(str(o.resolve()) for o in extra_objects)]
     sources = [glue, *sorted(CSRC_DIR.glob("*.c"))]
     for i, source in enumerate(sources):
         out = scratch / f"{i}_{source.stem}.o"

@@ -96,18 +96,23 @@ def cross_entropy(model: Callable[..., Any], params: Params, images: Any, labels
     return -cnp.mean(cnp.sum(logp * cnp.one_hot(labels, 10), axis=-1))
 
 
-def make_step(model: Callable[..., Any], lr: float, b1: float = 0.9, b2: float = 0.999,
-              eps: float = 1e-8) -> Callable[..., Any]:
-    """One Adam step on a batch: (params, (m, v, t), images, labels) -> same + loss."""
+def make_step(model: Callable[..., Any], weight_decay: float = 1e-4, b1: float = 0.9,
+              b2: float = 0.999, eps: float = 1e-8) -> Callable[..., Any]:
+    """One AdamW step on a batch: (params, (m, v, t), images, labels, lr) -> same + loss.
 
-    def step(params: Params, opt: Any, images: Any, labels: Any) -> Any:
+    The learning rate is an argument (a Python float is a traced scalar, so a schedule
+    does not recompile the step).
+    """
+
+    def step(params: Params, opt: Any, images: Any, labels: Any, lr: Any) -> Any:
         loss, grads = value_and_grad(lambda p: cross_entropy(model, p, images, labels))(params)
         m, v, t = opt
         t = t + 1.0
         m = tree_map(lambda a, g: b1 * a + (1 - b1) * g, m, grads)
         v = tree_map(lambda a, g: b2 * a + (1 - b2) * g * g, v, grads)
         scale = lr * cnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        params = tree_map(lambda p, a, b: p - scale * a / (cnp.sqrt(b) + eps), params, m, v)
+        params = tree_map(lambda p, a, b: p * (1 - lr * weight_decay)
+                          - scale * a / (cnp.sqrt(b) + eps), params, m, v)
         return params, (m, v, t), loss
 
     return step
@@ -118,7 +123,7 @@ def train(name: str, model: Callable[..., Any], params: Params, data: Any, epoch
     x_train, y_train, x_test, y_test = data
     zeros = tree_map(np.zeros_like, params)
     opt = (zeros, tree_map(np.zeros_like, params), np.float32(0.0))
-    step = jit(make_step(model, lr), donate_argnums=(0, 1), backend=backend)
+    step = jit(make_step(model), donate_argnums=(0, 1), backend=backend)
     predict = jit(lambda p, x: cnp.argmax(model(p, x), axis=-1), backend=backend)
     rng = np.random.default_rng(seed)
     steps_per_epoch = len(x_train) // batch
@@ -129,8 +134,11 @@ def train(name: str, model: Callable[..., Any], params: Params, data: Any, epoch
         total = 0.0
         for k in range(steps_per_epoch):
             idx = order[k * batch:(k + 1) * batch]
+            # Cosine decay of the learning rate over the whole run.
+            progress = (epoch * steps_per_epoch + k) / (epochs * steps_per_epoch)
+            rate = 0.5 * lr * (1 + np.cos(np.pi * progress))
             t0 = time.perf_counter()
-            params, opt, loss = step(params, opt, x_train[idx], y_train[idx])
+            params, opt, loss = step(params, opt, x_train[idx], y_train[idx], rate)
             elapsed = time.perf_counter() - t0
             if epoch == 0 and k == 0:
                 compile_seconds = elapsed  # the first call traces and compiles

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from hlo.parser import _Builder
 
 
-# --- value records, built by hlo.parser's _Records while lark parses -----------------------
+# --- value records, built by hlo.parser's _Records while lark parses ---------------------
 
 
 @dataclass(slots=True)
@@ -64,14 +64,13 @@ class _Lit:
     token: Token | None = None  # rows: where the row starts, for errors in its elements
 
 
-
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _FLOAT_WORD = re.compile(r"([-+]?)(inf|nan)(?:\(0x([0-9a-fA-F]+)\))?")
 _PRED_WORDS = {"true": 1, "false": 0, "1": 1, "0": 0}
 
 
-# --- literals: constant(...) -> ndarray -------------------------------------------------
+# --- literals: constant(...) -> ndarray --------------------------------------------------
 
 
 def _literal(b: _Builder, node: Any, shape: Shape, where: Token) -> Any:
@@ -81,7 +80,7 @@ def _literal(b: _Builder, node: Any, shape: Shape, where: Token) -> Any:
             raise b.error(where, f"a constant of shape {shape} needs a ( ... ) literal")
         if len(node.items) != len(shape.tuple_shapes):
             raise b.error(where, f"tuple literal has {len(node.items)} elements, "
-                             f"shape {shape} has {len(shape.tuple_shapes)}")
+                          f"shape {shape} has {len(shape.tuple_shapes)}")
         pairs = zip(node.items, shape.tuple_shapes, strict=True)
         return tuple(_literal(b, n, s, where) for n, s in pairs)
     if not shape.is_array:
@@ -109,17 +108,21 @@ def _literal(b: _Builder, node: Any, shape: Shape, where: Token) -> Any:
         values = _integers(b, leaves, et)
     return values.reshape(shape.dims)
 
+
 def _scalars(b: _Builder, items: list[Any], where: Token) -> list[tuple[str, Token]]:
     if not all(isinstance(item, Token) for item in items):
         raise b.error(where, "expected numbers in the literal")
     return [(str(item), item) for item in items]
 
-def _collect(b: _Builder, node: Any, shape: Shape, depth: int, out: list[Any], where: Token) -> None:
+
+def _collect(
+    b: _Builder, node: Any, shape: Shape, depth: int, out: list[Any], where: Token
+) -> None:
     """Append the leaves of `node` to `out`, checking its nesting against `shape`:
     (text, token) for scalars, the `_Lit` itself for `(...)` complex elements."""
     if isinstance(node, _Lit) and node.form == "elided":
         raise b.error(node.token or where,
-                         "elided constant values ({...}) cannot be parsed")
+                      "elided constant values ({...}) cannot be parsed")
     if depth == shape.rank:
         if isinstance(node, Token):
             out.append((str(node), node))
@@ -130,19 +133,20 @@ def _collect(b: _Builder, node: Any, shape: Shape, depth: int, out: list[Any], w
         return
     if not isinstance(node, _Lit) or node.form == "tuple":
         raise b.error(where, f"literal for shape {shape}: expected {{...}} with "
-                         f"{shape.dims[depth]} elements at depth {depth}")
+                      f"{shape.dims[depth]} elements at depth {depth}")
     if len(node.items) != shape.dims[depth]:
         raise b.error(node.token or where, f"literal for shape {shape} has "
-                         f"{len(node.items)} elements at depth {depth}, "
-                         f"expected {shape.dims[depth]}")
+                      f"{len(node.items)} elements at depth {depth}, "
+                      f"expected {shape.dims[depth]}")
     if node.form == "row":
         if node.items and depth != shape.rank - 1:
             raise b.error(node.token or where, f"literal for shape {shape}: expected "
-                             f"{{...}} lists at depth {depth + 1}")
+                          f"{{...}} lists at depth {depth + 1}")
         out.extend((item, node.token) for item in node.items)
         return
     for item in node.items:
         _collect(b, item, shape, depth + 1, out, where)
+
 
 def _integers(b: _Builder, leaves: list[tuple[str, Token]], et: PrimitiveType) -> np.ndarray:
     values: list[int] = []
@@ -160,6 +164,7 @@ def _integers(b: _Builder, leaves: list[tuple[str, Token]], et: PrimitiveType) -
             raise b.error(at, f"{value} is out of range for {et.value}")
         values.append(value)
     return np.array(values, dtype=et.numpy)
+
 
 def _floats(b: _Builder, leaves: list[tuple[str, Token]], dtype: np.dtype) -> np.ndarray:
     """Float elements of `dtype`, including signed NaNs and NaN payloads `nan(0x..)`."""
@@ -192,8 +197,9 @@ def _floats(b: _Builder, leaves: list[tuple[str, Token]], dtype: np.dtype) -> np
         _set_nans(b, values, nans)
     return values
 
+
 def _set_nans(b: _Builder, values: np.ndarray,
-             nans: list[tuple[int, bool, int | None, Token]]) -> None:
+              nans: list[tuple[int, bool, int | None, Token]]) -> None:
     mantissa = int(ml_dtypes.finfo(values.dtype).nmant)  # type: ignore[no-untyped-call]
     bits = values.dtype.itemsize * 8
     exponent = ((1 << (bits - 1)) - 1) & ~((1 << mantissa) - 1)
@@ -202,9 +208,8 @@ def _set_nans(b: _Builder, values: np.ndarray,
         payload = (1 << (mantissa - 1)) if payload is None else payload
         if not 0 < payload < (1 << mantissa):
             raise b.error(at, f"NaN payload {payload:#x} does not fit "
-                             f"{mantissa} mantissa bits")
+                          f"{mantissa} mantissa bits")
         raw[i] = (int(negative) << (bits - 1)) | exponent | payload
-
 
 
 # --- attribute values: one parse function per AttrKind -----------------------------------

@@ -2,9 +2,10 @@
 
 Two phases. lark's LALR parser (grammar in `hlo.lark`) turns the text into plain syntax
 records while it parses; `_Builder` then gives them meaning using the opcode table:
-opcodes, operand counts, attribute names and syntaxes (one parse function per `AttrKind`,
-in `_ATTR_PARSERS`), literals, and references to instructions and computations, which may
-appear in any order. Every problem is an `HloParseError` with line, column and the source
+opcodes, operand counts, attribute names and syntaxes, literals, and references to
+instructions and computations, which may appear in any order. The attribute value parsers
+(one per `AttrKind`, in `_ATTR_PARSERS`) and the literal conversion live in
+hlo/parse_values.py. Every problem is an `HloParseError` with line, column and the source
 line. Shapes are taken as declared; checking them against the shape rules is the
 verifier's job, not the parser's.
 """
@@ -20,11 +21,7 @@ from typing import Any
 import lark
 from lark import Token
 
-from hlo.attributes import (
-    REQUIRED,
-    AttrSpec,
-    Raw,
-)
+from hlo.attributes import REQUIRED, AttrSpec, Raw
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.errors import HloParseError, ShapeError

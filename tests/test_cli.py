@@ -59,7 +59,7 @@ def test_missing_and_unknown_flags(capsys, matmul_hlo: Path) -> None:
     assert_user_error(cli(capsys, "--hlo", str(matmul_hlo)), "--cpp_class")
     assert_user_error(cli(capsys, "--cpp_class", "A", "--hlo", str(matmul_hlo), "--bogus"),
                       "unrecognized arguments: --bogus")
-    assert_user_error(cli(capsys, "--cpp_class", "A"), "no input: give --hlo FILE")
+    assert_user_error(cli(capsys, "--cpp_class", "A"), "no input: give --graph FILE")
 
 
 def test_missing_input_file(capsys, tmp_path: Path) -> None:

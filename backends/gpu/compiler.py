@@ -339,6 +339,12 @@ def _constant(site: CallSite, instr: HloInstruction, ops: list[BufferValue]) -> 
     return site.compiler.constant(instr)
 
 
+def _single_replica(site: CallSite, instr: HloInstruction, ops: list[BufferValue]
+                    ) -> BufferValue:
+    # One device is one replica: reducing across replicas leaves each operand unchanged.
+    return tuple(ops) if instr.shape.is_tuple else ops[0]
+
+
 VALUE_RULES: dict[Opcode, ValueRule] = {
     Opcode.PARAMETER: _parameter,
     Opcode.TUPLE: _tuple,
@@ -349,6 +355,8 @@ VALUE_RULES: dict[Opcode, ValueRule] = {
     Opcode.OPTIMIZATION_BARRIER: _alias,
     Opcode.AFTER_ALL: _token,
     Opcode.CONSTANT: _constant,
+    Opcode.ALL_REDUCE: _single_replica,
+    Opcode.CROSS_REPLICA_SUM: _single_replica,
 }
 
 

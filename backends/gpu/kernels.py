@@ -37,6 +37,11 @@ from hlo.shape import Shape
 
 Operands = Mapping[HloInstruction, Generator]
 
+# The alignment promised for every buffer argument (lets NVPTX use 16-byte vector accesses).
+ARG_ALIGNMENT = 16
+# Consecutive elements per thread in per-element kernels, when the element count allows.
+UNROLL = 4
+
 
 class KernelFunction:
     """One PTX kernel under construction: `void name(ptr outputs..., ptr inputs...[, scratch])`.
@@ -61,6 +66,8 @@ class KernelFunction:
         self.fn.attributes.add("nounwind")
         for arg in self.fn.args:
             arg.add_attribute("noalias")
+            # Every slot starts at a multiple of 256 bytes of a pool (see compiler.ALIGNMENT).
+            arg.attributes.align = ARG_ALIGNMENT
         self._entry = self.fn.append_basic_block("entry")
         self.builder = ir.IRBuilder(self.fn.append_basic_block("body"))
         args = list(self.fn.args)
@@ -281,16 +288,22 @@ def element_loop_kernel(
     n = out.shape.num_elements
     if n == 0:
         return
+    # Each thread computes UNROLL consecutive elements, so that elementwise operands and the
+    # output are read and written with vector instructions (LLVM's load/store vectoriser).
+    unroll = UNROLL if n % UNROLL == 0 and out.shape.element_type.byte_size <= 8 else 1
     kernel = ctx.kernel(role, [out], buffer_operands(operands, slots))
     if kernel.is_new:
         b = kernel.builder
         generator = build(kernel, operand_generators(kernel, operands))
         target = kernel.outputs[0]
-        with grid_stride_loop(b, n) as i:
-            index = IrIndex.from_linear(b, i, out.shape)
-            target.store_linear(b, i, generator(index))
+        with grid_stride_loop(b, n // unroll) as item:
+            first = b.mul(item, i64(unroll), flags=["nuw", "nsw"]) if unroll > 1 else item
+            for k in range(unroll):
+                i = b.add(first, i64(k), flags=["nuw", "nsw"]) if k else first
+                index = IrIndex.from_linear(b, i, out.shape)
+                target.store_linear(b, i, generator(index))
         kernel.finish()
-    ctx.launch(kernel, for_elements(n))
+    ctx.launch(kernel, for_elements(n // unroll))
 
 
 def emit_elemental(ctx: KernelContext, instr: HloInstruction) -> None:

@@ -7,7 +7,8 @@ semantics leave unspecified. The initial value is combined once, at the end.
 * Row reduction (the reduced dimensions are the innermost ones, so each output reduces one
   contiguous row): T = 32, 256 or 1024 threads per row stride over it, so consecutive
   threads read consecutive elements; each warp combines its lanes with `shfl.sync.down`,
-  and for T > 32 the warps meet in shared memory after a barrier.
+  and for T > 32 the warps meet in shared memory after a barrier. Few long rows are cut
+  into segments, one block each, whose partials a second kernel combines.
 * Any other reduction: one thread per output element walks the reduced elements. When the
   kept dimensions are innermost, neighbouring threads read neighbouring addresses (a
   column reduction, coalesced). With few outputs and many reduced elements the walk is
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from llvmlite import ir
 
@@ -65,6 +67,11 @@ SPLIT_MAX_OUTPUTS = 4096
 # ... and there are at least this many reduced elements per output; chunks are this long.
 SPLIT_MIN_REDUCED = 2048
 CHUNK = 512
+# Rows are cut into segments of this many elements, one block each, when there are fewer
+# rows than SEGMENT_MAX_ROWS (at most MAX_SEGMENTS per row).
+SEGMENT = 16384
+SEGMENT_MAX_ROWS = 256
+MAX_SEGMENTS = 1024
 
 
 class Partial:
@@ -156,45 +163,103 @@ def _threads_per_row(size: int) -> int:
     return WARP
 
 
+def _segments(rows: int, size: int) -> int:
+    """How many blocks share one row: enough to fill the GPU when rows are few and long."""
+    if rows >= SEGMENT_MAX_ROWS or size < 2 * SEGMENT:
+        return 1
+    return min(ceil_div(size, SEGMENT), MAX_SEGMENTS)
+
+
 def _emit_rows(ctx: KernelContext, instr: HloInstruction, inputs: list[Slot],
                inits: list[Slot], outs: list[Slot], size: int) -> None:
-    """One row of `size` contiguous elements per output; T threads per row."""
+    """One row of `size` contiguous elements per output; T threads per row (segment).
+
+    A long row is cut into segments reduced by different blocks into partials, which a
+    second kernel combines with the initial value.
+    """
     comp: HloComputation = instr.attrs["to_apply"]
     rows = outs[0].shape.num_elements
-    per_row = _threads_per_row(size)
+    segments = _segments(rows, size)
+    seg_len = ceil_div(size, segments)
+    per_row = _threads_per_row(seg_len)
     rows_per_block = max(1, 256 // per_row)
-    kernel = ctx.kernel(f"rows{per_row}", outs, [*inputs, *inits])
-    if kernel.is_new:
-        _fill_rows(ctx, kernel, comp, len(inputs), rows, size, per_row, rows_per_block)
-    dims = LaunchDims((ceil_div(rows, rows_per_block), 1, 1), (per_row, rows_per_block, 1))
-    ctx.launch(kernel, dims)
+    grid = ceil_div(rows, rows_per_block) * segments
+    dims = LaunchDims((grid, 1, 1), (per_row, rows_per_block, 1))
+    geometry = RowGeometry(rows, size, per_row, rows_per_block, segments, seg_len)
+    if segments == 1:
+        kernel = ctx.kernel(f"rows{per_row}", outs, [*inputs, *inits])
+        if kernel.is_new:
+            _fill_rows(ctx, kernel, comp, len(inputs), geometry)
+        ctx.launch(kernel, dims)
+        return
+    partials = [ctx.temp(Shape.array(s.shape.element_type, (segments, rows))) for s in outs]
+    flags = ctx.temp(Shape.array(PrimitiveType.PRED, (segments, rows)))
+    partial_slots = [p for p in partials if isinstance(p, Slot)]
+    assert isinstance(flags, Slot) and len(partial_slots) == len(outs)
+    first = ctx.kernel(f"segments{per_row}", [*partial_slots, flags], list(inputs))
+    if first.is_new:
+        _fill_rows(ctx, first, comp, len(inputs), geometry)
+    ctx.launch(first, dims)
+    second = ctx.kernel("combine", outs, [*partial_slots, flags, *inits])
+    if second.is_new:
+        _fill_combine(ctx, second, comp, len(outs), segments, rows)
+    ctx.launch(second, for_elements(rows))
+
+
+@dataclass(frozen=True)
+class RowGeometry:
+    """How a row reduction is laid out over blocks and threads."""
+
+    rows: int
+    size: int
+    per_row: int          # threads per row (segment)
+    rows_per_block: int
+    segments: int         # blocks per row
+    seg_len: int          # elements per segment
 
 
 def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
-               rows: int, size: int, per_row: int, rows_per_block: int) -> None:
+               g: RowGeometry) -> None:
+    """Segment s of row r: partial over [s * seg_len, min((s + 1) * seg_len, size)).
+
+    With one segment the kernel writes comp(init, partial) to out[r]; otherwise it writes
+    the partial and its has-flag to [s, r] of its two outputs.
+    """
     b = kernel.builder
     xs = kernel.inputs[:n]
-    init_arrays = kernel.inputs[n:]
     types = [llvm_type(x.element_type) for x in xs]
     lane = wide(b, thread_id(b, "x"))
-    row = b.add(b.mul(wide(b, block_id(b)), i64(rows_per_block), flags=_NOWRAP),
+    block = wide(b, block_id(b))
+    row_blocks = ceil_div(g.rows, g.rows_per_block)
+    segment = b.udiv(block, i64(row_blocks))
+    row_block = b.urem(block, i64(row_blocks))
+    row = b.add(b.mul(row_block, i64(g.rows_per_block), flags=_NOWRAP),
                 wide(b, thread_id(b, "y")), flags=_NOWRAP)
     partial = Partial(kernel, types, "acc")
     # Rows past the end (last block) keep an empty partial but still take part in the
     # shuffles and barriers, which every thread of a warp or block must reach.
-    active = b.icmp_unsigned("<", row, i64(rows))
-    base = b.mul(b.select(active, row, i64(0)), i64(size), flags=_NOWRAP)
-    with for_range(b, lane, i64(size), step=per_row, name="k") as k:
+    active = b.icmp_unsigned("<", row, i64(g.rows))
+    base = b.mul(b.select(active, row, i64(0)), i64(g.size), flags=_NOWRAP)
+    start = b.mul(segment, i64(g.seg_len), flags=_NOWRAP)
+    stop = b.add(start, i64(g.seg_len), flags=_NOWRAP)
+    stop = b.select(b.icmp_unsigned("<", stop, i64(g.size)), stop, i64(g.size))
+    with for_range(b, b.add(start, lane, flags=_NOWRAP), stop, step=g.per_row, name="k") as k:
         at = b.add(base, k, flags=_NOWRAP)
         partial.add(ctx, comp, [x.load_linear(b, at) for x in xs], active)
     _warp_reduce(ctx, b, comp, partial)
-    if per_row > WARP:
-        _block_reduce(ctx, kernel, comp, partial, types, per_row)
+    if g.per_row > WARP:
+        _block_reduce(ctx, kernel, comp, partial, types, g.per_row)
     is_writer = b.and_(active, b.icmp_unsigned("==", lane, i64(0)))
     with b.if_then(is_writer):
-        results = _finish(ctx, b, comp, partial, _scalar_loads(b, init_arrays))
-        for out, v in zip(kernel.outputs, results, strict=True):
-            out.store_linear(b, row, v)
+        if g.segments == 1:
+            results = _finish(ctx, b, comp, partial, _scalar_loads(b, kernel.inputs[n:]))
+            for out, v in zip(kernel.outputs, results, strict=True):
+                out.store_linear(b, row, v)
+        else:
+            at = b.add(b.mul(segment, i64(g.rows), flags=_NOWRAP), row, flags=_NOWRAP)
+            for out, v in zip(kernel.outputs[:n], partial.values(), strict=True):
+                out.store_linear(b, at, v)
+            kernel.outputs[n].store_linear(b, at, partial.flag())
     kernel.finish()
 
 

@@ -20,8 +20,9 @@ import pytest
 from llvmlite import binding as llvm
 from llvmlite import ir
 
-from backends.cglue import LibrarySpec, glue_source
+from backends.cglue import glue_source
 from backends.cheader import generate_header
+from backends.libspec import LibrarySpec
 from compiler.export import write_library
 from hlo.dtypes import PrimitiveType as T
 from hlo.errors import ArgumentError, CompileError

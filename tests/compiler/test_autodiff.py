@@ -439,6 +439,14 @@ def test_value_and_grad_has_aux_and_argnums():
     np.testing.assert_allclose(g, 2 * y)
 
 
+def test_second_order_gradient():
+    f = lambda x: cnp.sum(cnp.sin(x) * x ** 2)  # noqa: E731
+    hessian_rows = jit(grad(lambda x: cnp.sum(grad(f)(x))), backend="interpreter")
+    x = np.array([0.3, 1.2])
+    want = -np.sin(x) * x ** 2 + 4 * x * np.cos(x) + 2 * np.sin(x)
+    np.testing.assert_allclose(hessian_rows(x), want, rtol=1e-12)
+
+
 def test_grad_outside_jit_compiles_and_runs():
     g = grad(lambda x: cnp.sum(x ** 3))(np.array([1.0, 2.0], np.float32))
     np.testing.assert_allclose(g, [3.0, 12.0])

@@ -16,6 +16,7 @@ import compiler.numpy as cnp
 from compiler import lax
 from compiler.autodiff import value_and_grad
 from compiler.jit import jit
+from compiler.pytree import tree_flatten, tree_map, tree_unflatten, unflattener
 from hlo.errors import ArgumentError, UnsupportedOpError
 from hlo.opcodes import Opcode
 from hlo.printer import to_text
@@ -242,3 +243,16 @@ def test_backend_errors_name_the_users_line(monkeypatch):
     message = str(info.value)
     assert f"{__file__}:{f.__code__.co_firstlineno + 2} in f" in message
     assert "compiling jit(f)" in message
+
+
+def test_pytree_flatten_orders_dict_keys_and_round_trips():
+    tree = {"b": [1, (2, None)], "a": 3}
+    leaves, treedef = tree_flatten(tree)
+    assert leaves == [3, 1, 2]
+    assert tree_flatten({"a": 3, "b": [1, (2, None)]})[1] == treedef
+    assert tree_unflatten(treedef, leaves) == tree
+    assert unflattener(treedef)(leaves) == tree
+    assert unflattener(tree_flatten((1, 2))[1])([5, 6]) == (5, 6)
+    assert tree_map(lambda x, y: x + y, tree, tree) == {"b": [2, (4, None)], "a": 6}
+    with pytest.raises(ArgumentError, match="structure"):
+        tree_map(lambda x, y: x, tree, [1, 2, 3])
