@@ -251,19 +251,14 @@ def write_library(
 
 
 def program_shape_text(module: HloModule) -> str:
-    """The module's signature as XLA prints a program shape, with parameter names:
-    `(x: f32[2,3], y: f32[3,2]) -> f32[2,2]`. A module imported from a TensorFlow graph
-    names its parameters `arg0, arg1, ...`, as tfcompile's does (its result is a tuple)."""
-    entry = module.entry_computation
-    program = entry.program_shape()
+    """The module's signature for the header: `(f32[2,3], f32[3,2]) -> f32[2,2]`. For a
+    module imported from a TensorFlow graph, the text tfcompile reports, which names the
+    parameters as XLA prints a program shape: `(arg0: f32[2,2]) -> (f32[2,2])`."""
+    program = module.program_shape()
+    params = [p.to_text(False) for p in program.parameters]
     if "tf_signature" in module.attrs:
-        names = [f"arg{i}" for i in range(len(program.parameters))]
-    else:
-        names = [p.name for p in entry.parameters]
-    params = ", ".join(
-        f"{n}: {s.to_text(False)}" for n, s in zip(names, program.parameters, strict=True)
-    )
-    return f"({params}) -> {program.result.to_text(False)}"
+        params = [f"arg{i}: {text}" for i, text in enumerate(params)]
+    return f"({', '.join(params)}) -> {program.result.to_text(False)}"
 
 
 def tf_library_names(signature: Any, config: Any = None) -> LibraryNames:

@@ -45,6 +45,10 @@ from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
 BACKENDS = ("cpu", "interpreter")
+# numpy scalars of these types usually come from Python-style arithmetic (np.cos(0.5) is a
+# float64): as arguments they are weakly typed like Python numbers, so that they do not
+# promote an f32 computation to f64.
+_PYTHON_LIKE = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 
 @dataclass
@@ -188,9 +192,11 @@ class JitFunction:
                 _check_dtype(leaf.dtype, functools.partial(self._leaf_name, treedef, k), self)
                 sig_leaves.append((leaf.shape, leaf.dtype))
                 arrays.append(leaf)
-            elif is_weak(leaf) and not isinstance(leaf, np.generic):
-                sig_leaves.append(("weak", type(leaf)))
-                arrays.append(_weak_array(leaf, self._leaf_name(treedef, k), self))
+            elif is_weak(leaf) and (not isinstance(leaf, np.generic)
+                                    or leaf.dtype in _PYTHON_LIKE):
+                value = leaf.item() if isinstance(leaf, np.generic) else leaf
+                sig_leaves.append(("weak", type(value)))
+                arrays.append(_weak_array(value, self._leaf_name(treedef, k), self))
             elif isinstance(leaf, (np.ndarray, np.generic)):
                 a = np.asarray(leaf)
                 _check_dtype(a.dtype, functools.partial(self._leaf_name, treedef, k), self)

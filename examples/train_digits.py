@@ -136,7 +136,7 @@ def train(name: str, model: Callable[..., Any], params: Params, data: Any, epoch
             idx = order[k * batch:(k + 1) * batch]
             # Cosine decay of the learning rate over the whole run.
             progress = (epoch * steps_per_epoch + k) / (epochs * steps_per_epoch)
-            rate = 0.5 * lr * (1 + np.cos(np.pi * progress))
+            rate = 0.5 * lr * (1 + float(np.cos(np.pi * progress)))
             t0 = time.perf_counter()
             params, opt, loss = step(params, opt, x_train[idx], y_train[idx], rate)
             elapsed = time.perf_counter() - t0

@@ -127,5 +127,8 @@ def evaluate(module: HloModule, *args: Any) -> tuple[np.ndarray, ...]:
     params = entry.parameters
     if len(args) != len(params):
         raise ArgumentError(f"{module.name} takes {len(params)} argument(s), got {len(args)}")
-    checked = [_check_argument(i, p.shape, a) for i, (p, a) in enumerate(zip(params, args, strict=True))]
+    checked = [
+        _check_argument(i, p.shape, a)
+        for i, (p, a) in enumerate(zip(params, args, strict=True))
+    ]
     return tuple(flatten(Evaluator(module).run(entry, checked)))

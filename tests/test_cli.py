@@ -143,7 +143,7 @@ def test_out_library_runs_through_the_c_api(capsys, matmul_hlo: Path, tmp_path: 
     so = tmp_path / "lib" / "matmul.so"
     status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "foo::bar::MatMulComp",
                          "--entry_point", "matmul_entry", "--arg_names", "x,y",
-                         "--result_names", "product",
+                         "--result_names", "product", "--gen_name_to_index",
                          "--out_function_object", str(tmp_path / "lib" / "matmul.o"),
                          "--out_header", str(tmp_path / "lib" / "matmul.h"),
                          "--out_library", str(so))

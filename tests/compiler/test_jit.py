@@ -96,6 +96,10 @@ def test_python_scalars_are_weakly_typed_arguments():
     assert f.stats.misses == 1
     f(np.ones(2, np.float32), 5.5)
     assert f.stats.misses == 2
+    assert f(np.ones(2, np.float32), np.float64(0.5)).dtype == np.float32  # weak, like 0.5
+    assert f.stats.misses == 2
+    assert f(np.ones(2, np.float32), np.float16(0.5)).dtype == np.float32
+    assert f.stats.misses == 3
 
 
 def test_donated_arguments_are_updated_in_place():

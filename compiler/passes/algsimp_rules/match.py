@@ -11,8 +11,11 @@ from compiler.passes.hlo_utils import is_all, is_constant_like, splat, splat_val
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
-from hlo.opcodes import Opcode
+from hlo.opcodes import COMMON_ATTRS, Opcode
 from hlo.shape import Shape
+
+# Attributes any instruction may carry (metadata, sharding, ...): they change no value.
+_VERBATIM = frozenset(spec.name for spec in COMMON_ATTRS)
 
 __all__ = ["is_all", "is_constant_like", "splat", "splat_value", "comp_of", "same_dims",
            "make", "like", "binary_combiner", "identity_of", "is_identity", "exact_arithmetic"]
@@ -57,7 +60,7 @@ def binary_combiner(comp: HloComputation) -> Opcode | None:
         return None
     if {id(o) for o in root.operands} != {id(p) for p in params}:
         return None
-    if root.attrs:  # compare direction etc.: not a plain binary combiner
+    if any(k not in _VERBATIM for k in root.attrs):  # compare direction etc.: not plain
         return None
     return root.opcode
 

@@ -284,3 +284,20 @@ ENTRY main {
 // CHECK: tuple({{.*}}, x, [[SQ]])
 // CHECK-NOT: power
 """)
+
+
+def test_combiner_with_metadata_is_still_recognised() -> None:
+    simplify("""
+HloModule m
+max {
+  x = f32[] parameter(0)
+  y = f32[] parameter(1)
+  ROOT s = f32[] maximum(x, y), metadata={op_name="reduce_max"}
+}
+ENTRY main {
+  one = f32[2,1] parameter(0)
+  low = f32[] constant(-inf)
+  ROOT r = f32[2] reduce(one, low), dimensions={1}, to_apply=max
+}
+// CHECK: ROOT {{.*}} = f32[2]{0} reshape(one)
+""")
