@@ -305,7 +305,7 @@ class GpuExecutable:
         arrays = check_arguments(program.param_shapes, args, program.param_names)
         d = self._driver
         with self._lock, d.active():
-            for slot, array in zip(self._param_slots, arrays):
+            for slot, array in zip(self._param_slots, arrays, strict=True):
                 if array.nbytes:
                     d.htod(self.address(slot), array)
             self._run(program.steps)

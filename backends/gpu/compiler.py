@@ -8,7 +8,8 @@ rename slots (buffers are immutable once written), constants are slots of the po
 
 Instructions that compute become kernel launches: an opcode of `GPU_KERNELS` runs its
 emitter; an elemental one gets a one-thread-per-element kernel (`kernels.emit_elemental`);
-an opcode of `misc.SERIAL_KERNELS` runs the CPU backend's loop code on one GPU thread.
+an opcode of `misc.SERIAL_KERNELS` runs the CPU backend's loop code on one GPU thread;
+an opcode of `expand.EXPANSIONS` (batch normalisation) becomes a computation of other ops.
 Anything else is an UnsupportedOpError. Kernels are emitted once per instruction; called
 computations (call, while, conditional, non-elemental fusions) are instantiated at each
 call site with the caller's slots, so their kernels are launched with different buffers.
@@ -22,6 +23,7 @@ import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from llvmlite import ir
@@ -29,6 +31,7 @@ from llvmlite import ir
 from backends.elemental import EMIT
 from backends.elemental_movement import literal_bytes
 from backends.gpu import kernels as gk
+from backends.gpu.expand import EXPANSIONS
 from backends.gpu.kernels import GPU_KERNELS, KernelFunction, emit_scalar_computation
 from backends.gpu.launch import LaunchDims
 from backends.gpu.plan import (
@@ -45,6 +48,7 @@ from backends.gpu.plan import (
 )
 from backends.gpu.ptx import DEFAULT_ARCH, DEFAULT_PTX_VERSION, GpuTarget, compile_to_ptx
 from backends.gpu.target_math import GpuMath, legalize_math_calls
+from hlo import debug_options
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.errors import CompileError, InternalError, TfcompileError, UnsupportedOpError
@@ -114,6 +118,7 @@ class GpuCompiler:
         self._kernels: dict[tuple[int, str], KernelFunction] = {}
         self.kernel_names: list[str] = []
         self._active: set[int] = set()
+        self._expansions: dict[int, HloComputation] = {}
 
     # --- buffers ---------------------------------------------------------------------------
     def alloc(self, shape: Shape) -> BufferValue:
@@ -135,7 +140,8 @@ class GpuCompiler:
 
     def _pool(self, shape: Shape, literal: Any) -> BufferValue:
         if shape.is_tuple:
-            return tuple(self._pool(s, lit) for s, lit in zip(shape.tuple_shapes, literal))
+            parts = zip(shape.tuple_shapes, literal, strict=True)
+            return tuple(self._pool(s, lit) for s, lit in parts)
         if not shape.is_array:
             return None
         offset = len(self.constants)
@@ -156,6 +162,13 @@ class GpuCompiler:
         self._kernels[key] = kernel
         self.kernel_names.append(name)
         return kernel
+
+    def expansion(self, instr: HloInstruction) -> HloComputation:
+        """The computation that replaces `instr` (see expand.py), built once."""
+        key = id(instr)
+        if key not in self._expansions:
+            self._expansions[key] = EXPANSIONS[instr.opcode](instr)
+        return self._expansions[key]
 
     # --- computations ----------------------------------------------------------------------
     def instantiate(self, comp: HloComputation, args: Sequence[BufferValue]
@@ -212,6 +225,10 @@ class CallSite:
         host = HOST_RULES.get(op)
         if host is not None and not (op is Opcode.FUSION and _is_loop_fusion(instr)):
             return host(self, instr, operands)
+        if op in EXPANSIONS:
+            steps, result = self.compiler.instantiate(self.compiler.expansion(instr), operands)
+            self.steps.extend(steps)
+            return result
         emitter = _emitter_for(instr)
         out = self.compiler.alloc(instr.shape)
         ctx = EmitContext(self, instr, operands, out)
@@ -290,7 +307,7 @@ def copy_steps(dst: BufferValue, src: BufferValue) -> list[Step]:
     if len(dst_leaves) != len(src_leaves):
         raise InternalError(f"copying {len(src_leaves)} buffers into {len(dst_leaves)}")
     steps: list[Step] = []
-    for d, s in zip(dst_leaves, src_leaves):
+    for d, s in zip(dst_leaves, src_leaves, strict=True):
         if d.nbytes != s.nbytes:
             raise InternalError(f"copying {s.nbytes} bytes into {d.nbytes}")
         if d == s or d.nbytes == 0:
@@ -305,7 +322,7 @@ ValueRule = Callable[[CallSite, HloInstruction, list[BufferValue]], BufferValue]
 
 
 def _parameter(site: CallSite, instr: HloInstruction, ops: list[BufferValue]) -> BufferValue:
-    return site.args[instr.attrs["parameter_number"]]
+    return site.args[int(instr.attrs["parameter_number"])]
 
 
 def _tuple(site: CallSite, instr: HloInstruction, ops: list[BufferValue]) -> BufferValue:
@@ -317,7 +334,7 @@ def _get_tuple_element(site: CallSite, instr: HloInstruction, ops: list[BufferVa
     value = ops[0]
     if not isinstance(value, tuple):
         raise InternalError(f"{instr.name}: get-tuple-element of a non-tuple value")
-    return value[instr.attrs["index"]]
+    return value[int(instr.attrs["index"])]
 
 
 def _reinterpret(site: CallSite, instr: HloInstruction, ops: list[BufferValue]) -> BufferValue:
@@ -407,7 +424,7 @@ def _write_back(compiler: GpuCompiler, state: BufferValue, result: BufferValue) 
             staged.append(tmp)
         else:
             staged.append(src)
-    for dst, src in zip(state_leaves, staged):
+    for dst, src in zip(state_leaves, staged, strict=True):
         if dst != src and dst.nbytes:
             steps.append(Copy(dst, src))
     return steps
@@ -463,7 +480,7 @@ def compile_to_program(module: HloModule, options: GpuOptions | None = None,
     llvm_ir = str(compiler.llmod)
     ptx = compile_to_ptx(llvm_ir, target, compiler.kernel_names)
     result_shape = entry.program_shape().result
-    return GpuProgram(
+    program = GpuProgram(
         name=module.name,
         ptx=ptx,
         steps=tuple(steps),
@@ -477,3 +494,21 @@ def compile_to_program(module: HloModule, options: GpuOptions | None = None,
         result_shapes=tuple(s for s in result_shape.leaves() if s.is_array),
         param_names=tuple(p.name for p in entry.parameters),
     )
+    directory = debug_options.get().dump_dir
+    if directory:
+        dump_stages(program, Path(directory))
+    return program
+
+
+def dump_stages(program: GpuProgram, directory: Path) -> list[Path]:
+    """Write each lowering stage (`llvm.ll`, `llvm_opt.ll`, `ptx`) and the plan of
+    `program` as `<module>.gpu.<stage>` files in `directory`; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", program.name)
+    texts = {**program.ptx.stages(), "plan.txt": program.describe()}
+    paths = []
+    for stage, text in texts.items():
+        path = directory / f"{stem}.gpu.{stage}"
+        path.write_text(text)
+        paths.append(path)
+    return paths

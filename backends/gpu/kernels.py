@@ -71,9 +71,9 @@ class KernelFunction:
         self._entry = self.fn.append_basic_block("entry")
         self.builder = ir.IRBuilder(self.fn.append_basic_block("body"))
         args = list(self.fn.args)
-        self.outputs = [IrArray(a, s) for a, s in zip(args, outputs)]
+        self.outputs = [IrArray(a, s) for a, s in zip(args, outputs, strict=False)]
         self.inputs = [IrArray(a, s, invariant=True)
-                       for a, s in zip(args[len(outputs):], inputs)]
+                       for a, s in zip(args[len(outputs):], inputs, strict=False)]
         self.scratch: ir.Value | None = args[-1] if scratch else None
         self.scratch_bytes = 0
         self.is_new = True
@@ -166,7 +166,7 @@ def out_slot(ctx: KernelContext) -> Slot:
 def operand_slots(ctx: KernelContext) -> list[Slot]:
     """The operands' slots (array operands only)."""
     slots = []
-    for operand, value in zip(ctx.instr.operands, ctx.operands):
+    for operand, value in zip(ctx.instr.operands, ctx.operands, strict=True):
         if not isinstance(value, Slot):
             raise InternalError(f"{ctx.instr.name}: operand {operand.name} is not an array")
         slots.append(value)
@@ -262,7 +262,7 @@ def buffer_operands(operands: Sequence[HloInstruction], slots: Sequence[BufferVa
     """The slots a per-element kernel reads: each distinct non-immediate operand once."""
     seen: set[int] = set()
     out: list[Slot] = []
-    for operand, slot in zip(operands, slots):
+    for operand, slot in zip(operands, slots, strict=True):
         if id(operand) in seen or is_scalar_constant(operand):
             continue
         seen.add(id(operand))

@@ -63,9 +63,6 @@ SERIAL_KERNELS: dict[Opcode, str] = {
     Opcode.TRIANGULAR_SOLVE: "a sequential substitution; one thread per right-hand side",
     Opcode.RNG_BIT_GENERATOR: "TODO(#8): one thread per counter block",
     Opcode.RNG: "TODO(#8): one thread per counter block",
-    Opcode.BATCH_NORM_TRAINING: "TODO(#8): expand into elementwise ops and reductions",
-    Opcode.BATCH_NORM_INFERENCE: "TODO(#8): expand into elementwise ops",
-    Opcode.BATCH_NORM_GRAD: "TODO(#8): expand into elementwise ops and reductions",
 }
 
 
@@ -81,7 +78,7 @@ class SerialContext:
         self.math = math
         arrays = iter(kernel.inputs)
         self.operands = [_rebuild(v, arrays) for v in operands]
-        self._by_operand = {id(o): v for o, v in zip(instr.operands, self.operands)}
+        self._by_operand = {id(o): v for o, v in zip(instr.operands, self.operands, strict=True)}
 
     def elemental(self, instr: HloInstruction) -> Callable[[IrIndex], ir.Value]:
         if instr.opcode is Opcode.CONSTANT and instr.shape.rank == 0:

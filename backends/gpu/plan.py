@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Union
 
 from backends.gpu.launch import LaunchDims
 from backends.gpu.ptx import PtxModule
@@ -49,7 +48,7 @@ class Slot:
 
 
 # A compile-time value: a Slot for arrays, a tuple of values for tuples, None for tokens.
-BufferValue = Union[Slot, tuple["BufferValue", ...], None]
+BufferValue = Slot | tuple["BufferValue", ...] | None
 
 
 def leaves(value: BufferValue) -> list[Slot]:
@@ -102,7 +101,7 @@ class Conditional:
     instr: str
 
 
-Step = Union[Launch, Copy, While, Conditional]
+Step = Launch | Copy | While | Conditional
 
 
 def walk_steps(steps: tuple[Step, ...] | list[Step]) -> Iterator[Step]:

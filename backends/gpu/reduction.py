@@ -82,7 +82,7 @@ class Partial:
         self.b = kernel.builder
         self.slots = [entry.alloca(t, name=f"{name}{k}") for k, t in enumerate(types)]
         self.has = entry.alloca(I1, name=f"{name}.has")
-        for slot, t in zip(self.slots, types):
+        for slot, t in zip(self.slots, types, strict=True):
             entry.store(ir.Constant(t, None), slot)
         entry.store(ir.Constant(I1, 0), self.has)
 
@@ -104,9 +104,9 @@ class Partial:
         current = self.values()
         has = self.flag()
         combined = ctx.scalar_computation(b, comp, [*current, *values])
-        merged = [b.select(has, c, v) for c, v in zip(combined, values)]
+        merged = [b.select(has, c, v) for c, v in zip(combined, values, strict=True)]
         if valid is not None:
-            merged = [b.select(valid, m, c) for m, c in zip(merged, current)]
+            merged = [b.select(valid, m, c) for m, c in zip(merged, current, strict=True)]
             has = b.or_(has, valid)
         else:
             has = ir.Constant(I1, 1)
@@ -119,7 +119,7 @@ def _finish(ctx: KernelContext, b: ir.IRBuilder, comp: HloComputation, partial: 
     values = partial.values()
     combined = ctx.scalar_computation(b, comp, [*inits, *values])
     has = partial.flag()
-    return [b.select(has, c, i) for c, i in zip(combined, inits)]
+    return [b.select(has, c, i) for c, i in zip(combined, inits, strict=True)]
 
 
 def _scalar_loads(b: ir.IRBuilder, arrays: Sequence[IrArray]) -> list[ir.Value]:
@@ -287,7 +287,7 @@ def _block_reduce(ctx: KernelContext, kernel: KernelFunction, comp: HloComputati
     warp = b.udiv(lane, i64(WARP))
     within = b.urem(lane, i64(WARP))
     with b.if_then(b.icmp_unsigned("==", within, i64(0))):
-        for gv, v in zip(shared, partial.values()):
+        for gv, v in zip(shared, partial.values(), strict=True):
             b.store(_to_storage(b, v), shared_element(b, gv, warp))
         b.store(b.zext(partial.flag(), I8), shared_element(b, shared_has, warp))
     barrier(b)
@@ -295,7 +295,7 @@ def _block_reduce(ctx: KernelContext, kernel: KernelFunction, comp: HloComputati
         present = b.icmp_unsigned("<", within, i64(warps))
         index = b.select(present, within, i64(0))
         values = [_from_storage(b, b.load(shared_element(b, gv, index)), t)
-                  for gv, t in zip(shared, types)]
+                  for gv, t in zip(shared, types, strict=True)]
         stored = b.load(shared_element(b, shared_has, index))
         flag = b.icmp_unsigned("!=", stored, ir.Constant(I8, 0))
         partial.set(values, b.and_(present, flag))
@@ -364,9 +364,9 @@ def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
 
         def visit(red_index: Sequence[ir.Value]) -> None:
             index = [i64(0)] * len(dims)
-            for d, v in zip(kept, kept_index):
+            for d, v in zip(kept, kept_index, strict=True):
                 index[d] = v
-            for d, v in zip(reduced, red_index):
+            for d, v in zip(reduced, red_index, strict=True):
                 index[d] = v
             partial.add(ctx, comp, [x.load(b, index) for x in xs])
 

@@ -59,7 +59,8 @@ def _check(got: Any, want: Sequence[np.ndarray], names: Sequence[str] | None = N
                                  f"got {g[~close][:4]}, want {w[~close][:4]}")
         else:
             bad = g != w
-            assert not bad.any(), f"{name}: {int(bad.sum())} differ; got {g[bad][:4]}, want {w[bad][:4]}"
+            assert not bad.any(), (f"{name}: {int(bad.sum())} differ; got {g[bad][:4]}, "
+                                   f"want {w[bad][:4]}")
 
 
 def _run(gpu_compile: Compile, text: str, args: Sequence[Any], scale: float = 1.0) -> None:
@@ -430,8 +431,10 @@ ENTRY e {
   x = f32[50,8] parameter(0)
   i = s32[30] parameter(1)
   u = f32[30,8] parameter(2)
-  s = f32[50,8] scatter(x, i, u), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
-  g = f32[30,8] gather(s, i), offset_dims={1}, collapsed_slice_dims={0}, start_index_map={0}, index_vector_dim=1, slice_sizes={1,8}
+  s = f32[50,8] scatter(x, i, u), update_window_dims={1}, inserted_window_dims={0},
+      scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+  g = f32[30,8] gather(s, i), offset_dims={1}, collapsed_slice_dims={0},
+      start_index_map={0}, index_vector_dim=1, slice_sizes={1,8}
   ROOT t = (f32[50,8], f32[30,8]) tuple(s, g)
 }
 """
@@ -458,7 +461,8 @@ lt {{
 ENTRY e {{
   k = f32[{rows},{n}] parameter(0)
   v = s32[{rows},{n}] iota(), iota_dimension=1
-  ROOT s = (f32[{rows},{n}], s32[{rows},{n}]) sort(k, v), dimensions={{1}}, is_stable=true, to_apply=lt
+  ROOT s = (f32[{rows},{n}], s32[{rows},{n}]) sort(k, v), dimensions={{1}}, is_stable=true,
+      to_apply=lt
 }}
 """
     keys = np.random.default_rng(9).integers(0, 10, (rows, n)).astype(np.float32)
@@ -508,8 +512,10 @@ ENTRY e {
   z = f32[] constant(0)
   m = f32[] constant(-inf)
   mx = f32[2,8,8,3] reduce-window(x, m), window={size=1x3x3x1 stride=1x2x2x1}, to_apply=ge_max
-  sm = f32[2,9,9,3] reduce-window(x, z), window={size=1x3x3x1 stride=1x2x2x1 pad=0_0x1_1x1_1x0_0}, to_apply=add
-  g = f32[2,17,17,3] select-and-scatter(x, s, z), window={size=1x3x3x1 stride=1x2x2x1}, select=ge, scatter=add
+  sm = f32[2,9,9,3] reduce-window(x, z),
+      window={size=1x3x3x1 stride=1x2x2x1 pad=0_0x1_1x1_1x0_0}, to_apply=add
+  g = f32[2,17,17,3] select-and-scatter(x, s, z), window={size=1x3x3x1 stride=1x2x2x1},
+      select=ge, scatter=add
   ROOT t = (f32[2,8,8,3], f32[2,9,9,3], f32[2,17,17,3]) tuple(mx, sm, g)
 }
 ge_max {
