@@ -234,7 +234,9 @@ int {p}_num_variables(void) {{ return {len(spec.variables)}; }}
 {_labels(spec)}
 /* The alignment a caller buffer of `size` bytes needs: as in tfcompile, a buffer smaller
  * than {MIN_ALIGNMENT} bytes (a scalar, say) needs no more than its natural alignment. */
-static size_t {p}_caller_alignment_(size_t size) {{ return size < {MIN_ALIGNMENT} ? 1 : {MIN_ALIGNMENT}; }}
+static size_t {p}_caller_alignment_(size_t size) {{
+  return size < {MIN_ALIGNMENT} ? 1 : {MIN_ALIGNMENT};
+}}
 
 /* Checks one buffer pointer; on failure writes the reason and returns 0. */
 static int {p}_check_buffer_(const char* kind, int index, const char* name,

@@ -77,9 +77,9 @@ def _buffer_line(kind: str, b: BufferSpec, label: str | None) -> str:
 
 
 def _comment_block(spec: LibrarySpec) -> str:
-    needs = ""
+    needs = "only the object file"
     if spec.gen_program_shape and spec.program_shape_in_object:
-        needs = " and the metadata object (--out_metadata_object)"
+        needs = "the object file and the metadata object (--out_metadata_object)"
     lines = [
         f"// C++ class: {spec.cpp_class}    C API prefix: {spec.c_prefix}_",
         f"// Entry point: {spec.entry_point}"
@@ -101,8 +101,8 @@ def _comment_block(spec: LibrarySpec) -> str:
         f"//   alignment:             {ALIGNMENT} bytes (allocated), {MIN_ALIGNMENT} bytes "
         f"(caller buffers of {MIN_ALIGNMENT} bytes or more)",
         "//",
-        f"// Linking: the C++ class needs only the object file{needs}; the C API is defined",
-        "// in the shared object, or in one translation unit of yours that defines",
+        f"// Linking: the C++ class needs {needs}; the C API is",
+        "// defined in the shared object, or in one translation unit of yours that defines",
         f"// {spec.implementation_macro} before including this header.",
         "//",
     ]

@@ -7,12 +7,13 @@ Public surface: `compile` (HLO -> Executable), `export_library` (HLO -> .o/.h/.s
 from typing import Any
 
 from compiler.api import compile
+from compiler.jit import jit  # eager: a lazy name would be shadowed by the submodule
 
 # Public names defined in modules that are loaded only when first asked for: they pull in
 # the C toolchain helpers, the tracer or autodiff, which plain `compile` users never need.
 _LAZY = {
     "export_library": "compiler.export",
-    "jit": "compiler.jit",
+    "grad_module": "compiler.autodiff",
     "grad": "compiler.autodiff",
     "value_and_grad": "compiler.autodiff",
 }
@@ -33,4 +34,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["compile", "export_library", "grad", "jit", "value_and_grad"]
+__all__ = ["compile", "export_library", "grad", "grad_module", "jit", "value_and_grad"]

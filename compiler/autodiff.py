@@ -20,8 +20,6 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from compiler import numpy_prims as prims
 from compiler import pytree
 from compiler.tracing import (
@@ -30,6 +28,7 @@ from compiler.tracing import (
     Tracer,
     active,
     current_trace,
+    kind_rank,
     to_tracer,
 )
 from compiler.vjp_rules import VJP, ZERO_VJP, Cot, VjpContext, has_float
@@ -110,7 +109,7 @@ def _markers(trace: Trace, value: Any, what: str) -> tuple[list[Tracer], Any]:
     markers = []
     for path, leaf in zip(pytree.leaf_paths(treedef), leaves, strict=True):
         t = to_tracer(leaf)
-        if not np.issubdtype(t.dtype, np.floating) and t.dtype.kind != "V":
+        if kind_rank(t.dtype) != 2:
             raise ArgumentError(
                 f"grad: {what}{path} has dtype {t.dtype}; only floating-point arguments can "
                 "be differentiated (pass integers through another argument)")
@@ -142,7 +141,7 @@ def _vjp_of_call(fun: Callable[..., Any], argnums: tuple[int, ...], has_aux: boo
                                 "(value, aux)")
         out, aux = out
     value = to_tracer(out)
-    if value.shape != () or not np.issubdtype(value.dtype, np.floating):
+    if value.shape != () or kind_rank(value.dtype) != 2:
         raise ShapeError(f"grad: the function must return a float scalar, got "
                          f"{value.aval_text()} (use value_and_grad on a sum, or has_aux)")
     region = trace.comp.instructions[start:]

@@ -255,7 +255,7 @@ class JitFunction:
                 dtype = weak_dtype(leaf_sig[1](0)) if leaf_sig[0] == "weak" else leaf_sig[1]
                 dims = () if leaf_sig[0] == "weak" else leaf_sig[0]
                 shape = Shape.array(element_type_of(dtype), dims)
-                pname = _sanitize(_describe_path(path, self._arg_names, self).strip("'"))
+                pname = _param_name(_describe_path(path, self._arg_names, self))
                 params.append(trace.wrap(trace.add(Opcode.PARAMETER, shape=shape, name=pname,
                                                    parameter_number=k)))
             dynamic = pytree.tree_unflatten(sig.treedef, params)
@@ -381,6 +381,12 @@ def _weak_array(value: Any, name: str, fn: JitFunction) -> np.ndarray:
         return np.asarray(value, dtype=weak_dtype(value))
     except (OverflowError, ValueError, TypeError) as e:
         raise ArgumentError(f"{fn._where()}: argument {name}: {e}") from None
+
+
+def _param_name(described: str) -> str:
+    """An HLO parameter name for a described leaf: `'params'[0]['w']` -> `params.0.w`."""
+    parts = [p for p in re.split(r"[\[\]'\"]+", described) if p]
+    return _sanitize(".".join(parts))
 
 
 def _sig_text(leaf_sig: Any) -> str:

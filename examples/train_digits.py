@@ -242,7 +242,7 @@ def time_jax_mlp(params: Params, data: Any, batch: int, lr: float, steps: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("mlp", "cnn", "both"), default="both")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--cnn-epochs", type=int, default=15)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -255,7 +255,7 @@ def main() -> None:
           f"{args.backend}")
     if args.model in ("mlp", "both"):
         start = time.perf_counter()
-        params = init_mlp(rng, [64, 128, 64, 10])
+        params = init_mlp(rng, [64, 256, 128, 10])
         initial = tree_map(np.copy, params)
         _, ms = train("mlp", mlp, params, data, args.epochs, args.batch, args.lr, args.backend,
                       args.seed)

@@ -111,7 +111,9 @@ def test_help_exits_zero(capsys) -> None:
     assert status == 0
     for flag in ("--cpp_class", "--entry_point", "--target_triple", "--target_cpu",
                  "--target_features", "--out_function_object", "--out_header",
-                 "--out_library", "--dump_hlo_dir", "--graph", "--config", "--hlo"):
+                 "--out_metadata_object", "--gen_name_to_index", "--gen_program_shape",
+                 "--dump_fetch_nodes", "--check", "--out_library", "--dump_hlo_dir",
+                 "--graph", "--config", "--hlo"):
         assert flag in out
 
 
@@ -190,3 +192,123 @@ def test_dump_hlo_dir(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
     assert {"matmul.input.hlo", "matmul.llvm.ll", "matmul.llvm_opt.ll", "matmul.s"} <= names
     assert "dot(" in (dump / "matmul.input.hlo").read_text()
     assert "define" in (dump / "matmul.llvm_opt.ll").read_text()
+
+
+# --- TensorFlow graphs --------------------------------------------------------------------------
+def write_graph(tmp_path: Path, graph: object, config: str, name: str = "g") -> list[str]:
+    """Write a GraphDef as text and a config; returns the --graph/--config flags."""
+    from google.protobuf import text_format
+
+    (tmp_path / f"{name}.pbtxt").write_text(text_format.MessageToString(graph))
+    (tmp_path / f"{name}.config.pbtxt").write_text(config)
+    return [f"--graph={tmp_path / f'{name}.pbtxt'}",
+            f"--config={tmp_path / f'{name}.config.pbtxt'}"]
+
+
+def add_graph(op: str = "AddV2") -> object:
+    """x + y (or any binary `op`) of two f32[2] placeholders."""
+    from tests.compiler.tf_graph_builder import GraphBuilder, TShape
+
+    g = GraphBuilder()
+    x = g.op("Placeholder", name="x_hold", dtype=np.float32, shape=TShape((2,)))
+    y = g.op("Placeholder", name="y_hold", dtype=np.float32, shape=TShape((2,)))
+    g.op(op, x, y, T=np.float32, name="sum")
+    g.op("Identity", "sum", T=np.float32, name="copy")
+    return g.graph
+
+
+ADD_CONFIG = """
+feed { id { node_name: "x_hold" } shape { dim { size: 2 } } name: "x" }
+feed { id { node_name: "y_hold" } shape { dim { size: 2 } } }
+fetch { id { node_name: "sum" } name: "total" }
+fetch { id { node_name: "copy" } }
+fetch { id { node_name: "sum" } name: "again" }
+"""
+
+
+def test_graph_names_come_from_the_config(capsys, tmp_path: Path) -> None:
+    flags = write_graph(tmp_path, add_graph(), ADD_CONFIG)
+    status, _, err = cli(capsys, *flags, "--cpp_class=ns::Add", "--gen_name_to_index",
+                         f"--out_function_object={tmp_path / 'add.o'}",
+                         f"--out_header={tmp_path / 'add.h'}")
+    assert status == 0, err
+    header = (tmp_path / "add.h").read_text()
+    assert "float* arg_x_data()" in header and "arg_y_hold" not in header
+    assert "float& result_total(std::size_t dim0)" in header and "result_copy" not in header
+    assert 'kArgNames[] = {"x", nullptr};' in header
+    assert 'kResultNames[] = {"total", nullptr, "again"};' in header
+    assert "(arg0: f32[2], arg1: f32[2]) -> (f32[2], f32[2], f32[2])" in header
+    assert not (tmp_path / "out_helper.o").exists()
+
+
+@pytest.mark.parametrize("value, has_names", [("", True), ("=true", True), ("=False", False),
+                                              ("=0", False), ("=yes", True)])
+def test_boolean_flags_take_values(capsys, tmp_path: Path, value: str, has_names: bool) -> None:
+    flags = write_graph(tmp_path, add_graph(), ADD_CONFIG)
+    status, _, err = cli(capsys, *flags, "--cpp_class=Add", f"--gen_name_to_index{value}",
+                         f"--out_function_object={tmp_path / 'a.o'}",
+                         f"--out_header={tmp_path / 'a.h'}")
+    assert status == 0, err
+    expected = f"HasNameIndices() {{ return {str(has_names).lower()}; }}"
+    assert expected in (tmp_path / "a.h").read_text()
+
+
+def test_graph_input_errors(capsys, tmp_path: Path) -> None:
+    flags = write_graph(tmp_path, add_graph(), ADD_CONFIG)
+    out = [f"--out_function_object={tmp_path / 'a.o'}", f"--out_header={tmp_path / 'a.h'}"]
+    assert_user_error(cli(capsys, *flags, *out), "--cpp_class is required")
+    assert_user_error(cli(capsys, *flags, "--cpp_class=A", "--arg_names=a,b", *out),
+                      "--arg_names/--result_names are for --hlo")
+    assert_user_error(cli(capsys, *flags, "--cpp_class=A", "--gen_program_shape=maybe"),
+                      "expected true or false, got 'maybe'")
+    bad = write_graph(tmp_path, add_graph(), ADD_CONFIG.replace('name: "x"', 'name: "x-1"'),
+                      "bad")
+    assert_user_error(cli(capsys, *bad, "--cpp_class=A", *out),
+                      "config: feed #0 name 'x-1' is not a C++ identifier")
+    clash = write_graph(tmp_path, add_graph(), ADD_CONFIG.replace('"again"', '"total"'), "c")
+    assert_user_error(cli(capsys, *clash, "--cpp_class=A", *out), "'total' is given twice")
+    missing = [f"--graph={tmp_path / 'nope.pb'}", flags[1]]
+    assert_user_error(cli(capsys, *missing, "--cpp_class=A", *out),
+                      f"--graph: file '{tmp_path / 'nope.pb'}' does not exist")
+
+
+def test_check_lists_unsupported_ops(capsys, tmp_path: Path) -> None:
+    good = write_graph(tmp_path, add_graph(), ADD_CONFIG, "good")
+    status, out, err = cli(capsys, *good, "--check")
+    assert status == 0, err
+    assert "every op the fetches need can be compiled" in out
+    bad = write_graph(tmp_path, add_graph("MyCustomOp"), ADD_CONFIG, "bad")
+    status, out, err = cli(capsys, *bad, "--check")
+    assert status == 1
+    assert out.splitlines() == ["sum: MyCustomOp"]
+    assert err.startswith("error: 1 node(s) use ops that cannot be compiled: MyCustomOp")
+    assert not list(tmp_path.glob("*.o")) and not list(tmp_path.glob("*.h"))
+    # Compiling the same graph names the op too.
+    assert_user_error(cli(capsys, *bad, "--cpp_class=A"), "MyCustomOp")
+    assert_user_error(cli(capsys, "--check", "--hlo", "m.hlo"), "--check needs --graph")
+    assert_user_error(cli(capsys, "--check", bad[0]), "--check needs --graph and --config")
+
+
+def test_dump_fetch_nodes(capsys, tmp_path: Path) -> None:
+    flags = write_graph(tmp_path, add_graph(), ADD_CONFIG)
+    status, out, err = cli(capsys, flags[1], "--dump_fetch_nodes")
+    assert (status, out) == (0, "copy,sum\n"), err
+    assert_user_error(cli(capsys, "--dump_fetch_nodes"), "--dump_fetch_nodes needs --config")
+    (tmp_path / "broken.pbtxt").write_text("fetch { id { node_name: ")
+    assert_user_error(cli(capsys, f"--config={tmp_path / 'broken.pbtxt'}",
+                          "--dump_fetch_nodes"), "broken.pbtxt")
+
+
+def test_hlo_with_metadata_object(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
+    meta = tmp_path / "meta" / "helper.o"
+    status, _, err = cli(capsys, "--hlo", str(matmul_hlo), "--cpp_class", "foo::bar::MatMulComp",
+                         "--out_function_object", str(tmp_path / "m.o"), "--out_header",
+                         str(tmp_path / "m.h"), "--gen_program_shape",
+                         "--out_metadata_object", str(meta))
+    assert status == 0, err
+    assert meta.read_bytes()[:4] == b"\x7fELF"
+    header = (tmp_path / "m.h").read_text()
+    assert "return &::foo_bar_MatMulComp_program_shape_data;" in header
+    if shutil.which("nm"):
+        symbols = subprocess.run(["nm", str(meta)], capture_output=True, text=True).stdout
+        assert "foo_bar_MatMulComp_program_shape_data" in symbols

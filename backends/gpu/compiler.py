@@ -171,9 +171,13 @@ class GpuCompiler:
         return self._expansions[key]
 
     # --- computations ----------------------------------------------------------------------
-    def instantiate(self, comp: HloComputation, args: Sequence[BufferValue]
-                    ) -> tuple[list[Step], BufferValue]:
-        """The steps of one call of `comp` with parameter buffers `args`, and its result."""
+    def instantiate(self, comp: HloComputation, args: Sequence[BufferValue],
+                    into: BufferValue = None) -> tuple[list[Step], BufferValue]:
+        """The steps of one call of `comp` with parameter buffers `args`, and its result.
+
+        With `into`, root leaves computed by kernels write straight into those buffers
+        (the caller still copies the leaves that are aliases, such as parameters).
+        """
         key = id(comp)
         if key in self._active:
             raise CompileError(f"computation {comp.name} calls itself")
@@ -182,7 +186,7 @@ class GpuCompiler:
                                 f"got {len(args)}")
         self._active.add(key)
         try:
-            site = CallSite(self, comp, args)
+            site = CallSite(self, comp, args, into)
             result = site.run()
         finally:
             self._active.discard(key)
@@ -193,12 +197,15 @@ class CallSite:
     """One instantiation of a computation: the values of its instructions and its steps."""
 
     def __init__(self, compiler: GpuCompiler, comp: HloComputation,
-                 args: Sequence[BufferValue]) -> None:
+                 args: Sequence[BufferValue], into: BufferValue = None) -> None:
         self.compiler = compiler
         self.comp = comp
         self.args = list(args)
         self.steps: list[Step] = []
         self.values: dict[int, BufferValue] = {}
+        self.targets: dict[int, Slot] = {}
+        if into is not None and comp.root is not None:
+            self.targets = _result_targets(comp.root, into)
 
     def run(self) -> BufferValue:
         root = self.comp.root
@@ -230,10 +237,39 @@ class CallSite:
             self.steps.extend(steps)
             return result
         emitter = _emitter_for(instr)
-        out = self.compiler.alloc(instr.shape)
+        target = self.targets.get(id(instr))
+        out = target if target is not None else self.compiler.alloc(instr.shape)
         ctx = EmitContext(self, instr, operands, out)
         emitter(ctx, instr)
         return out
+
+
+def _result_targets(root: HloInstruction, into: BufferValue) -> dict[int, Slot]:
+    """Root leaves that may compute straight into the caller's buffers `into`.
+
+    A leaf qualifies when a kernel computes it (not an alias, parameter, constant, call or
+    control flow) and it appears once among the root's leaves.
+    """
+    found: list[tuple[HloInstruction, BufferValue]] = []
+
+    def walk(instr: HloInstruction, slot: BufferValue) -> None:
+        if instr.opcode is Opcode.TUPLE and isinstance(slot, tuple):
+            for operand, part in zip(instr.operands, slot, strict=True):
+                walk(operand, part)
+        else:
+            found.append((instr, slot))
+
+    walk(root, into)
+    counts: dict[int, int] = {}
+    for instr, _ in found:
+        counts[id(instr)] = counts.get(id(instr), 0) + 1
+    targets: dict[int, Slot] = {}
+    for instr, slot in found:
+        op = instr.opcode
+        if (counts[id(instr)] == 1 and isinstance(slot, Slot) and instr.shape.is_array
+                and op not in VALUE_RULES and op not in HOST_RULES and op not in EXPANSIONS):
+            targets[id(instr)] = slot
+    return targets
 
 
 def _is_loop_fusion(instr: HloInstruction) -> bool:
@@ -443,7 +479,7 @@ def _conditional(site: CallSite, instr: HloInstruction, ops: list[BufferValue]) 
     out = compiler.alloc(instr.shape)
     plans: list[tuple[Step, ...]] = []
     for k, comp in enumerate(branches):
-        steps, result = compiler.instantiate(comp, [ops[k + 1]])
+        steps, result = compiler.instantiate(comp, [ops[k + 1]], into=out)
         steps.extend(copy_steps(out, result))
         plans.append(tuple(steps))
     site.steps.append(Conditional(selector, tuple(plans), instr.name))

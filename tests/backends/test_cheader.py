@@ -22,6 +22,7 @@ from llvmlite import ir
 
 from backends.cglue import glue_source
 from backends.cheader import generate_header
+from backends.cmetadata import metadata_ir
 from backends.libspec import LibrarySpec
 from compiler.export import write_library
 from hlo.dtypes import PrimitiveType as T
@@ -200,6 +201,48 @@ def test_bad_entry_point_and_tuple_leaf() -> None:
         LibrarySpec.create("N", "e", [Shape.tuple_of([MULTI_ARGS[1]])], [], 0)
 
 
+# A feed `a`, a variable `w` that is updated and a readonly variable `k`; results: the fetch
+# `out`, then w's new value (tfcompile's layout).
+VARS_ARGS = (Shape.array(T.F32, [2, 2]), Shape.array(T.F32, [3]), Shape.scalar(T.S32))
+VARS_RESULTS = (Shape.array(T.F32, [2, 2]), Shape.array(T.F32, [3]))
+
+
+def vars_spec(**options: object) -> LibrarySpec:
+    return LibrarySpec.create("v::Vars", "vars_entry", VARS_ARGS, VARS_RESULTS, 0,
+                              arg_names=["a", None, None], result_names=["out", None],
+                              variables=[("w", False), ("k", True)], **options)
+
+
+def test_variables_take_the_last_args_and_results() -> None:
+    spec = vars_spec()
+    w, k = spec.variables
+    assert (w.name, w.arg_index, w.result_index, w.readonly) == ("w", 1, 1, False)
+    assert (k.name, k.arg_index, k.result_index, k.readonly) == ("k", 2, None, True)
+    assert spec.variable_of_arg(2) is k and spec.variable_of_result(1) is w
+    assert spec.variable_of_arg(0) is None and spec.variable_of_result(0) is None
+    assert [spec.arg_label(i) for i in range(3)] == ["a", "variable w", "variable k"]
+    assert [spec.result_label(i) for i in range(2)] == ["out", "variable w"]
+
+
+@pytest.mark.parametrize("variables, names, message", [
+    ([("a", False), ("w", False), ("k", False)], {},
+     r"3 variable\(s\), 3 of them updated, do not fit 3 argument\(s\) and 2 result\(s\)"),
+    ([("a", False), ("b", True), ("c", True), ("d", True)], {}, "do not fit 3 argument"),
+    ([("k", False)], {}, r"variable 'k' is argument 2 \(s32\[\]\) but result 1 is f32\[3\]"),
+    ([("w", False), ("w", True)], {}, "'w' is given twice"),
+    ([("w", False), ("w_data", True)], {}, r"would define var_w_data\(\)"),
+    ([("w-1", False), ("k", True)], {}, r"var_names\[0\] 'w-1' is not a C\+\+ identifier"),
+    ([("w", False), ("k", True)], {"arg_names": ["a", "b", None]},
+     "argument 1 is variable 'w'; it cannot also be named 'b'"),
+    ([("w", False), ("k", True)], {"result_names": ["out", "new_w"]},
+     "result 1 is variable 'w' after the run; it cannot also be named 'new_w'"),
+])
+def test_bad_variables(variables: list[tuple[str, bool]], names: dict[str, list[str | None]],
+                       message: str) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        LibrarySpec.create("N", "e", VARS_ARGS, VARS_RESULTS, 0, variables=variables, **names)
+
+
 # --- header text -------------------------------------------------------------------------------
 def multi_spec() -> LibrarySpec:
     return LibrarySpec.create("ns::Multi", "multi_entry", MULTI_ARGS, MULTI_RESULTS, 192,
@@ -240,6 +283,62 @@ def test_header_states_signature_memory_and_api() -> None:
                         "<cstring>", "<string>", "<stdio.h>", "<stdlib.h>", "<string.h>"}
 
 
+def test_header_of_variables() -> None:
+    text = generate_header(vars_spec())
+    for expected in [
+        "#define V_VARS_NUM_VARIABLES 2",
+        "arg1 'variable w': f32[3], 12 bytes",
+        "result1 'variable w': f32[3], 12 bytes",
+        "static constexpr int kNumVariables = 2;",
+        "void set_var_w_data(float* data) { set_arg_data(1, data); }",
+        "float& var_w(std::size_t dim0) { return var_w_data()[dim0]; }",
+        "void set_var_k_data(const std::int32_t* data) { set_arg_data(2, data); }",
+        "const std::int32_t* var_k_data() { return static_cast<const std::int32_t*>(",
+        "const std::int32_t& var_k() { return var_k_data()[0]; }",
+        "static constexpr int kVariableArgs[] = {1, 2};",
+        "static constexpr int kVariableResults[] = {1, -1};",
+        'static constexpr const char* kVariableNames[] = {"w", "k"};',
+        "float* arg_a_data()", "float& result_out(std::size_t dim0, std::size_t dim1)",
+        "int v_Vars_variable_result_index(int index)",
+        "  if (results[1] != args[1]) memcpy(args[1], results[1], 12u);  /* variable w */",
+    ]:
+        assert expected in text, expected
+    # Variables are reached through var_X only, as in tfcompile.
+    for absent in ["arg1_data", "arg2(", "result1_data", "set_arg1_data"]:
+        assert absent not in text, absent
+
+
+def test_name_tables_and_program_shape_only_when_asked() -> None:
+    bare = generate_header(vars_spec(gen_name_to_index=False, gen_program_shape=False))
+    assert "static constexpr bool HasNameIndices() { return false; }" in bare
+    assert "static constexpr const char* kArgNames[] = {nullptr, nullptr, nullptr};" in bare
+    assert "static constexpr const char* kVariableNames[] = {nullptr, nullptr};" in bare
+    assert 'static constexpr const char* kArgLabels[] = {"a", "variable w", "variable k"};' in bare
+    assert "float* arg_a_data()" in bare  # named accessors exist either way
+    assert "StaticProgramShape() {\n    return nullptr;" in bare
+    full = generate_header(vars_spec())
+    assert "static constexpr bool HasNameIndices() { return true; }" in full
+    assert 'static constexpr ::tfcompile_shape_info kParameters[] = {' in full
+    assert '{"s32", 0, nullptr},' in full and "kParameter1Dims[] = {3};" in full
+    in_object = generate_header(vars_spec(program_shape_in_object=True))
+    assert "extern const tfcompile_program_shape v_Vars_program_shape_data;" in in_object
+    assert "return &::v_Vars_program_shape_data;" in in_object
+    assert "and the metadata object (--out_metadata_object)" in in_object
+
+
+def test_metadata_ir_holds_the_program_shape() -> None:
+    text = metadata_ir(vars_spec(program_shape_in_object=True))
+    for expected in [
+        '@.type.f32 = private unnamed_addr constant [4 x i8] c"f32\\00"',
+        "@.parameters.dims0 = private unnamed_addr constant [2 x i64] [i64 2, i64 2]",
+        "%shape { ptr @.type.s32, i64 0, ptr null }",
+        "@v_Vars_program_shape_data = constant %program { i64 3, ptr @.parameters, i64 2, "
+        "ptr @.results, ptr @.text }",
+    ]:
+        assert expected in text, expected
+    assert "constant" not in metadata_ir(vars_spec())  # nothing asked for: an empty module
+
+
 def test_complex_elements_include_complex() -> None:
     spec = LibrarySpec.create("C", "e", [Shape.array(T.C64, [2])], [], 0)
     text = generate_header(spec)
@@ -278,6 +377,9 @@ def test_header_compiles_cleanly_as_cpp17_and_c11(tmp_path: Path) -> None:
             [Shape.array(t, [2, 1]) for t in (T.PRED, T.S8, T.S16, T.S64, T.U16, T.U32, T.U64,
                                              T.F16, T.BF16, T.C64, T.C128)],
             [Shape.array(T.F32, [0, 3]), Shape.token()], 64),
+        "vars": vars_spec(),
+        "bare": vars_spec(gen_name_to_index=False, gen_program_shape=False),
+        "in_object": vars_spec(program_shape_in_object=True),
     }
     warn = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
     for name, spec in specs.items():
@@ -455,3 +557,77 @@ def test_failing_c_compiler_reports_stderr_and_command(tmp_path: Path, monkeypat
     assert "exit status 3" in message
     assert "fakecc: something is wrong" in message
     assert f"{fake} -std=c11 -O2 -fPIC" in message and "glue.c" in message
+
+
+# --- name tables, caller alignment and the metadata object ----------------------------------------
+@needs_cc
+def test_c_api_without_name_tables(tmp_path: Path) -> None:
+    lib = export(tmp_path, multi_artifact(), "ns::Multi", gen_name_to_index=False, **MULTI_NAMES)
+    api = _c_api(lib.library_path, "ns_Multi")
+    assert [api.ns_Multi_lookup_arg_index(n) for n in (b"a", b"s")] == [-1, -1]
+    assert api.ns_Multi_lookup_result_index(b"y") == -1
+    assert api.ns_Multi_arg_name(0) is None and api.ns_Multi_result_name(1) is None
+    # Messages still name the buffer: labels are not name tables.
+    a, one = _aligned((2, 3, 4), np.int32), _aligned((1,), np.uint8)
+    y, pos = _aligned((2, 3, 4), np.float64), _aligned((), np.bool_)
+    assert api.ns_Multi_run(_pointers([a, None, one]), _pointers([y, pos]), None) == -1
+    assert api.ns_Multi_error_message() == b"ns::Multi: argument 1 (s) buffer is NULL"
+
+
+@needs_cc
+def test_small_caller_buffers_need_only_natural_alignment(tmp_path: Path) -> None:
+    """As in tfcompile, the 16-byte rule applies to buffers of 16 bytes or more."""
+    lib = export(tmp_path, multi_artifact(), "ns::Multi", **MULTI_NAMES)
+    api = _c_api(lib.library_path, "ns_Multi")
+    a = _aligned((2, 3, 4), np.int32)
+    a[...] = np.arange(24).reshape(2, 3, 4)
+    s, one = _aligned((), np.float64, offset=8), _aligned((2,), np.uint8, offset=3)[1:]
+    s[...], one[...] = 2.0, 1
+    y, pos = _aligned((2, 3, 4), np.float64), _aligned((), np.bool_, offset=5)
+    assert one.ctypes.data % 2 == 0 and s.ctypes.data % 16 == 8
+    assert api.ns_Multi_run(_pointers([a, s, one]), _pointers([y, pos]), None) == 0, \
+        api.ns_Multi_error_message()
+    np.testing.assert_array_equal(y, multi_reference(a, 2.0, 1)[0])
+
+
+METADATA_PROGRAM = r"""
+#include <stdio.h>
+#include "multi.h"
+
+int main(void) {
+  const tfcompile_program_shape* shape = &ns_Multi_program_shape_data;
+  const tfcompile_shape_info* a = &shape->parameters[0];
+  printf("%d %s %d %d %d %d\n", (int)shape->num_parameters, a->element_type, (int)a->rank,
+         (int)a->dims[0], (int)a->dims[1], (int)a->dims[2]);
+  printf("%d %s %d %s\n", (int)shape->num_results, shape->results[1].element_type,
+         (int)shape->results[1].rank, shape->results[1].dims == NULL ? "null" : "dims");
+  printf("%s\n", shape->text);
+  return 0;
+}
+"""
+
+
+@needs_cc
+def test_metadata_object_holds_the_program_shape(tmp_path: Path) -> None:
+    program_shape = "(a: s32[2,3,4], s: f64[], one: u8[1]) -> (f64[2,3,4], pred[])"
+    lib = write_library(multi_artifact(), cpp_class="ns::Multi", object_path=tmp_path / "multi.o",
+                        header_path=tmp_path / "multi.h", library_path=tmp_path / "multi.so",
+                        metadata_path=tmp_path / "meta" / "multi_meta.o",
+                        program_shape=program_shape, **MULTI_NAMES)
+    assert lib.metadata_path == tmp_path / "meta" / "multi_meta.o"
+    (tmp_path / "main.c").write_text(METADATA_PROGRAM)
+    run(["gcc", "-std=c11", "-Wall", "-Werror", "main.c", "multi.o", "meta/multi_meta.o",
+         "-o", "meta_prog"], tmp_path)
+    lines = run(["./meta_prog"], tmp_path).stdout.splitlines()
+    assert lines == ["3 s32 3 2 3 4", "2 pred 0 null", program_shape]
+    # The shared object carries the metadata too (a C++ user of the .so needs it).
+    assert "ns_Multi_program_shape_data" in run(["nm", "-D", str(lib.library_path)]).stdout
+
+
+def test_metadata_object_for_a_cross_target(tmp_path: Path) -> None:
+    lib = write_library(matmul_artifact(triple=AARCH64), cpp_class="foo::bar::MatMulComp",
+                        object_path=tmp_path / "m.o", header_path=tmp_path / "m.h",
+                        library_path=None, metadata_path=tmp_path / "m_meta.o")
+    elf = (tmp_path / "m_meta.o").read_bytes()
+    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
+    assert lib.spec.program_shape_in_object

@@ -159,6 +159,25 @@ def test_cpu_backend_runs_a_training_step():
     assert cpu[1] == pytest.approx(float(ref[1]), rel=1e-5)
 
 
+def test_cpu_backend_runs_scan_and_cond_gradients():
+    def f(w, xs):
+        def cell(h, x):
+            h = cnp.tanh(h @ w + x)
+            return h, lax.cond(h.sum() > 0, lambda v: v * 2, lambda v: -v, h)
+
+        h, ys = lax.scan(cell, cnp.zeros(3, xs.dtype), xs)
+        return cnp.sum(ys ** 2) + cnp.sum(h)
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((3, 3)).astype(np.float32)
+    xs = rng.standard_normal((7, 3)).astype(np.float32)
+    step = lambda w, xs: value_and_grad(f, argnums=(0, 1))(w, xs)  # noqa: E731
+    (v_cpu, g_cpu), (v_ref, g_ref) = jit(step)(w, xs), jit(step, backend="interpreter")(w, xs)
+    assert float(v_cpu) == pytest.approx(float(v_ref), rel=1e-5)
+    for a, b in zip(g_cpu, g_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_cpu_fast_path_reuses_the_entry():
     f = jit(lambda x: x + 1)
     x = np.zeros(4, np.float32)

@@ -627,3 +627,34 @@ def test_wrong_argument_is_an_argument_error(gpu_compile: Compile) -> None:
     with pytest.raises(ArgumentError, match="dtype"):
         exe(np.zeros(3, np.float64))
     np.testing.assert_array_equal(exe(np.arange(3, dtype=np.float32)), -np.arange(3))
+
+
+@pytest.mark.parametrize("t,feature", [("f32", 1), ("f16", 3), ("f64", 0)])
+def test_batch_norm_expansions(t: str, feature: int, gpu_compile: Compile) -> None:
+    shape = (4, 6, 5, 3)
+    c = shape[feature]
+    x = f"{t}[{','.join(map(str, shape))}]"
+    v = f"{t}[{c}]"
+    text = f"""HloModule bn
+ENTRY e {{
+  x = {x} parameter(0)
+  s = {v} parameter(1)
+  o = {v} parameter(2)
+  dy = {x} parameter(3)
+  t = ({x}, {v}, {v}) batch-norm-training(x, s, o), epsilon=0.001, feature_index={feature}
+  y = {x} get-tuple-element(t), index=0
+  m = {v} get-tuple-element(t), index=1
+  var = {v} get-tuple-element(t), index=2
+  i = {x} batch-norm-inference(x, s, o, m, var), epsilon=0.001, feature_index={feature}
+  g = ({x}, {v}, {v}) batch-norm-grad(x, s, m, var, dy), epsilon=0.001, feature_index={feature}
+  gx = {x} get-tuple-element(g), index=0
+  gs = {v} get-tuple-element(g), index=1
+  go = {v} get-tuple-element(g), index=2
+  ROOT r = ({x}, {v}, {v}, {x}, {x}, {v}, {v}) tuple(y, m, var, i, gx, gs, go)
+}}
+"""
+    rng = np.random.default_rng(15)
+    dt = _numpy_dtype(t)
+    args = [rng.uniform(-2, 2, shape).astype(dt), rng.uniform(0.5, 1.5, c).astype(dt),
+            rng.uniform(-1, 1, c).astype(dt), rng.uniform(-1, 1, shape).astype(dt)]
+    _run(gpu_compile, text, args, scale=10.0)
