@@ -101,9 +101,9 @@ def _comment_block(spec: LibrarySpec) -> str:
         f"//   alignment:             {ALIGNMENT} bytes (allocated), {MIN_ALIGNMENT} bytes "
         f"(caller buffers of {MIN_ALIGNMENT} bytes or more)",
         "//",
-        f"// Linking: the C++ class needs {needs}; the C API is",
-        "// defined in the shared object, or in one translation unit of yours that defines",
-        f"// {spec.implementation_macro} before including this header.",
+        f"// Linking: the C++ class needs {needs};",
+        "// the C API is defined in the shared object, or in one translation unit of yours",
+        f"// that defines {spec.implementation_macro} before including this header.",
         "//",
     ]
     return "\n".join(lines)

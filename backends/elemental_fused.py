@@ -9,6 +9,9 @@ Values are memoised per instruction, output index and basic block: an instructio
 twice at the same index is computed once, and a value is never reused outside the block
 that computed it (concatenate emits its operands in branches, which do not dominate what
 follows).
+
+A fusion that is not one loop nest (a reduction, a dot with its epilogue) computes some
+instructions with kernels into buffers; `bind` makes their generators read those buffers.
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ class FusedEmitter:
         self._emitter = ElementalEmitter(builder, math, parameters)
         self._generators: dict[int, Generator] = {}
 
+    def bind(self, instr: HloInstruction, generator: Generator) -> None:
+        """Use `generator` for `instr` (a value computed into a buffer by a kernel)."""
+        if id(instr) in self._generators:
+            raise InternalError(f"{instr.name} already has a generator")
+        self._generators[id(instr)] = generator
+
     def generator(self, instr: HloInstruction) -> Generator:
         """The (memoised) generator of `instr`, with its operands' generators inside."""
         gen = self._generators.get(id(instr))
@@ -67,16 +76,19 @@ class FusedEmitter:
             return gen
         operands = {o: self.generator(o) for o in instr.operands}
         raw = self._emitter.generator(instr, operands)
-        cache: dict[tuple[int, tuple[int, ...]], ir.Value] = {}
+        # key -> (the index values, the value): keeping the index values alive keeps their
+        # ids from being reused by other values while the key is in the cache.
+        cache: dict[tuple[int, tuple[int, ...]], tuple[list[ir.Value], ir.Value]] = {}
 
         def memoised(index: IrIndex) -> ir.Value:
             key = (id(self.b.block), tuple(id(v) for v in index.values))
-            value = cache.get(key)
-            if value is None:
-                value = raw(index)
-                # Remember the value only where it was computed: the builder may have moved
-                # to a new block while computing it (concatenate, conditionals).
-                cache[(id(self.b.block), key[1])] = value
+            hit = cache.get(key)
+            if hit is not None:
+                return hit[1]
+            value = raw(index)
+            # Remember the value only where it was computed: the builder may have moved to
+            # a new block while computing it (concatenate, conditionals).
+            cache[(id(self.b.block), key[1])] = (index.values, value)
             return value
 
         self._generators[id(instr)] = memoised

@@ -23,7 +23,9 @@ from hlo.shape import Shape
 # Alignment of every buffer the library allocates itself (temps, and args/results in the
 # C++ class); the compiled function may assume it for `temps` only.
 ALIGNMENT = 64
-# Minimum alignment accepted for caller-provided argument and result buffers (tfcompile's).
+# Minimum alignment accepted for caller-provided argument and result buffers (tfcompile's
+# kMinAlign). As in tfcompile, it applies to buffers of at least this many bytes; smaller
+# ones (scalars) need only their natural alignment, which is all the compiled code assumes.
 MIN_ALIGNMENT = 16
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

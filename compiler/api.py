@@ -1,9 +1,15 @@
 """The public `compile` entry point, with its in-memory and on-disk compile caches.
 
-`compile(module, backend="cpu", **options)` returns an Executable. A compilation is keyed
-by the fingerprint of the module's printed text, the resolved backend options (target
-triple, CPU, features, ...) and the compiler version (which includes a hash of the backend
-sources, so editing the compiler invalidates old entries). The in-memory cache returns the
+`compile(module, backend="cpu", optimize=True, **options)` returns an Executable. With
+`optimize` (the default) a clone of the module goes through `default_pipeline(backend)`
+(simplification, fusion, layouts, copy insertion, buffer assignment) before code
+generation; the caller's module is never changed. `optimize=False` compiles the module as
+written, each instruction its own kernel (useful for tests of single kernels).
+
+A compilation is keyed by the fingerprint of the module's printed text *before* passes,
+the names of the pipeline's passes (none without `optimize`), the resolved backend options
+(target triple, CPU, features, ...) and the compiler version (which includes a hash of the
+compiler, backend and runtime sources, so editing any of them invalidates old entries). The in-memory cache returns the
 same Executable for the same key; the on-disk cache (`TFCOMPILE_CACHE_DIR`, default
 `~/.cache/tfcompile-py`, empty = off) stores the object code and its metadata, written
 atomically (temporary file + `os.replace`) so that concurrent processes never read a
@@ -27,6 +33,7 @@ import llvmlite
 
 from backends.cpu import CpuArtifact, CpuOptions, compile_to_object
 from backends.cpu.object import Target
+from compiler.pipeline import Pipeline
 from hlo import debug_options
 from hlo.dtypes import PrimitiveType
 from hlo.errors import CompileError
@@ -45,12 +52,15 @@ _memory: OrderedDict[str, Executable] = OrderedDict()
 _source_hash: str | None = None
 
 
-def compile(module: HloModule | str, backend: str = "cpu", **options: Any) -> Executable:
+def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = True,
+            **options: Any) -> Executable:
     """Compile an HLO module (or HLO text) into an in-process Executable.
 
     Args:
-        module: the module, or its HLO text.
+        module: the module, or its HLO text. It is never changed: passes run on a clone.
         backend: "cpu" (the GPU backend is not available yet).
+        optimize: run the default optimisation pipeline before code generation (False:
+            compile the module as written).
         **options: backend options; for "cpu" see `backends.cpu.CpuOptions`
             (target_cpu, target_features, opt_level, entry_symbol).
 
@@ -65,8 +75,11 @@ def compile(module: HloModule | str, backend: str = "cpu", **options: Any) -> Ex
         module = parse(module)
     if backend not in BACKENDS:
         raise CompileError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+    if not isinstance(optimize, bool):
+        raise CompileError(f"optimize must be True or False, got {optimize!r}")
     opts = _resolved_options(CpuOptions.from_kwargs(**options))
-    key = fingerprint(module, backend, opts)
+    passes = pipeline_pass_names(backend) if optimize else ()
+    key = fingerprint(module, backend, opts, passes)
     with _lock:
         exe = _memory.get(key)
         if exe is not None:
@@ -74,7 +87,7 @@ def compile(module: HloModule | str, backend: str = "cpu", **options: Any) -> Ex
             return exe
     artifact = _disk_load(key)
     if artifact is None:
-        artifact = compile_to_object(module, opts)
+        artifact = compile_artifact(module, opts, optimize=optimize, backend=backend)
         _disk_store(key, artifact)
     exe = Executable(artifact)
     with _lock:
@@ -82,6 +95,45 @@ def compile(module: HloModule | str, backend: str = "cpu", **options: Any) -> Ex
         while len(_memory) > _MEMORY_CACHE_SIZE:
             _memory.popitem(last=False)
     return exe
+
+
+def optimize_module(module: HloModule, backend: str = "cpu") -> tuple[HloModule, Pipeline]:
+    """A clone of `module` run through `default_pipeline(backend)`, and that pipeline (its
+    `explain()` tells what fusion and buffer assignment decided). `module` is unchanged."""
+    from compiler.passes.hlo_utils import clone_module
+    from compiler.pipelines import default_pipeline
+
+    copy = clone_module(module)
+    pipeline = default_pipeline(backend)
+    pipeline.run(copy)
+    return copy, pipeline
+
+
+def compile_artifact(module: HloModule, options: CpuOptions | None = None, *,
+                     optimize: bool = True, backend: str = "cpu") -> CpuArtifact:
+    """The CpuArtifact of `module` (no caches): optimised first unless `optimize` is False.
+
+    This is what `compile` does on a cache miss, and what ahead-of-time exports should call
+    so that a generated library gets the same code (and arena size) as `compile`. With
+    `optimize`, the artifact's `extra` holds the optimised module (`"optimized_module"`)
+    and the pipeline that made it (`"pipeline"`); the backend adds its buffer assignment.
+    """
+    opts = options if options is not None else CpuOptions()
+    if not optimize:
+        return compile_to_object(module, opts)
+    target, pipeline = optimize_module(module, backend)
+    artifact = compile_to_object(target, opts)
+    artifact.extra["optimized_module"] = target
+    artifact.extra["pipeline"] = pipeline
+    return artifact
+
+
+def pipeline_pass_names(backend: str = "cpu") -> tuple[str, ...]:
+    """Names of the passes `compile(optimize=True)` runs, in order (part of the cache key)."""
+    from compiler.pipeline import iter_passes
+    from compiler.pipelines import default_pipeline
+
+    return tuple(p.name for p in iter_passes(default_pipeline(backend)))
 
 
 def clear_memory_cache() -> None:
@@ -98,12 +150,13 @@ def _resolved_options(opts: CpuOptions) -> CpuOptions:
 
 
 def compiler_version() -> str:
-    """The compiler version plus a hash of the backend and runtime sources and llvmlite's."""
+    """The compiler version plus a hash of the compiler, backend, runtime and IR sources
+    (passes change the code as much as the backends do) and llvmlite's version."""
     global _source_hash
     if _source_hash is None:
         root = Path(__file__).resolve().parent.parent
         h = hashlib.sha256()
-        for folder in ("backends", "runtime", "hlo"):
+        for folder in ("compiler", "backends", "runtime", "hlo"):
             for path in sorted((root / folder).rglob("*.py")):
                 h.update(str(path.relative_to(root)).encode())
                 h.update(path.read_bytes())
@@ -111,13 +164,16 @@ def compiler_version() -> str:
     return f"{COMPILER_VERSION}+{_source_hash}+llvmlite{llvmlite.__version__}"
 
 
-def fingerprint(module: HloModule, backend: str, options: CpuOptions) -> str:
-    """The cache key of compiling `module` with `options` by this compiler version."""
+def fingerprint(module: HloModule, backend: str, options: CpuOptions,
+                passes: tuple[str, ...] = ()) -> str:
+    """The cache key of compiling `module` (its text before any pass) with `options`, after
+    the passes named `passes`, by this compiler version."""
     from hlo.printer import to_text
 
     h = hashlib.sha256()
     h.update(to_text(module).encode())
     h.update(b"\0" + backend.encode())
+    h.update(b"\0" + ",".join(passes).encode())
     h.update(b"\0" + json.dumps(asdict(options), sort_keys=True).encode())
     h.update(b"\0" + compiler_version().encode())
     return h.hexdigest()

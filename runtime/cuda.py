@@ -244,10 +244,8 @@ def driver() -> Driver:
     with _driver_lock:
         if _driver is None:
             try:
-                import pycuda.driver  # noqa: F401
-
                 _driver = PyCudaDriver()
-            except ImportError:
+            except Exception:  # no pycuda, or it cannot initialise: use libcuda directly
                 _driver = CtypesDriver()
         return _driver
 

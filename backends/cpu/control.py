@@ -1,11 +1,12 @@
 """Tuples, aliases and control flow on the CPU: call, while, conditional, map, fusion.
 
-Two tables. `VALUE_RULES` holds the instructions that emit no code because buffers are
-immutable once written: tuple and get-tuple-element pick compile-time buffer values,
-bitcast/reshape reinterpret a row-major buffer, copy and opt-barrier alias their operand,
-after-all makes a token (no buffer), constant points at an LLVM global. The kernels
-registered in `CPU_KERNELS` below call computations as functions (call, fusion, while,
-conditional) or inline a scalar computation per element (map).
+Two tables. `VALUE_RULES` holds the instructions that emit no code: tuple and
+get-tuple-element pick compile-time buffer values, bitcast/reshape reinterpret a row-major
+buffer, opt-barrier aliases its operand, after-all makes a token (no buffer), constant
+points at an LLVM global; the buffer assignment treats exactly these as aliases. The kernels
+registered in `CPU_KERNELS` below copy (`copy` is a real copy: copy insertion adds copies
+precisely so that two values get two buffers), call computations as functions (call, while,
+conditional) or inline a scalar computation per element (map). Fusions are in `fusion.py`.
 
 While loops keep their state in the while's own output buffers; the body writes a second
 set of buffers, which is copied back after each iteration so that the body never reads
@@ -20,8 +21,7 @@ from typing import Any
 from llvmlite import ir
 
 from backends.cpu.kernels import BufferValue, KernelContext, emits
-from backends.cpu.loops import copy_value, emit_elemental_loop, emit_multi_output_loop
-from backends.elemental_fused import FusedEmitter, is_loop_fusible
+from backends.cpu.loops import copy_value, emit_elemental_loop
 from backends.elemental_movement import constant_global
 from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
@@ -74,7 +74,7 @@ def _reinterpret(ctx: Any, instr: HloInstruction, operands: list[BufferValue]) -
     return IrArray(src.ptr, instr.shape, src.invariant)
 
 
-@value_rule(Opcode.COPY, Opcode.OPTIMIZATION_BARRIER)
+@value_rule(Opcode.OPTIMIZATION_BARRIER)
 def _alias(ctx: Any, instr: HloInstruction, operands: list[BufferValue]) -> BufferValue:
     return operands[0]
 
@@ -115,21 +115,11 @@ def _call(ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue]
     ctx.call_computation(instr.attrs["to_apply"], operands, out)
 
 
-@emits(Opcode.FUSION)
-def _fusion(ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue],
-            out: BufferValue) -> None:
-    """A loop fusion is one loop nest over the fused root generator(s); other fusions (with
-    non-elemental instructions inside) call the fused computation like `call`."""
-    comp = instr.attrs["calls"]
-    leaves = list(out) if isinstance(out, tuple) else [out]
-    arrays_in = all(isinstance(v, IrArray) for v in operands)
-    arrays_out = all(isinstance(v, IrArray) for v in leaves)
-    if not (arrays_in and arrays_out and is_loop_fusible(comp)):
-        ctx.call_computation(comp, operands, out)
-        return
-    params = {k: ctx.elemental(o) for k, o in enumerate(instr.operands)}
-    fused = FusedEmitter(ctx.builder, ctx.math, params)
-    emit_multi_output_loop(ctx.builder, leaves, fused.root_generators(comp), name="fused")
+@emits(Opcode.COPY)
+def _copy(ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue],
+          out: BufferValue) -> None:
+    """out = operand, byte for byte (every buffer is row-major)."""
+    copy_value(ctx.builder, operands[0], out)
 
 
 @emits(Opcode.WHILE)

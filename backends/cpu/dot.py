@@ -3,40 +3,38 @@
 Every dot is viewed as a batch of matrix products `C[b] = A[b] @ B[b]` with A: [M, K],
 B: [K, N] and C: [M, N], where b runs over the batch dimensions, M over the lhs free
 dimensions, N over the rhs free dimensions and K over the contracting dimensions. Since the
-result is laid out as (batch, lhs free, rhs free), the output buffer already is C. The
-operands are packed into that form first (A row-major, B into column panels) in the
-accumulation type, so that one register-tiled loop nest serves every dimension numbering and
-element type: f16/bf16 accumulate in f32, integers wrap in the result type, and a result
-narrower than float operands is computed in the operands' type and rounded once. That loop
-nest is one internal function per accumulation type, shared by every dot of the module.
-Matrix-vector (N == 1) and vector-matrix (M == 1) products skip the panel packing; PRED and
-complex dots take a plain scalar loop nest. A GEMM tuned to peak FLOP/s is a later issue.
+result is laid out as (batch, lhs free, rhs free), the output buffer already is C. Each
+operand whose batch, free and contracting dimensions each merge into one stride (row-major
+and transposed matrices, batched or not) is read in place by the packed GEMM of
+`backends/cpu/gemm.py`, whose packing also converts to the accumulation type; any other
+operand is first copied row-major. f16/bf16 accumulate in f32, integers wrap in the result
+type, and a result narrower than float operands is computed in the operands' type and
+rounded once. Matrix-vector (N == 1) and vector-matrix (M == 1) products skip the packing;
+PRED and complex dots take a plain scalar loop nest.
 
 The small scalar helpers here (`accumulation_type`, `convert_scalar`, `add_scalar`,
-`mul_scalar`) are also used by the convolution and linear-algebra kernels.
+`mul_scalar`, `multiply_add`) are also used by the convolution and linear-algebra kernels.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llvmlite import ir
 
+from backends.cpu.gemm import GemmPlan, MatrixOperand, kernel_target
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.elemental_convert import convert
-from backends.llvm.index import delinearize, linearize
+from backends.llvm.index import row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I32,
-    I64,
-    PTR,
     alloca_at_entry,
     const,
     for_range,
     i64,
-    if_else,
     intrinsic,
     llvm_type,
     loop_nest,
@@ -48,10 +46,6 @@ from hlo.shape import Shape
 
 _T = PrimitiveType
 _NOWRAP = ("nuw", "nsw")
-
-# Register tile of the matrix kernel: MR rows of C by NR_VECTORS vectors of W lanes.
-MR = 4
-NR_VECTORS = 2
 
 
 # --- scalar arithmetic shared by the contraction kernels --------------------------------------
@@ -198,6 +192,30 @@ def _is_direct(arr: IrArray, order: tuple[int, ...], acc_t: PrimitiveType) -> bo
     return order == tuple(range(arr.shape.rank)) and arr.element_type is acc_t
 
 
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _vector_width(t: PrimitiveType) -> int:
+    """Lanes per vector of the matrix-vector loops: 256-bit vectors, 8 lanes for narrow types."""
+    return 4 if t.bits == 64 else 8
+
+
+def _at(b: ir.IRBuilder, ptr: ir.Value, elem_ty: ir.Type, linear: ir.Value) -> ir.Value:
+    """Pointer to element `linear` of a buffer of `elem_ty` values."""
+    return b.gep(ptr, [linear], inbounds=True, source_etype=elem_ty)
+
+
+def _nsw_add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = b.add(acc, t, flags=_NOWRAP)
+    return acc
+
+
+def _nsw_mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.mul(x, y, flags=_NOWRAP)
+
+
 # --- packing ----------------------------------------------------------------------------------
 
 
@@ -217,194 +235,68 @@ def _pack_lhs(
     return packed
 
 
-def _pack_rhs_panels(
-    ctx: KernelContext, view: DotView, rhs: IrArray, acc_t: PrimitiveType, nr: int
+def _pack_rhs(
+    ctx: KernelContext, view: DotView, rhs: IrArray, acc_t: PrimitiveType
 ) -> IrArray:
-    """B = rhs as acc_t[B, P, K, nr]: column panels of width nr, zero-padded on the right."""
+    """B = rhs as acc_t[B, K, N] row-major (for operands whose dimensions do not merge)."""
     b = ctx.builder
-    panels = -(-view.N // nr)
-    packed: IrArray = ctx.temp_array(
-        Shape.array(acc_t, (view.B, panels, view.K, nr)), name="dot.rhs"
-    )
+    dims = view.batch_sizes + view.k_sizes + view.n_sizes
+    packed: IrArray = ctx.temp_array(Shape.array(acc_t, dims), name="dot.rhs")
     order = view.rhs_batch + view.rhs_contract + view.rhs_free
-    nb = len(view.batch_sizes)
-    zero = const(acc_t, 0)
-    with loop_nest(b, view.batch_sizes + view.k_sizes, name="pack_b") as idx:
-        bi = linearize(b, idx[:nb], view.batch_sizes)
-        ki = linearize(b, idx[nb:], view.k_sizes)
-        with loop_nest(b, (panels, nr), name="pack_b.n") as (panel, lane):
-            n = _nsw_add(b, _nsw_mul(b, panel, i64(nr)), lane)
-            inside = b.icmp_signed("<", n, i64(view.N))
-            # Columns past N read column N - 1 and store zero: no branch in the copy loop.
-            column = b.select(inside, n, i64(view.N - 1)) if view.N % nr else n
-            loop_values = [*idx, *delinearize(b, column, view.n_sizes)]
-            value = rhs.load(b, _operand_index(order, loop_values))
-            value = convert_scalar(b, value, rhs.element_type, acc_t)
-            if view.N % nr:
-                value = b.select(inside, value, zero)
-            packed.store(b, [bi, panel, ki, lane], value)
+    with loop_nest(b, dims, name="pack_b") as idx:
+        value = rhs.load(b, _operand_index(order, idx))
+        packed.store(b, idx, convert_scalar(b, value, rhs.element_type, acc_t))
     return packed
 
 
-# --- the register-tiled matrix kernel ---------------------------------------------------------
-#
-# One internal function per accumulation type and LLVM module,
-#     void gemm.<t>(ptr a, ptr bp, ptr c, ptr tile, i64 batches, i64 m, i64 n, i64 k)
-# computes C[b] = A[b] @ B[b] for packed A [batches, m, k] and panel-packed B
-# [batches, ceil(n / NR), k, NR] into C [batches, m, n], all in the accumulation type. Every
-# dot of the module calls it, so its loop nest is compiled once rather than once per dot.
+def group_strides(shape: Shape, groups: Sequence[Sequence[int]]) -> list[int] | None:
+    """One element stride per group of dimensions of a row-major array, if each group
+    (its dimensions in the given order, flattened row-major) is one strided dimension.
+
+    Dimensions of size 1 never matter; None when some group does not merge.
+    """
+    strides = row_major_strides(shape.dims)
+    merged = []
+    for group in groups:
+        dims = [d for d in group if shape.dims[d] != 1]
+        for outer, inner in zip(dims, dims[1:], strict=False):
+            if strides[outer] != strides[inner] * shape.dims[inner]:
+                return None
+        merged.append(strides[dims[-1]] if dims else 0)
+    return merged
 
 
-def _vector_width(t: PrimitiveType) -> int:
-    """Lanes per vector: 256-bit vectors for 32/64-bit types, 8 lanes for narrower ones."""
-    return 4 if t.bits == 64 else 8
-
-
-def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
-    vec_ty = ir.VectorType(value.type, width)
-    one = b.insert_element(ir.Constant(vec_ty, ir.Undefined), value, ir.Constant(I32, 0))
-    mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
-    return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)
-
-
-def _at(b: ir.IRBuilder, ptr: ir.Value, elem_ty: ir.Type, linear: ir.Value) -> ir.Value:
-    """Pointer to element `linear` of a buffer of `elem_ty` values."""
-    return b.gep(ptr, [linear], inbounds=True, source_etype=elem_ty)
-
-
-def _nsw_add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
-    acc = terms[0]
-    for t in terms[1:]:
-        acc = b.add(acc, t, flags=_NOWRAP)
-    return acc
-
-
-def _nsw_mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.mul(x, y, flags=_NOWRAP)
-
-
-class _Gemm:
-    """Emits the body of the shared matrix-product function for one accumulation type."""
-
-    def __init__(self, fn: ir.Function, acc_t: PrimitiveType) -> None:
-        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
-        self.acc_t = acc_t
-        self.elem = llvm_type(acc_t)
-        self.align = acc_t.byte_size
-        self.width = _vector_width(acc_t)
-        self.nr = self.width * NR_VECTORS
-        self.vec = ir.VectorType(self.elem, self.width)
-        self.a, self.bp, self.c, self.tile, self.batches, self.m, self.n, self.k = fn.args
-
-    def emit(self) -> None:
-        b = self.b
-        panels = b.udiv(b.add(self.n, i64(self.nr - 1)), i64(self.nr))
-        full_rows = b.sub(self.m, b.urem(self.m, i64(MR)))
-        with for_range(b, 0, self.batches, name="batch") as bi:
-            with for_range(b, 0, panels, name="panel") as panel:
-                with for_range(b, 0, full_rows, step=MR, name="mtile") as m0:
-                    self.tile_product(bi, panels, panel, m0, MR)
-                with for_range(b, full_rows, self.m, name="mrest") as m0:
-                    self.tile_product(bi, panels, panel, m0, 1)
-        b.ret_void()
-
-    def tile_product(
-        self, bi: ir.Value, panels: ir.Value, panel: ir.Value, m0: ir.Value, rows: int
-    ) -> None:
-        """C[bi, m0 : m0 + rows, panel's columns] = A rows @ B panel, in vector registers."""
-        b = self.b
-        zero = ir.Constant(self.vec, [const(self.acc_t, 0)] * self.width)
-        accs = [
-            [alloca_at_entry(b, self.vec, name=f"acc{r}.{v}") for v in range(NR_VECTORS)]
-            for r in range(rows)
-        ]
-        for row in accs:
-            for slot in row:
-                b.store(zero, slot)
-        panel_base = _nsw_mul(b, _nsw_add(b, _nsw_mul(b, bi, panels), panel),
-                              _nsw_mul(b, self.k, i64(self.nr)))
-        first_row = _nsw_add(b, _nsw_mul(b, bi, self.m), m0)
-        a_rows = [_nsw_mul(b, _nsw_add(b, first_row, i64(r)), self.k) for r in range(rows)]
-        with for_range(b, 0, self.k, name="k") as k:
-            b_at = _nsw_add(b, panel_base, _nsw_mul(b, k, i64(self.nr)))
-            b_vecs = [
-                b.load(_at(b, self.bp, self.elem, _nsw_add(b, b_at, i64(v * self.width))),
-                       typ=self.vec, align=self.align)
-                for v in range(NR_VECTORS)
-            ]
-            for r in range(rows):
-                a_val = b.load(_at(b, self.a, self.elem, _nsw_add(b, a_rows[r], k)),
-                               typ=self.elem, align=self.align)
-                a_vec = _splat(b, a_val, self.width)
-                for v in range(NR_VECTORS):
-                    total = multiply_add(b, self.acc_t, b.load(accs[r][v]), a_vec, b_vecs[v])
-                    b.store(total, accs[r][v])
-        self.store_tile(accs, first_row, _nsw_mul(b, panel, i64(self.nr)))
-
-    def store_tile(self, accs: list[list[ir.Value]], first_row: ir.Value, n0: ir.Value) -> None:
-        """Vector stores for a full tile; through the tile scratch for the right edge."""
-        b = self.b
-        c_rows = [
-            _nsw_add(b, _nsw_mul(b, _nsw_add(b, first_row, i64(r)), self.n), n0)
-            for r in range(len(accs))
-        ]
-        full = b.icmp_signed("<=", b.add(n0, i64(self.nr)), self.n)
-        with if_else(b, full, likely=True) as (then, otherwise):
-            with then:
-                for r, row in enumerate(accs):
-                    for v, slot in enumerate(row):
-                        ptr = _at(b, self.c, self.elem, _nsw_add(b, c_rows[r], i64(v * self.width)))
-                        b.store(b.load(slot), ptr, align=self.align)
-            with otherwise:
-                count = b.sub(self.n, n0)
-                for r, row in enumerate(accs):
-                    for v, slot in enumerate(row):
-                        ptr = _at(b, self.tile, self.elem, i64((r * NR_VECTORS + v) * self.width))
-                        b.store(b.load(slot), ptr, align=self.align)
-                    with for_range(b, 0, count, name="col") as j:
-                        src = _at(b, self.tile, self.elem, _nsw_add(b, i64(r * self.nr), j))
-                        value = b.load(src, typ=self.elem, align=self.align)
-                        b.store(value, _at(b, self.c, self.elem, _nsw_add(b, c_rows[r], j)),
-                                align=self.align)
-
-
-def gemm_function(module: ir.Module, acc_t: PrimitiveType) -> ir.Function:
-    """The shared matrix-product function of `module` for `acc_t`, emitted on first use."""
-    name = f"tfcompile.gemm.{acc_t.value}"
-    existing = module.globals.get(name)
-    if isinstance(existing, ir.Function):
-        return existing
-    fnty = ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I64] * 4)
-    fn = ir.Function(module, fnty, name=name)
-    fn.linkage = "internal"
-    # Inlining it into every dot would undo the point of sharing it.
-    fn.attributes.add("noinline")
-    fn.attributes.add("nounwind")
-    for arg, arg_name in zip(fn.args, ("a", "bp", "c", "tile", "batches", "m", "n", "k"),
-                             strict=True):
-        arg.name = arg_name
-        if arg.type == PTR:
-            arg.add_attribute("noalias")
-    _Gemm(fn, acc_t).emit()
-    return fn
+def _matrix_operand(
+    arr: IrArray, groups: tuple[tuple[int, ...], ...], rows: int, cols: int,
+    pack: Callable[[], IrArray],
+) -> tuple[IrArray, MatrixOperand]:
+    """The operand as a strided (batch, row, column) matrix of `rows` x `cols`: in place
+    when its dimension groups merge into single strides, else a row-major copy by `pack`."""
+    strides = group_strides(arr.shape, groups)
+    if strides is None:
+        arr = pack()
+        strides = [rows * cols, cols, 1]
+    return arr, MatrixOperand(arr.element_type, *strides)
 
 
 def _emit_gemm(
     ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
     acc_t: PrimitiveType,
 ) -> None:
-    """Pack the operands, call the shared kernel, and round C into `out` if types differ."""
+    """C = A @ B by the packed GEMM of backends/cpu/gemm.py; C is rounded into `out` when
+    the types differ."""
     b = ctx.builder
-    nr = _vector_width(acc_t) * NR_VECTORS
-    a = _pack_lhs(ctx, view, lhs, acc_t)
-    bp = _pack_rhs_panels(ctx, view, rhs, acc_t, nr)
-    tile = ctx.temp_array(Shape.array(acc_t, (MR * nr,)), name="dot.tile")
+    a_arr, a = _matrix_operand(lhs, (view.lhs_batch, view.lhs_free, view.lhs_contract),
+                               view.M, view.K, lambda: _pack_lhs(ctx, view, lhs, acc_t))
+    b_arr, bm = _matrix_operand(rhs, (view.rhs_batch, view.rhs_contract, view.rhs_free),
+                                view.K, view.N, lambda: _pack_rhs(ctx, view, rhs, acc_t))
     direct = out.element_type is acc_t
     c = out if direct else ctx.temp_array(
         Shape.array(acc_t, (view.B, view.M, view.N)), name="dot.c")
-    fn = gemm_function(ctx.module, acc_t)
-    b.call(fn, [a.ptr, bp.ptr, c.ptr, tile.ptr, i64(view.B), i64(view.M), i64(view.N),
-                i64(view.K)])
+    plan = GemmPlan.create(kernel_target(ctx), acc_t, view.B, view.M, view.N, view.K, a, bm)
+    scratch = ctx.temp_array(Shape.array(acc_t, (plan.scratch_elements,)), name="dot.scratch")
+    fn = plan.emit_range_function(ctx.module, f"{b.function.name}.gemm")
+    plan.emit_call(b, fn, a_arr.ptr, b_arr.ptr, c.ptr, scratch.ptr)
     if not direct:
         with for_range(b, 0, view.B * view.M * view.N, name="dot.round") as e:
             value = c.load_linear(b, e)

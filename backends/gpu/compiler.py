@@ -58,7 +58,7 @@ from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
 ALIGNMENT = 256
-_KERNEL_MODULES = ("misc", "gather_scatter", "reduction", "dot", "conv", "sort")
+_KERNEL_MODULES = ("misc", "gather_scatter", "reduction", "dot", "conv", "sort", "fft")
 
 
 def load_kernels() -> None:

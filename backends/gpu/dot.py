@@ -5,13 +5,13 @@ where b, m, k and n each stand for a group of operand dimensions (`DotView`); el
 offsets into the operands are computed from those groups, so no operand is transposed
 or copied first. Sums of f16/bf16 products accumulate in f32, as XLA does.
 
-The GEMM kernel gives each block of 16 x 16 threads a 64 x 64 tile of C; the K dimension
-is walked in steps of 16, staging a 64 x 16 tile of A and a 16 x 64 tile of B in shared
-memory (zero-padded at the edges), and each thread accumulates a 4 x 4 register tile
-whose rows and columns are 16 apart, so that a warp's shared-memory reads are broadcasts
-(A) or consecutive (B). Consecutive threads load consecutive k of A and consecutive n of
-B, which is coalesced for row-major [M, K] x [K, N]. Small products (M or N below 16), and
-PRED and complex dots, use one thread per output element.
+The GEMM kernel gives each block of 16 x 16 threads a 64 x 64 tile of C (128 x 128 for
+large products); the K dimension is walked in steps of 16 (8), staging a tile of A and one
+of B in shared memory (zero-padded at the edges), and each thread accumulates a 4 x 4
+(8 x 8) register tile whose rows and columns are 16 apart, so that a warp's shared-memory
+reads are broadcasts (A) or consecutive (B). Consecutive threads load consecutive k of A
+and consecutive n of B, which is coalesced for row-major [M, K] x [K, N]. Small products
+(M or N below 16), and PRED and complex dots, use one thread per output element.
 TODO(#8): tensor-core mma.sync for f16/bf16.
 """
 
@@ -45,10 +45,24 @@ from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 
 _NOWRAP = ("nuw", "nsw")
-TILE = 64       # C tile edge per block
-TILE_K = 16     # K step
 THREADS = 16    # threads per block edge (16 x 16 = 256)
-PER_THREAD = TILE // THREADS  # 4 x 4 outputs per thread
+
+
+@dataclass(frozen=True)
+class GemmTile:
+    """A block's C tile edge and K step; each thread holds (edge / 16)^2 accumulators."""
+
+    edge: int
+    depth: int
+
+    @property
+    def per_thread(self) -> int:
+        return self.edge // THREADS
+
+
+SMALL_TILE = GemmTile(64, 16)   # 4 x 4 accumulators per thread
+LARGE_TILE = GemmTile(128, 8)   # 8 x 8: twice the arithmetic per shared-memory load
+LARGE_MIN = 1024                # rows and columns from which the large tile fills the GPU
 
 
 @dataclass(frozen=True)
@@ -155,14 +169,17 @@ def emit_dot(ctx: KernelContext, instr: HloInstruction) -> None:
     t = instr.shape.element_type
     tiled = (not t.is_complex and not t.is_pred and view.rows >= 16 and view.cols >= 16
              and view.depth >= 8)
-    kernel = ctx.kernel("gemm" if tiled else "dot", [out], operand_slots(ctx))
+    large = view.rows >= LARGE_MIN and view.cols >= LARGE_MIN
+    shape = LARGE_TILE if large else SMALL_TILE
+    role = f"gemm{shape.edge}" if tiled else "dot"
+    kernel = ctx.kernel(role, [out], operand_slots(ctx))
     if kernel.is_new:
         if tiled:
-            _fill_gemm(kernel, instr, view)
+            _fill_gemm(kernel, instr, view, shape)
         else:
             _fill_per_output(kernel, instr, view)
     if tiled:
-        tiles = view.batch * ceil_div(view.rows, TILE) * ceil_div(view.cols, TILE)
+        tiles = view.batch * ceil_div(view.rows, shape.edge) * ceil_div(view.cols, shape.edge)
         ctx.launch(kernel, LaunchDims((tiles, 1, 1), (THREADS, THREADS, 1)))
     else:
         ctx.launch(kernel, for_elements(out.shape.num_elements))
@@ -200,49 +217,51 @@ def _fill_per_output(kernel: KernelFunction, instr: HloInstruction, view: DotVie
     kernel.finish()
 
 
-def _fill_gemm(kernel: KernelFunction, instr: HloInstruction, view: DotView) -> None:
+def _fill_gemm(kernel: KernelFunction, instr: HloInstruction, view: DotView,
+               shape: GemmTile) -> None:
     b = kernel.builder
     lhs_t, rhs_t, out_t, acc_t = _types(instr)
     acc_ty = llvm_type(acc_t)
     a, bb = _readers(view, *kernel.inputs)
     out = kernel.outputs[0]
     rows, cols, depth = view.rows, view.cols, view.depth
-    m_tiles, n_tiles = ceil_div(rows, TILE), ceil_div(cols, TILE)
-    a_tile = shared_array(kernel.module, f"{kernel.name}_a", acc_ty, TILE_K * TILE)
-    b_tile = shared_array(kernel.module, f"{kernel.name}_b", acc_ty, TILE_K * TILE)
-    tile = wide(b, block_id(b))
-    n0 = b.mul(b.urem(tile, i64(n_tiles)), i64(TILE), flags=_NOWRAP)
-    rest = b.udiv(tile, i64(n_tiles))
-    m0 = b.mul(b.urem(rest, i64(m_tiles)), i64(TILE), flags=_NOWRAP)
+    edge, step, per = shape.edge, shape.depth, shape.per_thread
+    m_tiles, n_tiles = ceil_div(rows, edge), ceil_div(cols, edge)
+    a_tile = shared_array(kernel.module, f"{kernel.name}_a", acc_ty, step * edge)
+    b_tile = shared_array(kernel.module, f"{kernel.name}_b", acc_ty, step * edge)
+    block = wide(b, block_id(b))
+    n0 = b.mul(b.urem(block, i64(n_tiles)), i64(edge), flags=_NOWRAP)
+    rest = b.udiv(block, i64(n_tiles))
+    m0 = b.mul(b.urem(rest, i64(m_tiles)), i64(edge), flags=_NOWRAP)
     batch = b.udiv(rest, i64(m_tiles))
     tx = wide(b, thread_id(b, "x"))
     ty = wide(b, thread_id(b, "y"))
     tid = b.add(b.mul(ty, i64(THREADS), flags=_NOWRAP), tx, flags=_NOWRAP)
     entry = kernel.entry_builder()
-    accs = [[entry.alloca(acc_ty, name=f"c{i}{j}") for j in range(PER_THREAD)]
-            for i in range(PER_THREAD)]
+    accs = [[entry.alloca(acc_ty, name=f"c{i}{j}") for j in range(per)]
+            for i in range(per)]
     for row in accs:
         for slot in row:
             entry.store(zero(acc_t), slot)
-    # Each thread stages (TILE * TILE_K) / 256 elements of each operand tile per step.
-    loads = (TILE * TILE_K) // (THREADS * THREADS)
+    # Each thread stages (edge * step) / 256 elements of each operand tile per step.
+    loads = (edge * step) // (THREADS * THREADS)
     a_plan = []
     b_plan = []
     for r in range(loads):
         e = b.add(tid, i64(r * THREADS * THREADS), flags=_NOWRAP)
-        a_m = b.add(m0, b.udiv(e, i64(TILE_K)), flags=_NOWRAP)
-        a_k = b.urem(e, i64(TILE_K))
+        a_m = b.add(m0, b.udiv(e, i64(step)), flags=_NOWRAP)
+        a_k = b.urem(e, i64(step))
         a_ok = b.icmp_unsigned("<", a_m, i64(rows))
         a_base = a.base(b, batch, b.select(a_ok, a_m, i64(0)))
-        a_slot = b.add(b.mul(a_k, i64(TILE), flags=_NOWRAP), b.udiv(e, i64(TILE_K)),
+        a_slot = b.add(b.mul(a_k, i64(edge), flags=_NOWRAP), b.udiv(e, i64(step)),
                        flags=_NOWRAP)
         a_plan.append((a_ok, a_base, a_k, a_slot))
-        b_n = b.add(n0, b.urem(e, i64(TILE)), flags=_NOWRAP)
-        b_k = b.udiv(e, i64(TILE))
+        b_n = b.add(n0, b.urem(e, i64(edge)), flags=_NOWRAP)
+        b_k = b.udiv(e, i64(edge))
         b_ok = b.icmp_unsigned("<", b_n, i64(cols))
         b_base = bb.base(b, batch, b.select(b_ok, b_n, i64(0)))
         b_plan.append((b_ok, b_base, b_k, e))
-    with for_range(b, 0, depth, step=TILE_K, name="kt") as k0:
+    with for_range(b, 0, depth, step=step, name="kt") as k0:
         for ok, base, k_local, slot in a_plan:
             _stage(b, a, ok, base, b.add(k0, k_local, flags=_NOWRAP), depth, lhs_t, acc_t,
                    shared_element(b, a_tile, slot))
@@ -251,21 +270,21 @@ def _fill_gemm(kernel: KernelFunction, instr: HloInstruction, view: DotView) -> 
                    shared_element(b, b_tile, slot))
         barrier(b)
         values = [[b.load(slot) for slot in row] for row in accs]
-        for kk in range(TILE_K):
-            xs = [b.load(shared_element(b, a_tile, b.add(ty, i64(kk * TILE + i * THREADS))))
-                  for i in range(PER_THREAD)]
-            ys = [b.load(shared_element(b, b_tile, b.add(tx, i64(kk * TILE + j * THREADS))))
-                  for j in range(PER_THREAD)]
+        for kk in range(step):
+            xs = [b.load(shared_element(b, a_tile, b.add(ty, i64(kk * edge + i * THREADS))))
+                  for i in range(per)]
+            ys = [b.load(shared_element(b, b_tile, b.add(tx, i64(kk * edge + j * THREADS))))
+                  for j in range(per)]
             values = [[multiply_add(b, acc_t, values[i][j], xs[i], ys[j])
-                       for j in range(PER_THREAD)] for i in range(PER_THREAD)]
+                       for j in range(per)] for i in range(per)]
         for row, vals in zip(accs, values, strict=True):
             for slot, v in zip(row, vals, strict=True):
                 b.store(v, slot)
         barrier(b)
     out_base = b.mul(batch, i64(rows * cols), flags=_NOWRAP)
-    for i in range(PER_THREAD):
+    for i in range(per):
         m = b.add(m0, b.add(ty, i64(i * THREADS)), flags=_NOWRAP)
-        for j in range(PER_THREAD):
+        for j in range(per):
             n = b.add(n0, b.add(tx, i64(j * THREADS)), flags=_NOWRAP)
             inside = b.and_(b.icmp_unsigned("<", m, i64(rows)), b.icmp_unsigned("<", n, i64(cols)))
             with b.if_then(inside):

@@ -58,7 +58,6 @@ from hlo.shape import Shape
 
 # Opcodes run serially on one thread, and why there is no parallel kernel yet.
 SERIAL_KERNELS: dict[Opcode, str] = {
-    Opcode.FFT: "TODO(#8): a parallel DFT per output element",
     Opcode.CHOLESKY: "a sequential factorisation; one thread per matrix would do",
     Opcode.TRIANGULAR_SOLVE: "a sequential substitution; one thread per right-hand side",
     Opcode.RNG_BIT_GENERATOR: "TODO(#8): one thread per counter block",

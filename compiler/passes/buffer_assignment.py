@@ -9,12 +9,19 @@ backend treats them.
 
 Liveness uses one sequential order, the post order of the entry: a buffer lives from the
 step that defines it to the last step that reads it (through any alias). An elementwise
-instruction, or a dynamic-update-slice's operand 0, may write in place into an operand
-buffer that dies at that very step and has the same size. Remaining buffers are packed
+instruction, a loop fusion (kLoop) through an operand that reaches its root only through
+elementwise ops (read at the very index it writes), or a dynamic-update-slice's operand 0,
+may write in place into an operand buffer that dies at that very step and has the same
+size. Remaining buffers are packed
 greedily, largest first, at the lowest offset not overlapping any buffer live at the same
 time. Computations called by while/call/conditional are handled conservatively: each
 gets one block, the sum of its own temporaries, live for the whole run; fused
 computations need none (their values stay in registers).
+
+A backend assigns each computation it emits as a function (`computation=`), leaves out
+the conservative callee blocks (`callee_blocks=False`) and instead adds, with
+`place_scratch`, the bytes each instruction needs only while it runs (kernel scratch, the
+arenas of the computations it calls), packed around the buffers live at that step.
 
 `assign_buffers(module)` returns a BufferAssignment with offsets, the arena size, the
 no-reuse size and `explain()`. `BufferAssignmentPass` runs it in a pipeline without
@@ -98,6 +105,8 @@ class BufferAssignment:
     allocations: list[Allocation]
     alignment: int
     steps: list[str] = field(default_factory=list)
+    # id(instruction) -> its value: a LogicalBuffer, a tuple of values, or None (tokens).
+    values: dict[int, _Value] = field(default_factory=dict)
 
     @property
     def temp_bytes(self) -> int:
@@ -108,7 +117,7 @@ class BufferAssignment:
     def no_reuse_bytes(self) -> int:
         """What the arena would take with one slice per temporary and no in-place writes."""
         return sum(_aligned(b.size, self.alignment) for b in self.buffers
-                   if b.kind in ("temp", "callee"))
+                   if b.kind in ("temp", "callee", "scratch"))
 
     def offset_of(self, name: str, index: tuple[int, ...] = ()) -> int | None:
         """The arena offset of an instruction's buffer (None if it is not in the arena)."""
@@ -116,6 +125,31 @@ class BufferAssignment:
             if b.name == name and b.index == index and b.allocation is not None:
                 return b.allocation.offset
         return None
+
+    def value_of(self, instr: HloInstruction) -> _Value:
+        """The buffers of `instr`'s value (the same objects for aliases of one buffer)."""
+        return self.values[id(instr)]
+
+    def place_scratch(self, step: int, size: int, name: str) -> int:
+        """Arena offset of `size` bytes used only during `step` (kernel scratch, a called
+        computation's arena): the lowest gap among allocations live at that step. The
+        space joins the assignment, so `temp_bytes` includes it."""
+        b = LogicalBuffer(name, Shape.array(PrimitiveType.U8, (size,)), "scratch", (), step,
+                          step, size)
+        alloc = Allocation([b], _aligned(size, self.alignment), step, step)
+        b.allocation = alloc
+        live = sorted((a for a in self.allocations
+                       if a.start <= step <= a.end and a.size > 0), key=lambda a: a.offset)
+        offset = 0
+        for a in live:
+            if offset + alloc.size <= a.offset:
+                break
+            offset = max(offset, a.offset + a.size)
+        alloc.offset = offset
+        b.note = "scratch of this step only"
+        self.buffers.append(b)
+        self.allocations.append(alloc)
+        return offset
 
     def explain(self) -> str:
         """For each buffer: where it went and why not otherwise."""
@@ -131,6 +165,11 @@ class BufferAssignment:
 
 # A value: one buffer for an array, a tuple of values for a tuple, None for a token.
 _Value = LogicalBuffer | tuple["_Value", ...] | None
+
+
+def buffer_leaves(value: _Value) -> list[LogicalBuffer]:
+    """The buffers of a value (an instruction's `BufferAssignment.value_of`), in order."""
+    return _leaves(value)
 
 
 def _leaves(value: _Value) -> list[LogicalBuffer]:
@@ -165,6 +204,30 @@ def _alias(instr: HloInstruction, operands: list[_Value]) -> _Value:
     return operands[0]
 
 
+def _elementwise_operands(fusion: HloInstruction) -> set[int]:
+    """Operand numbers of a loop fusion that are read only at the index being written:
+    their fused parameter reaches the root through elementwise ops alone."""
+    comp = fusion.attrs["calls"]
+    root = comp.root
+    if root is None or not root.shape.is_array:
+        return set()
+    safe = set()
+    for param in comp.parameters:
+        if param.shape.dims != root.shape.dims:
+            continue
+        stack, seen, ok = list(param.users), set(), True
+        while stack and ok:
+            user = stack.pop()
+            if id(user) in seen:
+                continue
+            seen.add(id(user))
+            ok = user.has(Trait.ELEMENTWISE) and user.shape.dims == root.shape.dims
+            stack.extend(user.users)
+        if ok:
+            safe.add(param.attrs["parameter_number"])
+    return safe
+
+
 def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
     """Conservative temporaries of a called computation: every buffer it makes, no reuse."""
     total = 0
@@ -180,10 +243,12 @@ def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
 
 
 class _Assigner:
-    def __init__(self, module: HloModule, alignment: int) -> None:
+    def __init__(self, module: HloModule, alignment: int, computation: HloComputation | None,
+                 callee_blocks: bool) -> None:
         self.module = module
         self.alignment = alignment
-        self.entry = module.entry_computation
+        self.entry = computation if computation is not None else module.entry_computation
+        self.callee_blocks = callee_blocks
         self.order = self.entry.post_order()
         self.values: dict[int, _Value] = {}
         self.buffers: list[LogicalBuffer] = []
@@ -195,7 +260,7 @@ class _Assigner:
         self._pack(allocations)
         steps = [i.name for i in self.order]
         return BufferAssignment(self.module.name, self.buffers, allocations, self.alignment,
-                                steps)
+                                steps, self.values)
 
     # --- values and liveness ----------------------------------------------------------------
 
@@ -249,7 +314,7 @@ class _Assigner:
                               "size)")
             else:
                 allocations.append(self._new_allocation(value))
-        for comp in self._called():
+        for comp in self._called() if self.callee_blocks else []:
             size = callee_bytes(comp, self.alignment)
             b = LogicalBuffer(comp.name, Shape.array(PrimitiveType.U8, (size,)), "callee", (), 0,
                               len(self.order), size,
@@ -267,10 +332,17 @@ class _Assigner:
     def _in_place_host(self, step: int, instr: HloInstruction,
                        value: LogicalBuffer) -> LogicalBuffer | None:
         """The operand buffer `instr` can overwrite, or None (with the reason noted)."""
+        others: set[int] = set()
         if instr.has(Trait.ELEMENTWISE):
             candidates = list(instr.operands)
         elif instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE:
             candidates = [instr.operands[0]]
+        elif instr.opcode is Opcode.FUSION and instr.attrs.get("kind") == "kLoop":
+            safe = _elementwise_operands(instr)
+            candidates = [instr.operands[k] for k in sorted(safe)]
+            # A buffer also passed as another operand may be read at other indices.
+            others = {id(leaf) for k, o in enumerate(instr.operands) if k not in safe
+                      for leaf in _leaves(self.values[id(o)])}
         else:
             return None
         reasons = []
@@ -278,7 +350,9 @@ class _Assigner:
             host = self.values[id(o)]
             if not isinstance(host, LogicalBuffer):
                 continue
-            if host.kind != "temp":
+            if id(host) in others:
+                reasons.append(f"{host.label} is also read at other indices")
+            elif host.kind != "temp":
                 reasons.append(f"{host.label} is a {host.kind} buffer")
             elif host.size != value.size:
                 reasons.append(f"{host.label} has a different size")
@@ -340,9 +414,21 @@ class _Assigner:
         return "fresh space (no earlier buffer is large enough)"
 
 
-def assign_buffers(module: HloModule, alignment: int = ALIGNMENT) -> BufferAssignment:
-    """Assign arena offsets to the entry computation's temporaries (see module doc)."""
-    assignment = _Assigner(module, alignment).run()
+def assign_buffers(module: HloModule, alignment: int = ALIGNMENT, *,
+                   computation: HloComputation | None = None,
+                   callee_blocks: bool = True) -> BufferAssignment:
+    """Assign arena offsets to the temporaries of `computation` (default: the entry).
+
+    Args:
+        module: the module that holds the computation.
+        alignment: every allocation's offset and size are multiples of this.
+        computation: the computation whose values to assign; its parameters are the
+            caller's buffers and its root's leaves the caller's result buffers.
+        callee_blocks: reserve a conservative block for each computation called by
+            while/call/conditional (False: the caller adds what they need with
+            `place_scratch`).
+    """
+    assignment = _Assigner(module, alignment, computation, callee_blocks).run()
     log.debug("buffer_assignment: %s: arena %d bytes, %d without reuse", module.name,
               assignment.temp_bytes, assignment.no_reuse_bytes)
     return assignment

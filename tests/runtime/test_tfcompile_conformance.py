@@ -299,3 +299,27 @@ def test_real_process_compiles_a_model(tmp_path: Path) -> None:
     assert "class Softmax final" in header and "float* result_y_data()" in header
     assert f"float* arg_{case['feeds'][0]['name']}_data()" in header
     assert not (tmp_path / "out_helper.o").exists()  # only written when asked for
+
+
+# --- the TF example -----------------------------------------------------------------------------
+def test_sgd_example_trains_in_place(tmp_path: Path) -> None:
+    """examples/sgd: a graph with variables, built with the Makefile, trained by Run()."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    done = run(["make", "-s", "-C", str(REPO / "examples"), "sgd", f"PY={sys.executable}",
+                f"BUILD={tmp_path / 'build'}"], tmp_path)
+    lines = done.stdout.splitlines()
+    assert "step   0: loss 15.750000" in lines
+    assert "W = {1.000, 2.000, 3.000}, b = 0.500" in lines
+    assert "variable b is argument 3; signature (arg0: f32[4,3], arg1: f32[4,1], arg2: " \
+           "f32[3,1], arg3: f32[1]) -> (f32[], f32[3,1], f32[1])" in lines
+
+
+def test_sgd_example_is_the_corpus_graph() -> None:
+    if "variable_sgd_step" not in _TF_CASES:
+        pytest.skip("../shared/corpus/tf is not present")
+    example = REPO / "examples" / "sgd"
+    assert (example / "sgd_step.pbtxt").read_text() == \
+        (TF_CORPUS / "variable_sgd_step.pbtxt").read_text()
+    assert (example / "sgd_step.config.pbtxt").read_text() == \
+        (TF_CORPUS / "variable_sgd_step.config.pbtxt").read_text()

@@ -1,9 +1,8 @@
 """Numeric tests of the GPU backend against the reference evaluator, per op and per kernel shape.
 
-Marked `gpu`: skipped without a usable CUDA device. Three groups:
+Marked `gpu`: skipped without a usable CUDA device (every elementwise op on every element
+type is in test_gpu_elementwise.py). Two groups:
 * every op record of tests/op_records.py (one small module per opcode);
-* every elementwise op on every element type, one module per type whose tuple result holds
-  one output per op (so that a failure names the op);
 * the GPU kernels' own cases: row reductions of each block size, split column reductions,
   GEMM tiles with ragged edges, atomics with duplicate indices, bitonic sorts of each size,
   host-driven control flow that permutes its state, and argument errors.
@@ -14,7 +13,7 @@ exact arithmetic would.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import ml_dtypes
@@ -24,51 +23,10 @@ import pytest
 import hlo
 from hlo.errors import ArgumentError
 from hlo.parser import parse
+from tests.backends.gpu.gpu_checks import Compile, check, numpy_dtype, run
 from tests.op_records import NOT_EVALUATED, RECORDS
 
 pytestmark = pytest.mark.gpu
-
-Compile = Callable[..., Any]
-
-TOLERANCE = {  # dtype name -> (rtol, atol)
-    "float16": (2e-3, 1e-3),
-    "bfloat16": (1.6e-2, 1e-2),
-    "float32": (2e-5, 1e-6),
-    "float64": (1e-12, 1e-13),
-    "complex64": (2e-5, 1e-6),
-    "complex128": (1e-12, 1e-13),
-}
-
-
-def _check(got: Any, want: Sequence[np.ndarray], names: Sequence[str] | None = None,
-           scale: float = 1.0) -> None:
-    if not isinstance(got, tuple):
-        got = (got,)
-    assert len(got) == len(want)
-    for k, (g, w) in enumerate(zip(got, want, strict=True)):
-        name = names[k] if names else f"out{k}"
-        w = np.asarray(w)
-        assert g.dtype == w.dtype, f"{name}: dtype {g.dtype}, expected {w.dtype}"
-        assert g.shape == w.shape, f"{name}: shape {g.shape}, expected {w.shape}"
-        if w.dtype.name in TOLERANCE:
-            rtol, atol = TOLERANCE[w.dtype.name]
-            g128 = g.astype(np.complex128)
-            w128 = w.astype(np.complex128)
-            close = np.isclose(g128, w128, rtol=rtol * scale, atol=atol * scale, equal_nan=True)
-            assert close.all(), (f"{name}: {int((~close).sum())} of {close.size} differ; "
-                                 f"got {g[~close][:4]}, want {w[~close][:4]}")
-        else:
-            bad = g != w
-            assert not bad.any(), (f"{name}: {int(bad.sum())} differ; got {g[bad][:4]}, "
-                                   f"want {w[bad][:4]}")
-
-
-def _run(gpu_compile: Compile, text: str, args: Sequence[Any], scale: float = 1.0) -> None:
-    module = parse(text)
-    want = hlo.evaluate(module, *args)
-    got = gpu_compile(text)(*args)
-    _check(got, want, scale=scale)
-
 
 # --- one record per opcode -----------------------------------------------------------------------
 
@@ -78,129 +36,7 @@ _RECORDS = [r for r in RECORDS if r.opcode not in NOT_EVALUATED]
 @pytest.mark.parametrize("record", _RECORDS, ids=[r.name for r in _RECORDS])
 def test_op_record(record: Any, gpu_compile: Compile) -> None:
     args = record.args(np.random.default_rng(0))
-    _run(gpu_compile, record.text, args, scale=4.0)
-
-
-# --- every elementwise op on every element type --------------------------------------------------
-
-_FLOAT_BINARY = ("add", "subtract", "multiply", "divide", "remainder", "maximum", "minimum",
-                 "power", "atan2")
-_FLOAT_UNARY = ("negate", "abs", "sign", "floor", "ceil", "round-nearest-afz",
-                "round-nearest-even", "sqrt", "rsqrt", "cbrt", "exponential",
-                "exponential-minus-one", "log", "log-plus-one", "sine", "cosine", "tan",
-                "tanh", "erf", "logistic")
-_INT_BINARY = ("add", "subtract", "multiply", "divide", "remainder", "maximum", "minimum",
-               "and", "or", "xor", "power")
-_INT_UNARY = ("not", "negate", "abs", "sign", "popcnt", "count-leading-zeros")
-_SHIFTS = ("shift-left", "shift-right-arithmetic", "shift-right-logical")
-_COMPLEX_BINARY = ("add", "subtract", "multiply", "divide")
-_COMPLEX_UNARY = ("negate", "exponential", "log", "sqrt", "sign")
-_DIRECTIONS = ("EQ", "NE", "LT", "LE", "GT", "GE")
-SHAPE = (5, 7)
-
-
-def _numpy_dtype(t: str) -> Any:
-    return hlo.PrimitiveType(t).numpy
-
-
-def _inputs(t: str, rng: np.random.Generator) -> list[np.ndarray]:
-    dt = _numpy_dtype(t)
-    if t == "pred":
-        return [rng.integers(0, 2, SHAPE).astype(bool) for _ in range(2)]
-    if t[0] in "su":
-        info = np.iinfo(dt)
-        low, high = max(info.min, -300), min(info.max, 300)
-        x = rng.integers(low, high, SHAPE, endpoint=True).astype(dt)
-        y = rng.integers(low, high, SHAPE, endpoint=True).astype(dt)
-        y[0, :3] = 0  # division and remainder by zero
-        x[1, 0] = info.min
-        y[1, 0] = -1 if t[0] == "s" else 1
-        shift = rng.integers(0, info.bits + 3, SHAPE).astype(dt)
-        exponent = rng.integers(0, 6, SHAPE).astype(dt)
-        return [x, y, shift, exponent]
-    if t[0] == "c":
-        part = np.float32 if t == "c64" else np.float64
-        x = (rng.uniform(-2, 2, SHAPE) + 1j * rng.uniform(-2, 2, SHAPE)).astype(dt)
-        y = (rng.uniform(0.5, 2, SHAPE) + 1j * rng.uniform(-2, 2, SHAPE)).astype(dt)
-        del part
-        return [x, y]
-    x = rng.uniform(-3, 3, SHAPE).astype(dt)
-    y = rng.uniform(0.25, 3, SHAPE).astype(dt)
-    x[0, 0], x[0, 1], x[0, 2] = 0.0, np.inf, np.nan
-    return [x, y]
-
-
-def _elementwise_module(t: str) -> tuple[str, list[str]]:
-    """One module applying every op that `t` supports; returns (text, output names)."""
-    dims = ",".join(str(d) for d in SHAPE)
-    a = f"{t}[{dims}]"
-    kind = "pred" if t == "pred" else "int" if t[0] in "su" else "complex" if t[0] == "c" \
-        else "float"
-    lines = [f"  x = {a} parameter(0)", f"  y = {a} parameter(1)"]
-    if kind == "int":
-        lines += [f"  s = {a} parameter(2)", f"  p = {a} parameter(3)"]
-    outs: list[tuple[str, str, str]] = []  # (name, shape, expression)
-
-    def add(name: str, shape: str, expr: str) -> None:
-        outs.append((name.replace("-", "_"), shape, expr))
-
-    if kind == "float":
-        for op in _FLOAT_BINARY:
-            add(op, a, f"{op}(x, y)")
-        for op in _FLOAT_UNARY:
-            add(op, a, f"{op}(x)")
-        add("is_finite", f"pred[{dims}]", "is-finite(x)")
-        add("to_s32", f"s32[{dims}]", "convert(y)")
-        add("to_f64", f"f64[{dims}]", "convert(x)")
-        add("select", a, "select(c_lt, x, y)")
-        add("clamp", a, "clamp(y, x, y)")
-    elif kind == "int":
-        for op in _INT_BINARY:
-            add(op, a, f"{op}(x, {'p' if op == 'power' else 'y'})")
-        for op in _INT_UNARY:
-            add(op, a, f"{op}(x)")
-        for op in _SHIFTS:
-            add(op, a, f"{op}(x, s)")
-        add("to_f32", f"f32[{dims}]", "convert(x)")
-        add("to_pred", f"pred[{dims}]", "convert(x)")
-        add("select", a, "select(c_lt, x, y)")
-    elif kind == "complex":
-        part = "f32" if t == "c64" else "f64"
-        for op in _COMPLEX_BINARY:
-            add(op, a, f"{op}(x, y)")
-        for op in _COMPLEX_UNARY:
-            add(op, a, f"{op}(x)")
-        add("abs", f"{part}[{dims}]", "abs(x)")
-        add("real", f"{part}[{dims}]", "real(x)")
-        add("imag", f"{part}[{dims}]", "imag(x)")
-    else:
-        for op in ("and", "or", "xor"):
-            add(op, a, f"{op}(x, y)")
-        add("not", a, "not(x)")
-        add("to_s8", f"s8[{dims}]", "convert(x)")
-    if kind != "complex":
-        for d in _DIRECTIONS:
-            add(f"c_{d.lower()}", f"pred[{dims}]", f"compare(x, y), direction={d}")
-    for name, shape, expr in outs:
-        lines.append(f"  {name} = {shape} {expr}")
-    names = [n for n, _, _ in outs]
-    shapes = ", ".join(s for _, s, _ in outs)
-    lines.append(f"  ROOT out = ({shapes}) tuple({', '.join(names)})")
-    return "HloModule elementwise\n\nENTRY main {\n" + "\n".join(lines) + "\n}\n", names
-
-
-_TYPES = ("pred", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64", "f16", "bf16", "f32",
-          "f64", "c64", "c128")
-
-
-@pytest.mark.parametrize("t", _TYPES)
-def test_elementwise_ops_per_type(t: str, gpu_compile: Compile) -> None:
-    text, names = _elementwise_module(t)
-    args = _inputs(t, np.random.default_rng(1))
-    module = parse(text)
-    want = hlo.evaluate(module, *args)
-    got = gpu_compile(text)(*args)
-    _check(got, want, names)
+    run(gpu_compile, record.text, args, scale=4.0)
 
 
 # --- reductions ----------------------------------------------------------------------------------
@@ -268,7 +104,7 @@ ENTRY e {
 }
 """
     x = np.random.default_rng(3).integers(0, 20, (64, 300)).astype(np.float32)
-    _run(gpu_compile, text, [x])
+    run(gpu_compile, text, [x])
 
 
 def test_integer_and_f16_reductions(gpu_compile: Compile) -> None:
@@ -294,7 +130,7 @@ ENTRY e {
 }
 """
     rng = np.random.default_rng(4)
-    _run(gpu_compile, text, [rng.integers(-1000, 1000, (17, 2000)).astype(np.int32),
+    run(gpu_compile, text, [rng.integers(-1000, 1000, (17, 2000)).astype(np.int32),
                              rng.uniform(-5, 5, (9, 100)).astype(np.float16)])
 
 
@@ -333,7 +169,7 @@ _MATMUL = "lhs_contracting_dims={1}, rhs_contracting_dims={0}"
 def test_dot(t: str, lhs: tuple[int, ...], rhs: tuple[int, ...], out: tuple[int, ...],
              dnums: str, gpu_compile: Compile) -> None:
     rng = np.random.default_rng(5)
-    dt = _numpy_dtype(t)
+    dt = numpy_dtype(t)
     if t == "s32":
         args = [rng.integers(-50, 50, s).astype(dt) for s in (lhs, rhs)]
     elif t == "c64":
@@ -341,7 +177,7 @@ def test_dot(t: str, lhs: tuple[int, ...], rhs: tuple[int, ...], out: tuple[int,
                 for s in (lhs, rhs)]
     else:
         args = [rng.uniform(-1, 1, s).astype(dt) for s in (lhs, rhs)]
-    _run(gpu_compile, _dot_text(t, lhs, rhs, out, dnums), args, scale=5.0)
+    run(gpu_compile, _dot_text(t, lhs, rhs, out, dnums), args, scale=5.0)
 
 
 # --- convolution ---------------------------------------------------------------------------------
@@ -369,7 +205,7 @@ def test_convolution(lhs: tuple[int, ...], rhs: tuple[int, ...], out: tuple[int,
             f"  ROOT c = f32[{s(out)}] convolution(x, w), {attrs}\n}}\n")
     rng = np.random.default_rng(6)
     args = [rng.uniform(-1, 1, lhs).astype(np.float32), rng.uniform(-1, 1, rhs).astype(np.float32)]
-    _run(gpu_compile, text, args, scale=5.0)
+    run(gpu_compile, text, args, scale=5.0)
 
 
 # --- scatter (atomics), gather -------------------------------------------------------------------
@@ -398,7 +234,7 @@ def _combiner(name: str, t: str, body: str) -> str:
 ])
 def test_scatter_with_duplicates(t: str, body: str, gpu_compile: Compile) -> None:
     rng = np.random.default_rng(7)
-    dt = _numpy_dtype(t)
+    dt = numpy_dtype(t)
     n, updates = 64, 5000
     if body == "b":
         index = rng.permutation(n)[:40].reshape(-1, 1).astype(np.int32)
@@ -417,7 +253,7 @@ def test_scatter_with_duplicates(t: str, body: str, gpu_compile: Compile) -> Non
             f"  u = {t}[{updates}] parameter(2)\n"
             f"  ROOT s = {t}[{n}] scatter(x, i, u), {_SCATTER_1D}, to_apply=comb\n}}\n")
     # Atomic float sums add in another order than the evaluator does.
-    _run(gpu_compile, text, [x, index, u], scale=200.0 if t == "f16" else 20.0)
+    run(gpu_compile, text, [x, index, u], scale=200.0 if t == "f16" else 20.0)
 
 
 def test_scatter_windows_and_gather(gpu_compile: Compile) -> None:
@@ -442,7 +278,7 @@ ENTRY e {
     args = [rng.uniform(-1, 1, (50, 8)).astype(np.float32),
             rng.integers(-2, 52, 30).astype(np.int32),
             rng.uniform(-1, 1, (30, 8)).astype(np.float32)]
-    _run(gpu_compile, text, args, scale=10.0)
+    run(gpu_compile, text, args, scale=10.0)
 
 
 # --- sort ----------------------------------------------------------------------------------------
@@ -466,7 +302,7 @@ ENTRY e {{
 }}
 """
     keys = np.random.default_rng(9).integers(0, 10, (rows, n)).astype(np.float32)
-    _run(gpu_compile, text, [keys])
+    run(gpu_compile, text, [keys])
 
 
 def test_sort_along_dim0_and_topk(gpu_compile: Compile) -> None:
@@ -487,7 +323,7 @@ ENTRY e {
 }
 """
     rng = np.random.default_rng(10)
-    _run(gpu_compile, text, [rng.integers(-100, 100, (33, 5)).astype(np.int32),
+    run(gpu_compile, text, [rng.integers(-100, 100, (33, 5)).astype(np.int32),
                              rng.uniform(-1, 1, (6, 300)).astype(np.float32)])
 
 
@@ -525,7 +361,7 @@ ge_max {
 }
 """
     rng = np.random.default_rng(11)
-    _run(gpu_compile, text, [rng.uniform(-1, 1, (2, 17, 17, 3)).astype(np.float32),
+    run(gpu_compile, text, [rng.uniform(-1, 1, (2, 17, 17, 3)).astype(np.float32),
                              rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)], scale=5.0)
 
 
@@ -559,7 +395,7 @@ ENTRY e {
 }
 """
     rng = np.random.default_rng(12)
-    _run(gpu_compile, text, [rng.uniform(-1, 1, 4).astype(np.float32) for _ in "xy"])
+    run(gpu_compile, text, [rng.uniform(-1, 1, 4).astype(np.float32) for _ in "xy"])
 
 
 def test_conditional_index_out_of_range_runs_last_branch(gpu_compile: Compile) -> None:
@@ -603,7 +439,7 @@ ENTRY e {
     args = [rng.uniform(-1, 1, 1000).astype(np.float32) for _ in "xy"]
     exe = gpu_compile(text)
     assert len(exe.program.launches()) == 1
-    _check(exe(*args), hlo.evaluate(parse(text), *args))
+    check(exe(*args), hlo.evaluate(parse(text), *args))
 
 
 def test_bf16_arguments_and_results(gpu_compile: Compile) -> None:
@@ -616,7 +452,7 @@ ENTRY e {
 """
     rng = np.random.default_rng(14)
     args = [rng.uniform(-2, 2, 10).astype(ml_dtypes.bfloat16) for _ in "xy"]
-    _run(gpu_compile, text, args)
+    run(gpu_compile, text, args)
 
 
 def test_wrong_argument_is_an_argument_error(gpu_compile: Compile) -> None:
@@ -654,7 +490,42 @@ ENTRY e {{
 }}
 """
     rng = np.random.default_rng(15)
-    dt = _numpy_dtype(t)
+    dt = numpy_dtype(t)
     args = [rng.uniform(-2, 2, shape).astype(dt), rng.uniform(0.5, 1.5, c).astype(dt),
             rng.uniform(-1, 1, c).astype(dt), rng.uniform(-1, 1, shape).astype(dt)]
-    _run(gpu_compile, text, args, scale=10.0)
+    run(gpu_compile, text, args, scale=10.0)
+
+
+@pytest.mark.parametrize("kind,in_t,in_shape,out_t,out_shape,lengths", [
+    ("FFT", "c64", (3, 16), "c64", (3, 16), (16,)),
+    ("IFFT", "c128", (2, 6, 10), "c128", (2, 6, 10), (6, 10)),
+    ("RFFT", "f32", (4, 12), "c64", (4, 7), (12,)),
+    ("RFFT", "f64", (5, 8, 9), "c128", (5, 8, 5), (8, 9)),
+    ("IRFFT", "c64", (3, 9), "f32", (3, 16), (16,)),
+    ("IRFFT", "c128", (2, 4, 6), "f64", (2, 4, 11), (4, 11)),
+])
+def test_fft(kind: str, in_t: str, in_shape: tuple[int, ...], out_t: str,
+             out_shape: tuple[int, ...], lengths: tuple[int, ...],
+             gpu_compile: Compile) -> None:
+    def s(dims: Sequence[int]) -> str:
+        return ",".join(map(str, dims))
+
+    text = (f"HloModule f\nENTRY e {{\n  x = {in_t}[{s(in_shape)}] parameter(0)\n"
+            f"  ROOT f = {out_t}[{s(out_shape)}] fft(x), fft_type={kind}, "
+            f"fft_length={{{s(lengths)}}}\n}}\n")
+    rng = np.random.default_rng(16)
+    dt = numpy_dtype(in_t)
+    x = rng.uniform(-1, 1, in_shape)
+    if in_t[0] == "c":
+        x = x + 1j * rng.uniform(-1, 1, in_shape)
+    run(gpu_compile, text, [x.astype(dt)], scale=10.0)
+
+
+def test_large_gemm_tile(gpu_compile: Compile) -> None:
+    rng = np.random.default_rng(17)
+    a = rng.uniform(-1, 1, (1100, 300)).astype(np.float32)
+    b = rng.uniform(-1, 1, (300, 1030)).astype(np.float32)
+    exe = gpu_compile(_dot_text("f32", a.shape, b.shape, (1100, 1030), _MATMUL))
+    assert "gemm128" in exe.program.launches()[0].kernel
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(exe(a, b), want, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,246 @@
+"""Fusions on the CPU: one kernel per fusion, its intermediate values never in memory.
+
+The fused computation's elemental instructions become generators (`FusedEmitter`); only
+the instructions that need a kernel are computed into buffers:
+- kLoop (and multi-output loop fusions): no kernel at all, one loop nest over the output
+  storing every root generator's value at each index;
+- kInput: the reduce kernel reads its input through the fused generator (`GeneratedArray`)
+  instead of a buffer, so the producers run inside the reduction loop;
+- kOutput: the dot (or convolution) is written into the fusion's output buffer, then one
+  loop applies the epilogue (bias, activation) in place, reading element i of the dot
+  just before writing element i of the result: one extra pass over the (cache-warm)
+  output, none over a temporary.
+A fusion these rules do not cover (hand-written HLO with tuples inside, kernels without
+an opcode here) is called like `call`, each instruction materialised by the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llvmlite import ir
+
+from backends.cpu.kernels import CPU_KERNELS, BufferValue, KernelContext, emits
+from backends.cpu.loops import emit_elemental_loop, emit_multi_output_loop
+from backends.elemental import EMIT, Generator
+from backends.elemental_fused import FusedEmitter
+from backends.elemental_movement import constant_global
+from backends.llvm.index import IrIndex
+from backends.llvm.ir_array import IrArray
+from hlo.computation import HloComputation
+from hlo.dtypes import PrimitiveType
+from hlo.errors import InternalError
+from hlo.instruction import HloInstruction
+from hlo.opcodes import Opcode, Trait
+from hlo.shape import Shape
+
+# Kernels that read their operands only through `load`/`load_linear`, so a fused producer
+# can be handed to them as a GeneratedArray instead of a buffer.
+READS_GENERATED = frozenset({Opcode.REDUCE})
+
+
+class GeneratedArray:
+    """An array operand that is computed, not stored: each load runs the generator.
+
+    It offers the reading half of IrArray (shape, element type, `load`, `load_linear`) to
+    the kernels in READS_GENERATED.
+    """
+
+    __slots__ = ("shape", "generator", "invariant")
+
+    def __init__(self, generator: Generator, shape: Shape) -> None:
+        self.generator = generator
+        self.shape = shape
+        self.invariant = True
+
+    @property
+    def element_type(self) -> PrimitiveType:
+        return self.shape.element_type
+
+    def load(self, b: ir.IRBuilder, index: IrIndex | Sequence[ir.Value]) -> ir.Value:
+        if not isinstance(index, IrIndex):
+            index = IrIndex(list(index), self.shape)
+        return self.generator(index)
+
+    def load_linear(self, b: ir.IRBuilder, linear: ir.Value) -> ir.Value:
+        return self.generator(IrIndex.from_linear(b, linear, self.shape))
+
+
+def _root_leaves(comp: HloComputation) -> list[HloInstruction]:
+    root = comp.root
+    if root is None:
+        raise InternalError(f"fused computation {comp.name} has no root")
+    return list(root.operands) if root.opcode is Opcode.TUPLE else [root]
+
+
+def _is_elemental(instr: HloInstruction) -> bool:
+    return instr.opcode in EMIT and instr.shape.is_array
+
+
+def fused_kernels(comp: HloComputation) -> list[HloInstruction] | None:
+    """The instructions of `comp` that a kernel computes into a buffer, operands first;
+    None when the fusion cannot be emitted as one kernel (see the module docstring)."""
+    root = comp.root
+    if root is None:
+        return None
+    leaves = _root_leaves(comp)
+    if any(not leaf.shape.is_array for leaf in leaves):
+        return None
+    found = []
+    for instr in root.walk_operands():
+        if instr is root and root.opcode is Opcode.TUPLE:
+            continue
+        if _is_elemental(instr):
+            continue
+        if instr.opcode is Opcode.GET_TUPLE_ELEMENT and not _is_elemental(instr.operands[0]) \
+                and instr.operands[0].opcode is not Opcode.PARAMETER:
+            continue  # an element of a kernel's tuple result: a buffer leaf
+        if instr.opcode not in CPU_KERNELS or instr.opcode in (Opcode.FUSION, Opcode.TUPLE):
+            return None
+        found.append(instr)
+    return found
+
+
+def _reads_at_own_index(instr: HloInstruction, root: HloInstruction) -> bool:
+    """True when every path from `instr` to `root` goes through elementwise ops of root's
+    dimensions only, so `root` at index i reads `instr` at index i and nowhere else."""
+    if instr.shape.dims != root.shape.dims:
+        return False
+    stack, seen = list(instr.users), set()
+    while stack:
+        user = stack.pop()
+        if id(user) in seen:
+            continue
+        seen.add(id(user))
+        if not user.has(Trait.ELEMENTWISE) or user.shape.dims != root.shape.dims:
+            return False
+        stack.extend(user.users)
+    return True
+
+
+class FusedContext:
+    """The KernelContext of a kernel inside a fusion: the fusion's own, except that
+    `elemental` knows the fused instructions."""
+
+    def __init__(self, ctx: KernelContext, kernel: FusionKernel) -> None:
+        self._ctx = ctx
+        self._kernel = kernel
+        self.builder = ctx.builder
+        self.module = ctx.module
+        self.math = ctx.math
+
+    def elemental(self, instr: HloInstruction) -> Generator:
+        return self._kernel.fused.generator(instr)
+
+    def call_scalar_computation(self, comp: HloComputation, args: Sequence[ir.Value]
+                                ) -> list[ir.Value]:
+        return self._ctx.call_scalar_computation(comp, args)
+
+    def call_computation(self, comp: HloComputation, args: Sequence[BufferValue],
+                         out: BufferValue) -> None:
+        self._ctx.call_computation(comp, args, out)
+
+    def temp_array(self, shape: Any, name: str = "tmp") -> BufferValue:
+        return self._ctx.temp_array(shape, name)
+
+
+class FusionKernel:
+    """Emits one fusion whose kernels are `kernels` (see `fused_kernels`)."""
+
+    def __init__(self, ctx: KernelContext, instr: HloInstruction, operands: list[IrArray],
+                 outs: list[IrArray], kernels: list[HloInstruction]) -> None:
+        self.ctx = ctx
+        self.instr = instr
+        self.comp: HloComputation = instr.attrs["calls"]
+        self.operands = operands
+        self.outs = outs
+        self.kernels = kernels
+        params = {k: ctx.elemental(o) for k, o in enumerate(instr.operands)}
+        self.fused = FusedEmitter(ctx.builder, ctx.math, params)
+        self.buffers: dict[int, BufferValue] = {}
+        self._out_taken = False
+
+    def emit(self) -> None:
+        b = self.ctx.builder
+        leaves = _root_leaves(self.comp)
+        for kernel in self.kernels:
+            self._emit_kernel(kernel, leaves)
+        # Every root leaf not already written by its kernel: one loop per shape.
+        pending: dict[tuple[int, ...], list[tuple[IrArray, Generator]]] = {}
+        for k, (leaf, out) in enumerate(zip(leaves, self.outs, strict=True)):
+            value = self.buffers.get(id(leaf))
+            if isinstance(value, IrArray) and value.ptr is out.ptr and leaves.index(leaf) == k:
+                continue
+            pending.setdefault(out.shape.dims, []).append((out, self.fused.generator(leaf)))
+        for group in pending.values():
+            if len(group) == 1:
+                emit_elemental_loop(b, group[0][0], group[0][1], name="fused")
+            else:
+                emit_multi_output_loop(b, [o for o, _ in group], [g for _, g in group],
+                                       name="fused")
+
+    def _emit_kernel(self, instr: HloInstruction, leaves: list[HloInstruction]) -> None:
+        b = self.ctx.builder
+        operands = [self._operand_value(instr, o) for o in instr.operands]
+        out = self._output_for(instr, leaves)
+        CPU_KERNELS[instr.opcode](FusedContext(self.ctx, self), instr, operands, out)
+        self.buffers[id(instr)] = out
+        if isinstance(out, IrArray):
+            self.fused.bind(instr, lambda index, buf=out: buf.load(b, index))
+            return
+        for user in instr.users:
+            if user.opcode is Opcode.GET_TUPLE_ELEMENT:
+                leaf = out[user.attrs["index"]]
+                self.buffers[id(user)] = leaf
+                self.fused.bind(user, lambda index, buf=leaf: buf.load(b, index))
+
+    def _operand_value(self, kernel: HloInstruction, operand: HloInstruction) -> Any:
+        """What `kernel` reads for `operand`: a buffer, or a generated array."""
+        if operand.opcode is Opcode.PARAMETER:
+            return self.operands[operand.attrs["parameter_number"]]
+        if id(operand) in self.buffers:
+            return self.buffers[id(operand)]
+        if operand.opcode is Opcode.CONSTANT and operand.shape.rank > 0:
+            return constant_global(self.ctx.module, operand)
+        generator = self.fused.generator(operand)
+        if kernel.opcode in READS_GENERATED:
+            return GeneratedArray(generator, operand.shape)
+        # Other kernels may read a buffer many times, or by pointer: compute it once.
+        buf = self.ctx.temp_array(operand.shape, name=operand.name)
+        emit_elemental_loop(self.ctx.builder, buf, generator, name="fused.operand")
+        self.buffers[id(operand)] = buf
+        return buf
+
+    def _output_for(self, instr: HloInstruction, leaves: list[HloInstruction]) -> BufferValue:
+        """A root leaf's output buffer; for a value only the (single) root reads, at the
+        index it writes, the output buffer too (the epilogue then updates it in place);
+        otherwise scratch."""
+        if instr in leaves:
+            return self.outs[leaves.index(instr)]
+        if len(leaves) == 1 and not self._out_taken:
+            out = self.outs[0]
+            root = leaves[0]
+            shape = instr.shape
+            if (shape.is_array and _is_elemental(root)
+                    and shape.byte_size == out.shape.byte_size
+                    and all(out.ptr is not o.ptr for o in self.operands)
+                    and _reads_at_own_index(instr, root)):
+                self._out_taken = True
+                return IrArray(out.ptr, shape)
+        return self.ctx.temp_array(instr.shape, name=instr.name)
+
+
+@emits(Opcode.FUSION)
+def emit_fusion(ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue],
+                out: BufferValue) -> None:
+    """One kernel for the fusion (see the module docstring); other fusions call their
+    computation like `call`."""
+    comp: HloComputation = instr.attrs["calls"]
+    outs = list(out) if isinstance(out, tuple) else [out]
+    kernels = fused_kernels(comp)
+    if (kernels is None or not all(isinstance(v, IrArray) for v in operands)
+            or not all(isinstance(v, IrArray) for v in outs)):
+        ctx.call_computation(comp, operands, out)
+        return
+    FusionKernel(ctx, instr, operands, outs, kernels).emit()

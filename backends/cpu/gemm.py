@@ -1,0 +1,669 @@
+"""A packed, cache-blocked, register-tiled matrix product for the CPU, emitted as LLVM IR.
+
+C[b] = A[b] @ B[b] for strided operands (any element type the accumulation type converts
+from) into a row-major C of the accumulation type, following the BLIS form of Goto's
+algorithm:
+
+    for jc in N, step NC:                 a KC x NC block of B stays in L2/L3
+        for pc in K, step KC:
+            pack B[pc:pc+kc, jc:jc+nc] into NR-wide column panels (zero-padded)
+            for ic in M, step MC:         an MC x KC block of A stays in L2
+                pack A[ic:ic+mc, pc:pc+kc] into MR-tall row panels (zero-padded)
+                macro kernel: for each B panel (kept in L1), for each A panel:
+                    an MR x NR tile of C accumulated in vector registers over kc
+
+The micro-tile comes from the target's vector unit (AVX-512: 12 x 32 f32, AVX2 + FMA:
+6 x 16, NEON: 8 x 12, otherwise SSE-sized 4 x 8) and KC/MC/NC from its cache sizes. Packing
+converts to the accumulation type and pads edges with zeros, so the micro-kernel always
+computes a full tile; edge tiles are stored through a small scratch tile.
+
+The macro kernel is one internal function per module and tile configuration. Each product
+site gets its own *range function*, `void f(ptr a, ptr b, ptr c, ptr scratch, i64 b0, i64 b1,
+i64 m0, i64 m1, i64 n0, i64 n1)`, computing C[b0:b1, m0:m1, n0:n1] with the operand strides
+built in; the scratch (`GemmPlan.scratch_elements`) is private to one call, so disjoint
+ranges may run on different threads. This file knows nothing of HLO instructions: the dot
+and convolution kernels describe their operands as `MatrixOperand`s.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from llvmlite import ir
+
+from backends.cpu.object import Target
+from backends.elemental_convert import convert
+from backends.llvm.irutil import (
+    I32,
+    I64,
+    PTR,
+    alloca_at_entry,
+    const,
+    for_range,
+    i64,
+    if_else,
+    if_then,
+    intrinsic,
+    llvm_type,
+)
+from hlo.dtypes import PrimitiveType
+from hlo.errors import InternalError
+
+_NOWRAP = ("nuw", "nsw")
+
+# The k loop of the micro-kernel is unrolled this many times (then a remainder loop).
+K_UNROLL = 4
+
+
+# --- the target: vector unit and caches ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VectorUnit:
+    """What the micro-kernel is shaped for: vector width, register count, fused multiply-add."""
+
+    bits: int
+    registers: int
+    fma: bool
+
+
+# CPU names (LLVM's) whose feature sets a feature string may leave implicit.
+_AVX512_CPUS = ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake",
+                "tigerlake", "sapphirerapids", "graniterapids", "emeraldrapids", "znver4",
+                "znver5", "x86-64-v4")
+_AVX2_CPUS = ("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "meteorlake",
+              "arrowlake", "lunarlake", "znver1", "znver2", "znver3", "x86-64-v3")
+
+
+def vector_unit(target: Target) -> VectorUnit:
+    """The vector unit of `target` from its triple, feature string and CPU name."""
+    arch = target.triple.split("-", 1)[0]
+    enabled = {f[1:] for f in target.features.split(",") if f.startswith("+")}
+    disabled = {f[1:] for f in target.features.split(",") if f.startswith("-")}
+    if arch in ("aarch64", "arm64", "aarch64_be"):
+        return VectorUnit(128, 32, True)
+    if arch not in ("x86_64", "amd64") and not (arch.startswith("i") and arch.endswith("86")):
+        return VectorUnit(128, 16, False)
+    cpu = target.cpu
+    if "avx512f" in enabled or (cpu.startswith(_AVX512_CPUS) and "avx512f" not in disabled):
+        return VectorUnit(512, 32, True)
+    if {"avx", "avx2"} & enabled or (cpu.startswith(_AVX2_CPUS) and "avx" not in disabled):
+        fma = "fma" in enabled or (cpu.startswith(_AVX2_CPUS) and "fma" not in disabled)
+        return VectorUnit(256, 16, fma)
+    return VectorUnit(128, 16, False)
+
+
+@dataclass(frozen=True, slots=True)
+class Caches:
+    """Data cache bytes available to one core: L1, L2 and a share of the last level."""
+
+    l1: int
+    l2: int
+    l3: int
+
+
+_KIB = 1024
+_MIB = 1024 * 1024
+DEFAULT_CACHES = Caches(32 * _KIB, 512 * _KIB, 2 * _MIB)
+# Per-core cache sizes of CPUs (LLVM names, matched by prefix) that differ from the default.
+_CACHES: tuple[tuple[str, Caches], ...] = (
+    ("znver5", Caches(48 * _KIB, 1 * _MIB, 4 * _MIB)),
+    ("znver4", Caches(32 * _KIB, 1 * _MIB, 4 * _MIB)),
+    ("znver3", Caches(32 * _KIB, 512 * _KIB, 4 * _MIB)),
+    ("znver2", Caches(32 * _KIB, 512 * _KIB, 4 * _MIB)),
+    ("skylake-avx512", Caches(32 * _KIB, 1 * _MIB, 1 * _MIB)),
+    ("cascadelake", Caches(32 * _KIB, 1 * _MIB, 1 * _MIB)),
+    ("icelake", Caches(48 * _KIB, 1 * _MIB, 1 * _MIB)),
+    ("sapphirerapids", Caches(48 * _KIB, 2 * _MIB, 2 * _MIB)),
+    ("haswell", Caches(32 * _KIB, 256 * _KIB, 2 * _MIB)),
+    ("skylake", Caches(32 * _KIB, 256 * _KIB, 2 * _MIB)),
+    ("apple", Caches(128 * _KIB, 4 * _MIB, 4 * _MIB)),
+    ("neoverse", Caches(64 * _KIB, 1 * _MIB, 2 * _MIB)),
+)
+
+
+def target_caches(target: Target) -> Caches:
+    """Per-core cache sizes of `target`'s CPU, or the default for CPUs not in the table."""
+    for prefix, caches in _CACHES:
+        if target.cpu.startswith(prefix):
+            return caches
+    return DEFAULT_CACHES
+
+
+def kernel_target(ctx: Any) -> Target:
+    """The target the kernel context `ctx` compiles for.
+
+    A context may carry it as `target`; otherwise it comes from the CPU options of the
+    compiler behind the kernel scope, and is the host when neither is known.
+    """
+    target = getattr(ctx, "target", None)
+    if isinstance(target, Target):
+        return target
+    compiler = getattr(getattr(ctx, "parent", None), "compiler", None)
+    options = getattr(compiler, "options", None)
+    if options is None:
+        return _resolve(None, None, None)
+    return _resolve(options.target_triple, options.target_cpu, options.target_features)
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve(triple: str | None, cpu: str | None, features: str | None) -> Target:
+    return Target.resolve(triple, cpu, features)
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GemmConfig:
+    """Register tile and cache blocking of the product for one accumulation type.
+
+    Attributes:
+        acc_t: the accumulation (and C) element type.
+        lanes: elements per vector register.
+        mr: rows of the register tile (broadcast elements of A).
+        nr_vectors: vectors per tile row; the tile has nr = lanes * nr_vectors columns.
+        kc, mc, nc: cache blocks over K (B panel in L1), M (A block in L2), N (B block).
+    """
+
+    acc_t: PrimitiveType
+    lanes: int
+    mr: int
+    nr_vectors: int
+    kc: int
+    mc: int
+    nc: int
+
+    @property
+    def nr(self) -> int:
+        return self.lanes * self.nr_vectors
+
+    @property
+    def name(self) -> str:
+        return f"{self.acc_t.value}.{self.mr}x{self.nr}"
+
+    @staticmethod
+    def for_target(target: Target, acc_t: PrimitiveType) -> GemmConfig:
+        """The configuration for `acc_t` products on `target`."""
+        return _config(vector_unit(target), target_caches(target), acc_t)
+
+
+@functools.lru_cache(maxsize=64)
+def _config(unit: VectorUnit, caches: Caches, acc_t: PrimitiveType) -> GemmConfig:
+    if not (acc_t.is_float or acc_t.is_integer):
+        raise InternalError(f"no GEMM for accumulation type {acc_t.value}")
+    # Integer lanes stay as wide as f32 ones: narrower integer vectors buy nothing on the
+    # targets here (x86 has no byte multiply) and keep the tile the same size.
+    lanes = max(1, unit.bits // max(acc_t.bits, 32))
+    if unit.registers >= 32:
+        mr, nr_vectors = (12, 2) if unit.bits >= 512 else (8, 3)
+    elif unit.fma:
+        mr, nr_vectors = 6, 2
+    else:
+        # Without FMA each multiply-add needs a temporary register too.
+        mr, nr_vectors = 4, 2
+    nr = lanes * nr_vectors
+    size = acc_t.byte_size
+    # A B micro-panel (kc x nr) fills half of L1, leaving room for the A panel and C.
+    kc = _clamp(_round_down(caches.l1 // 2 // (nr * size), 16), 64, 512)
+    # The packed A block (mc x kc) fills half of L2.
+    mc = _clamp(_round_down(caches.l2 // 2 // (kc * size), mr), mr, 1024)
+    # The packed B block (kc x nc) fills half of this core's share of the last level.
+    nc = _clamp(_round_down(caches.l3 // 2 // (kc * size), nr), nr, 8192)
+    return GemmConfig(acc_t, lanes, mr, nr_vectors, kc, mc, nc)
+
+
+def _round_down(x: int, multiple: int) -> int:
+    return max(multiple, x - x % multiple)
+
+
+def _round_up(x: int, multiple: int) -> int:
+    return -(-x // multiple) * multiple
+
+
+def _clamp(x: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, x))
+
+
+# --- the problem -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixOperand:
+    """Where element (batch, row, column) of a strided matrix operand lies.
+
+    Its offset from the base pointer is batch * batch_stride + row * row_stride +
+    column * column_stride elements of `element_type`.
+    """
+
+    element_type: PrimitiveType
+    batch_stride: int
+    row_stride: int
+    column_stride: int
+
+    def offset(self, b: ir.IRBuilder, batch: ir.Value, row: ir.Value,
+               column: ir.Value) -> ir.Value:
+        """The element offset of (batch, row, column) as an i64."""
+        terms = [
+            _mul(b, v, s) for v, s in ((batch, self.batch_stride), (row, self.row_stride),
+                                       (column, self.column_stride)) if s != 0
+        ]
+        return _add(b, *terms) if terms else i64(0)
+
+
+@dataclass(frozen=True, slots=True)
+class GemmPlan:
+    """One product site: C[batch, m, n] = sum_k A[batch, m, k] * B[batch, k, n].
+
+    C is of the accumulation type with unit column stride; its batch and row strides are
+    given (a conv may write every group's columns into one wider row).
+    """
+
+    config: GemmConfig
+    batch: int
+    m: int
+    n: int
+    k: int
+    a: MatrixOperand
+    b: MatrixOperand
+    c_batch_stride: int
+    c_row_stride: int
+
+    @staticmethod
+    def create(target: Target, acc_t: PrimitiveType, batch: int, m: int, n: int, k: int,
+               a: MatrixOperand, b: MatrixOperand, c_batch_stride: int | None = None,
+               c_row_stride: int | None = None) -> GemmPlan:
+        """The plan for one product; C defaults to a dense row-major [batch, m, n]."""
+        base = GemmConfig.for_target(target, acc_t)
+        # Blocks no larger than the problem, and K split into equal blocks (300 is two
+        # blocks of 152, not 256 and 44).
+        k_blocks = max(1, -(-k // base.kc))
+        kc = max(1, _round_up(-(-k // k_blocks), K_UNROLL))
+        mc = min(base.mc, _round_up(max(m, 1), base.mr))
+        nc = min(base.nc, _round_up(max(n, 1), base.nr))
+        config = GemmConfig(acc_t, base.lanes, base.mr, base.nr_vectors, kc, mc, nc)
+        return GemmPlan(config, batch, m, n, k, a, b,
+                        m * n if c_batch_stride is None else c_batch_stride,
+                        n if c_row_stride is None else c_row_stride)
+
+    @property
+    def scratch_elements(self) -> int:
+        """Accumulation-type elements of scratch one call of the range function needs."""
+        cfg = self.config
+        return cfg.mc * cfg.kc + cfg.kc * cfg.nc + cfg.mr * cfg.nr
+
+    def emit_range_function(self, module: ir.Module, name: str) -> ir.Function:
+        """The range function of this product (see the module docstring)."""
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I64] * 6)
+        fn = ir.Function(module, fnty, name=module.get_unique_name(name))
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        fn.attributes.add("noinline")
+        names = ("a", "b", "c", "scratch", "batch_begin", "batch_end", "m_begin", "m_end",
+                 "n_begin", "n_end")
+        for arg, arg_name in zip(fn.args, names, strict=True):
+            arg.name = arg_name
+            if arg.type == PTR:
+                arg.add_attribute("noalias")
+        _RangeEmitter(self, fn).emit()
+        return fn
+
+    def emit_call(self, b: ir.IRBuilder, fn: ir.Function, a: ir.Value, bmat: ir.Value,
+                  c: ir.Value, scratch: ir.Value) -> None:
+        """Call the range function `fn` over the whole product."""
+        b.call(fn, [a, bmat, c, scratch, i64(0), i64(self.batch), i64(0), i64(self.m),
+                    i64(0), i64(self.n)])
+
+
+# --- IR helpers ----------------------------------------------------------------------------
+
+
+def _add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = b.add(acc, t, flags=_NOWRAP)
+    return acc
+
+
+def _mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value | int) -> ir.Value:
+    if isinstance(y, int):
+        if y == 1:
+            return x
+        y = i64(y)
+    return b.mul(x, y, flags=_NOWRAP)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _gep(b: ir.IRBuilder, ptr: ir.Value, elem: ir.Type, offset: ir.Value) -> ir.Value:
+    return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
+
+
+def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
+    vec_ty = ir.VectorType(value.type, width)
+    one = b.insert_element(ir.Constant(vec_ty, ir.Undefined), value, ir.Constant(I32, 0))
+    mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
+    return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)
+
+
+# --- the range function: blocking loops and packing ---------------------------------------
+
+
+class _RangeEmitter:
+    """Emits the body of one product's range function."""
+
+    def __init__(self, plan: GemmPlan, fn: ir.Function) -> None:
+        self.plan = plan
+        self.cfg = plan.config
+        self.acc_t = plan.config.acc_t
+        self.elem = llvm_type(self.acc_t)
+        self.fn = fn
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        (self.a, self.bmat, self.c, self.scratch, self.batch_begin, self.batch_end,
+         self.m_begin, self.m_end, self.n_begin, self.n_end) = fn.args
+
+    def emit(self) -> None:
+        b, plan, cfg = self.b, self.plan, self.cfg
+        a_packed = self.scratch
+        b_packed = _gep(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc))
+        tile = _gep(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc + cfg.kc * cfg.nc))
+        macro = macro_kernel(self.fn.module, cfg)
+        with for_range(b, self.batch_begin, self.batch_end, name="batch") as bi:
+            c_batch = _gep(b, self.c, self.elem, _mul(b, bi, plan.c_batch_stride))
+            if plan.k == 0:
+                self.clear(c_batch)
+            else:
+                self.blocks(bi, c_batch, macro, a_packed, b_packed, tile)
+        b.ret_void()
+
+    def blocks(self, bi: ir.Value, c_batch: ir.Value, macro: ir.Function, a_packed: ir.Value,
+               b_packed: ir.Value, tile: ir.Value) -> None:
+        """The jc / pc / ic block loops of one batch element, packing and calling `macro`."""
+        b, plan, cfg = self.b, self.plan, self.cfg
+        with for_range(b, self.n_begin, self.n_end, step=cfg.nc, name="jc") as jc:
+            nc = _min(b, i64(cfg.nc), b.sub(self.n_end, jc))
+            with for_range(b, 0, plan.k, step=cfg.kc, name="pc") as pc:
+                kc = _min(b, i64(cfg.kc), b.sub(i64(plan.k), pc))
+                self.pack_b(b_packed, bi, pc, kc, jc, nc)
+                # The first K block overwrites C, the others add to it.
+                accumulate = b.zext(b.icmp_signed("!=", pc, i64(0)), I64)
+                with for_range(b, self.m_begin, self.m_end, step=cfg.mc, name="ic") as ic:
+                    mc = _min(b, i64(cfg.mc), b.sub(self.m_end, ic))
+                    self.pack_a(a_packed, bi, ic, mc, pc, kc)
+                    c_block = _gep(b, c_batch, self.elem,
+                                   _add(b, _mul(b, ic, plan.c_row_stride), jc))
+                    b.call(macro, [a_packed, b_packed, c_block, i64(plan.c_row_stride), mc, nc,
+                                   kc, accumulate, tile])
+
+    def clear(self, c_batch: ir.Value) -> None:
+        """C[range] = 0 (a product over an empty K)."""
+        b = self.b
+        zero = const(self.acc_t, 0)
+        with for_range(b, self.m_begin, self.m_end, name="zm") as m:
+            row = _mul(b, m, self.plan.c_row_stride)
+            with for_range(b, self.n_begin, self.n_end, name="zn") as n:
+                b.store(zero, _gep(b, c_batch, self.elem, _add(b, row, n)))
+
+    def load(self, operand: MatrixOperand, base: ir.Value, batch: ir.Value, row: ir.Value,
+             column: ir.Value) -> ir.Value:
+        """operand[batch, row, column] converted to the accumulation type."""
+        b = self.b
+        t = operand.element_type
+        ptr = _gep(b, base, llvm_type(t), operand.offset(b, batch, row, column))
+        value = b.load(ptr, typ=llvm_type(t), align=t.byte_size)
+        return convert(b, t, self.acc_t, value)
+
+    def pack_a(self, dst: ir.Value, bi: ir.Value, ic: ir.Value, mc: ir.Value, pc: ir.Value,
+               kc: ir.Value) -> None:
+        """dst[p][k][r] = A[bi, ic + p*MR + r, pc + k]; rows past mc are zeros."""
+        b, mr = self.b, self.cfg.mr
+        full = b.udiv(mc, i64(mr))
+        with for_range(b, 0, full, name="pa") as p:
+            row0 = _add(b, ic, _mul(b, p, mr))
+            panel = _mul(b, _mul(b, p, mr), kc)
+            with for_range(b, 0, kc, name="pa.k") as k:
+                column = _add(b, pc, k)
+                at = _add(b, panel, _mul(b, k, mr))
+                for r in range(mr):
+                    value = self.load(self.plan.a, self.a, bi, _add(b, row0, i64(r)), column)
+                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(r))))
+        rest = b.sub(mc, _mul(b, full, mr))
+        with if_then(b, b.icmp_signed(">", rest, i64(0))):
+            row0 = _add(b, ic, _mul(b, full, mr))
+            panel = _mul(b, _mul(b, full, mr), kc)
+            last = b.sub(_add(b, row0, rest), i64(1))
+            with for_range(b, 0, kc, name="pa.edge") as k:
+                column = _add(b, pc, k)
+                at = _add(b, panel, _mul(b, k, mr))
+                for r in range(mr):
+                    row = _add(b, row0, i64(r))
+                    inside = b.icmp_signed("<", i64(r), rest)
+                    # Rows past the edge read the last row and store zero: no branches.
+                    value = self.load(self.plan.a, self.a, bi, b.select(inside, row, last),
+                                      column)
+                    value = b.select(inside, value, const(self.acc_t, 0))
+                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(r))))
+
+    def pack_b(self, dst: ir.Value, bi: ir.Value, pc: ir.Value, kc: ir.Value, jc: ir.Value,
+               nc: ir.Value) -> None:
+        """dst[p][k][j] = B[bi, pc + k, jc + p*NR + j]; columns past nc are zeros."""
+        b, nr = self.b, self.cfg.nr
+        full = b.udiv(nc, i64(nr))
+        with for_range(b, 0, full, name="pb") as p:
+            col0 = _add(b, jc, _mul(b, p, nr))
+            panel = _mul(b, _mul(b, p, nr), kc)
+            with for_range(b, 0, kc, name="pb.k") as k:
+                row = _add(b, pc, k)
+                at = _add(b, panel, _mul(b, k, nr))
+                for j in range(nr):
+                    value = self.load(self.plan.b, self.bmat, bi, row, _add(b, col0, i64(j)))
+                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(j))))
+        rest = b.sub(nc, _mul(b, full, nr))
+        with if_then(b, b.icmp_signed(">", rest, i64(0))):
+            col0 = _add(b, jc, _mul(b, full, nr))
+            panel = _mul(b, _mul(b, full, nr), kc)
+            last = b.sub(_add(b, col0, rest), i64(1))
+            with for_range(b, 0, kc, name="pb.edge") as k:
+                row = _add(b, pc, k)
+                at = _add(b, panel, _mul(b, k, nr))
+                for j in range(nr):
+                    column = _add(b, col0, i64(j))
+                    inside = b.icmp_signed("<", i64(j), rest)
+                    value = self.load(self.plan.b, self.bmat, bi, row,
+                                      b.select(inside, column, last))
+                    value = b.select(inside, value, const(self.acc_t, 0))
+                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(j))))
+
+
+# --- the macro kernel and its register-tiled micro-kernel ---------------------------------
+
+
+def macro_kernel(module: ir.Module, cfg: GemmConfig) -> ir.Function:
+    """The module's macro kernel for `cfg`, emitted on first use.
+
+        void macro(ptr ap, ptr bp, ptr c, i64 ldc, i64 mc, i64 nc, i64 kc,
+                   i64 accumulate, ptr tile)
+
+    C[0:mc, 0:nc] (+)= packed A block @ packed B block, C with row stride ldc; it adds to C
+    when `accumulate` is non-zero and overwrites it otherwise. `tile` is MR x NR scratch.
+    """
+    name = f"tfcompile.gemm.macro.{cfg.name}"
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.Function):
+        return existing
+    fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR] + [I64] * 5 + [PTR])
+    fn = ir.Function(module, fnty, name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    # Shared by every product of the module: inlining it would only duplicate it.
+    fn.attributes.add("noinline")
+    names = ("ap", "bp", "c", "ldc", "mc", "nc", "kc", "accumulate", "tile")
+    for arg, arg_name in zip(fn.args, names, strict=True):
+        arg.name = arg_name
+        if arg.type == PTR:
+            arg.add_attribute("noalias")
+    _MacroEmitter(fn, cfg).emit()
+    return fn
+
+
+class _MacroEmitter:
+    """Emits the macro kernel: loops over micro-tiles, the micro-kernel, and C updates."""
+
+    def __init__(self, fn: ir.Function, cfg: GemmConfig) -> None:
+        self.cfg = cfg
+        self.acc_t = cfg.acc_t
+        self.elem = llvm_type(cfg.acc_t)
+        self.vec = ir.VectorType(self.elem, cfg.lanes)
+        self.vec_align = min(64, cfg.lanes * cfg.acc_t.byte_size)
+        entry = fn.append_basic_block("entry")
+        self.b = ir.IRBuilder(fn.append_basic_block("body"))
+        (self.ap, self.bp, self.c, self.ldc, self.mc, self.nc, self.kc, self.accumulate,
+         self.tile) = fn.args
+        self.slots = [
+            [alloca_at_entry(self.b, self.vec, name=f"acc{r}.{v}")
+             for v in range(cfg.nr_vectors)]
+            for r in range(cfg.mr)
+        ]
+        ir.IRBuilder(entry).branch(fn.blocks[1])
+
+    def emit(self) -> None:
+        b, cfg = self.b, self.cfg
+        mr, nr = cfg.mr, cfg.nr
+        n_panels = b.udiv(b.add(self.nc, i64(nr - 1)), i64(nr))
+        m_panels = b.udiv(b.add(self.mc, i64(mr - 1)), i64(mr))
+        accumulate = b.icmp_signed("!=", self.accumulate, i64(0))
+        with for_range(b, 0, n_panels, name="jr") as jr:
+            n0 = _mul(b, jr, nr)
+            cols = _min(b, i64(nr), b.sub(self.nc, n0))
+            b_panel = _gep(b, self.bp, self.elem, _mul(b, n0, self.kc))
+            with for_range(b, 0, m_panels, name="ir") as ir_:
+                m0 = _mul(b, ir_, mr)
+                rows = _min(b, i64(mr), b.sub(self.mc, m0))
+                a_panel = _gep(b, self.ap, self.elem, _mul(b, m0, self.kc))
+                c_tile = _gep(b, self.c, self.elem, _add(b, _mul(b, m0, self.ldc), n0))
+                self.prefetch_c(c_tile)
+                self.product(a_panel, b_panel)
+                full = b.and_(b.icmp_signed("==", rows, i64(mr)),
+                              b.icmp_signed("==", cols, i64(nr)))
+                with if_else(b, full, likely=True) as (then, otherwise):
+                    with then:
+                        self.store_full(c_tile, accumulate)
+                    with otherwise:
+                        self.store_edge(c_tile, rows, cols, accumulate)
+        b.ret_void()
+
+    def prefetch_c(self, c_tile: ir.Value) -> None:
+        """Ask for the C tile's rows (for writing) while the tile is being computed."""
+        b = self.b
+        for r in range(self.cfg.mr):
+            # Not inbounds: the rows of an edge tile may lie past the end of C.
+            ptr = b.gep(c_tile, [b.mul(i64(r), self.ldc)], source_etype=self.elem)
+            intrinsic(b, "llvm.prefetch.p0", ir.VoidType(),
+                      [ptr, ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+
+    def product(self, a_panel: ir.Value, b_panel: ir.Value) -> None:
+        """Accumulators = A panel (kc x MR) times B panel (kc x NR), in vector registers."""
+        b, cfg = self.b, self.cfg
+        zero = ir.Constant(self.vec, [const(self.acc_t, 0)] * cfg.lanes)
+        for row in self.slots:
+            for slot in row:
+                b.store(zero, slot)
+        main = b.and_(self.kc, i64(-K_UNROLL))
+        with for_range(b, 0, main, step=K_UNROLL, name="k") as k:
+            for u in range(K_UNROLL):
+                self.rank_one_update(a_panel, b_panel, _add(b, k, i64(u)))
+        with for_range(b, main, self.kc, name="krest") as k:
+            self.rank_one_update(a_panel, b_panel, k)
+
+    def rank_one_update(self, a_panel: ir.Value, b_panel: ir.Value, k: ir.Value) -> None:
+        """acc[r][v] += A[k, r] * B[k, v-th vector], for one k."""
+        b, cfg = self.b, self.cfg
+        b_row = _mul(b, k, cfg.nr)
+        b_vecs = [
+            b.load(_gep(b, b_panel, self.elem, _add(b, b_row, i64(v * cfg.lanes))),
+                   typ=self.vec, align=self.vec_align)
+            for v in range(cfg.nr_vectors)
+        ]
+        a_row = _mul(b, k, cfg.mr)
+        for r in range(cfg.mr):
+            a_val = b.load(_gep(b, a_panel, self.elem, _add(b, a_row, i64(r))), typ=self.elem,
+                           align=self.acc_t.byte_size)
+            a_vec = _splat(b, a_val, cfg.lanes)
+            for v in range(cfg.nr_vectors):
+                slot = self.slots[r][v]
+                b.store(_multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
+
+    def store_full(self, c_tile: ir.Value, accumulate: ir.Value) -> None:
+        """C tile (+)= accumulators with vector loads and stores (C is not aligned)."""
+        b, cfg = self.b, self.cfg
+        align = self.acc_t.byte_size
+
+        def pointer(r: int, v: int) -> ir.Value:
+            return _gep(b, c_tile, self.elem, _add(b, _mul(b, i64(r), self.ldc),
+                                                    i64(v * cfg.lanes)))
+
+        with if_else(b, accumulate) as (then, otherwise):
+            with then:
+                for r in range(cfg.mr):
+                    for v in range(cfg.nr_vectors):
+                        ptr = pointer(r, v)
+                        old = b.load(ptr, typ=self.vec, align=align)
+                        total = _add_values(b, self.acc_t, old, b.load(self.slots[r][v]))
+                        b.store(total, ptr, align=align)
+            with otherwise:
+                for r in range(cfg.mr):
+                    for v in range(cfg.nr_vectors):
+                        b.store(b.load(self.slots[r][v]), pointer(r, v), align=align)
+
+    def store_edge(self, c_tile: ir.Value, rows: ir.Value, cols: ir.Value,
+                   accumulate: ir.Value) -> None:
+        """The valid rows x cols corner of the tile, through the tile scratch."""
+        b, cfg = self.b, self.cfg
+        for r in range(cfg.mr):
+            for v in range(cfg.nr_vectors):
+                ptr = _gep(b, self.tile, self.elem, i64(r * cfg.nr + v * cfg.lanes))
+                b.store(b.load(self.slots[r][v]), ptr, align=self.acc_t.byte_size)
+        with for_range(b, 0, rows, name="er") as r:
+            src_row = _mul(b, r, cfg.nr)
+            dst_row = _mul(b, r, self.ldc)
+            with for_range(b, 0, cols, name="ec") as j:
+                value = b.load(_gep(b, self.tile, self.elem, _add(b, src_row, j)), typ=self.elem)
+                dst = _gep(b, c_tile, self.elem, _add(b, dst_row, j))
+                old = b.load(dst, typ=self.elem)
+                total = _add_values(b, self.acc_t, old, value)
+                b.store(b.select(accumulate, total, value), dst)
+
+
+def _multiply_add(b: ir.IRBuilder, t: PrimitiveType, acc: ir.Value, x: ir.Value,
+                  y: ir.Value) -> ir.Value:
+    """acc + x * y on vectors; floats use llvm.fmuladd, which becomes one FMA where the
+    target has one."""
+    if t.is_float:
+        name = f"llvm.fmuladd.v{x.type.count}{_FLOAT_SUFFIX[t]}"
+        return intrinsic(b, name, x.type, [x, y, acc])
+    return b.add(acc, b.mul(x, y))
+
+
+_FLOAT_SUFFIX = {PrimitiveType.F16: "f16", PrimitiveType.F32: "f32", PrimitiveType.F64: "f64"}
+
+
+def _add_values(b: ir.IRBuilder, t: PrimitiveType, x: ir.Value, y: ir.Value) -> ir.Value:
+    """x + y for (vectors of) the accumulation type `t`."""
+    return b.fadd(x, y) if t.is_float else b.add(x, y)
+
+
+__all__ = [
+    "Caches",
+    "GemmConfig",
+    "GemmPlan",
+    "MatrixOperand",
+    "VectorUnit",
+    "kernel_target",
+    "macro_kernel",
+    "target_caches",
+    "vector_unit",
+]

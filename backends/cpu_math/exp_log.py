@@ -1,0 +1,187 @@
+"""Inline f32 exp, expm1, tanh, log and log1p, and the f64 cores (exp2, log) that the
+higher-accuracy approximations (pow, log1p, erf) evaluate their inner steps with.
+
+Each f32 function is within a few ulp of the correctly rounded result over the whole f32
+range, with NaN, infinities, -0 and subnormals as C's libm has them (the tests sweep the
+range). exp, expm1, tanh and log compute in f32 because they are the hot ones (4 or 8 lanes
+per AVX instruction, not 2 or 4); the others widen to f64 for their inner steps, where a
+polynomial of modest degree leaves the final rounding to f32 as the only sizeable error.
+
+Range reduction follows Cody and Waite: x = n ln 2 + r with ln 2 split into a short high
+part (n * high is exact) and a low part, so r carries no cancellation error.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from backends.cpu_math.scalar import (
+    call,
+    clamp,
+    exponent_and_mantissa,
+    fconst,
+    fma,
+    horner,
+    is_nan,
+    pow2,
+    round_to_int,
+    scale_by_pow2,
+    to_f32,
+    to_f64,
+)
+from backends.llvm.irutil import F32, F64, I64
+
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
+# ln 2 = LN2_HI + LN2_LO with LN2_HI = 355/512 (9 significant bits), so n * LN2_HI is exact
+# for |n| < 2^15 in f32.
+LN2_HI = 0.693359375
+LN2_LO = LN2 - LN2_HI
+
+# e^r = sum r^k / k! for |r| <= ln(2)/2: to r^7 the truncation is < 2^-27 relative.
+_EXP_TAYLOR = [1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040]
+# (e^r - 1 - r) / r^2 = sum r^k / (k + 2)!, to r^6 (expm1 to r^8): < 2^-30 relative.
+_EXPM1_TAIL = [1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320]
+# 2^f = sum (f ln 2)^k / k! for |f| <= 1/2, to f^10: truncation < 2^-37 relative.
+_EXP2_TAYLOR = [LN2**k / math.factorial(k) for k in range(11)]
+
+
+def _atanh_tail(terms: int) -> list[float]:
+    """R(z) / z for log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f):
+    R(z) = 2z/3 + 2z^2/5 + ..., the series of 2 atanh(s) - 2s in z = s^2."""
+    return [2.0 / (2 * k + 3) for k in range(terms)]
+
+
+# |s| <= 0.1716 on [sqrt(1/2), sqrt(2)): 4 terms leave < 2^-29 relative error, 6 < 2^-39.
+_LOG_TAIL_F32 = _atanh_tail(4)
+_LOG_TAIL_F64 = _atanh_tail(6)
+
+
+# --- exponentials --------------------------------------------------------------------------
+
+
+def _reduce_ln2(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(r, n) with x = n ln 2 + r, |r| <= ln(2)/2 (slightly more after rounding), n an i32.
+
+    x must be clamped to a range where n fits the exact-product bound of LN2_HI.
+    """
+    n, ni = round_to_int(b, b.fmul(x, fconst(x, LOG2E)))
+    r = fma(b, n, fconst(x, -LN2_HI), x)
+    r = fma(b, n, fconst(x, -LN2_LO), r)
+    return r, ni
+
+
+def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """e^x = 2^n e^r, e^r by its Taylor series; 2^n is applied in two halves so that results
+    in the subnormal range and up to the overflow threshold are scaled exactly."""
+    # Beyond these bounds the result is 0 or inf anyway; NaN is restored at the end.
+    r, n = _reduce_ln2(b, clamp(b, x, -104.0, 89.0))
+    result = scale_by_pow2(b, horner(b, r, _EXP_TAYLOR), n)
+    return b.select(is_nan(b, x), x, result)
+
+
+def _expm1_f32(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
+    """e^x - 1 for x clamped to [lo, hi], with lo <= -18 and 89 <= hi < 90.
+
+    e^x - 1 = 2^n (e^r - 1) + (2^n - 1), both terms exact but for the final rounding when
+    |n| <= 24 (and the rounding of 2^n - 1 is harmless for larger |n|: the result is then
+    2^n (1 + q) or -1 to within an ulp). It is evaluated as 2 (2^(n-1) q + (2^(n-1) - 1/2)),
+    with 2^(n-1) and the doubling exact, since 2^n itself overflows for n = 128.
+    """
+    r, n = _reduce_ln2(b, clamp(b, x, lo, hi))
+    q = fma(b, b.fmul(r, r), horner(b, r, _EXPM1_TAIL), r)
+    half_scale = pow2(b, b.sub(n, ir.Constant(n.type, 1)), x.type)
+    y = fma(b, half_scale, q, b.fsub(half_scale, fconst(x, 0.5)))
+    y = b.fmul(y, fconst(x, 2.0))
+    # Below 2^-25, e^x - 1 rounds to x; the select also keeps -0 and subnormals exact.
+    tiny = b.fcmp_ordered("<", call(b, "fabs", x), fconst(x, 2.0**-25))
+    return b.select(b.or_(tiny, is_nan(b, x)), x, y)
+
+
+def expm1_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """e^x - 1 (see _expm1_f32); below -18 it is -1 and above 89 infinite in f32."""
+    return _expm1_f32(b, x, -18.0, 89.0)
+
+
+def tanh_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """tanh |x| = -u / (u + 2) with u = e^(-2|x|) - 1 in (-1, 0], with the sign of x.
+
+    One expm1 and one division, no cancellation anywhere (u + 2 is in (1, 2]); for tiny x
+    u = -2|x| and the quotient is |x| exactly; NaN passes through expm1.
+    """
+    u = _expm1_f32(b, b.fmul(call(b, "fabs", x), fconst(x, -2.0)), -18.0, 89.0)
+    magnitude = b.fdiv(u, b.fsub(fconst(x, -2.0), u))
+    return call(b, "copysign", magnitude, x)
+
+
+def exp2_f64(b: ir.IRBuilder, z: ir.Value) -> ir.Value:
+    """2^z for an f64 z clamped to [-1000, 1000] by the caller, to < 2^-36 relative error
+    (enough for results that are rounded to f32)."""
+    n, ni = round_to_int(b, z)
+    p = horner(b, b.fsub(z, n), _EXP2_TAYLOR)
+    return b.fmul(p, pow2(b, b.sext(ni, I64), F64))
+
+
+# --- logarithms ----------------------------------------------------------------------------
+
+
+def _log_mantissa(b: ir.IRBuilder, m: ir.Value, tail: list[float]) -> ir.Value:
+    """log m for m in [sqrt(1/2), sqrt(2)), as f - f^2/2 + s (f^2/2 + R(s^2)) with f = m - 1
+    (exact) and s = f / (2 + f): the leading terms carry no rounding from s."""
+    f = b.fsub(m, fconst(m, 1.0))
+    s = b.fdiv(f, b.fadd(f, fconst(m, 2.0)))
+    z = b.fmul(s, s)
+    half_f2 = b.fmul(b.fmul(f, f), fconst(m, 0.5))
+    tail_value = b.fmul(z, horner(b, z, tail))
+    return b.fadd(b.fsub(f, half_f2), b.fmul(s, b.fadd(half_f2, tail_value)))
+
+
+def log_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """log x = e ln 2 + log m with x = m 2^e, m in [sqrt(1/2), sqrt(2)); subnormal x are
+    scaled into the normal range first; log 0 = -inf, log inf = inf, NaN for x < 0."""
+    is_sub = b.fcmp_ordered("<", x, fconst(x, 1.1754943508222875e-38))
+    xs = b.select(is_sub, b.fmul(x, fconst(x, 2.0**23)), x)
+    e, m = exponent_and_mantissa(b, xs)
+    e = b.select(is_sub, b.sub(e, ir.Constant(e.type, 23)), e)
+    ef = b.sitofp(e, F32)
+    log_m = _log_mantissa(b, m, _LOG_TAIL_F32)
+    result = fma(b, ef, fconst(x, LN2_HI), fma(b, ef, fconst(x, LN2_LO), log_m))
+    return _log_special_cases(b, x, result)
+
+
+def _log_special_cases(b: ir.IRBuilder, x: ir.Value, result: ir.Value) -> ir.Value:
+    """log's value at 0 (-inf, either sign), +inf (inf), below 0 and NaN (NaN)."""
+    inf = fconst(x, float("inf"))
+    result = b.select(b.fcmp_ordered("==", x, fconst(x, 0.0)), fconst(x, float("-inf")), result)
+    result = b.select(b.fcmp_ordered("==", x, inf), inf, result)
+    invalid = b.fcmp_unordered("<", x, fconst(x, 0.0))
+    return b.select(invalid, fconst(x, float("nan")), result)
+
+
+def log_f64(b: ir.IRBuilder, u: ir.Value) -> ir.Value:
+    """log u for a positive normal f64 u, to < 2^-38 relative error (other u: unspecified)."""
+    e, m = exponent_and_mantissa(b, u)
+    ef = b.sitofp(e, F64)
+    return fma(b, ef, fconst(u, LN2), _log_mantissa(b, m, _LOG_TAIL_F64))
+
+
+def log1p_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """log(1 + x) = log(u) * x / (u - 1) with u = 1 + x rounded in f64 (Goldberg's trick:
+    the factor x / (u - 1) undoes the rounding of u), and x itself where u = 1.
+
+    Special cases: -1 gives -inf, below -1 NaN, +inf inf; -0 and subnormals are kept.
+    """
+    xd = to_f64(b, x)
+    u = b.fadd(xd, fconst(xd, 1.0))
+    # u is at least 2^-24 when positive, so log_f64 sees a normal number; 0, negative
+    # and NaN are fixed below.
+    log_u = log_f64(b, clamp(b, u, 2.0**-30, 2.0**200))
+    corrected = b.fmul(log_u, b.fdiv(xd, b.fsub(u, fconst(xd, 1.0))))
+    y = to_f32(b, b.select(b.fcmp_ordered("==", u, fconst(xd, 1.0)), xd, corrected))
+    inf = fconst(x, float("inf"))
+    y = b.select(b.fcmp_ordered("==", x, inf), inf, y)
+    y = b.select(b.fcmp_ordered("==", x, fconst(x, -1.0)), fconst(x, float("-inf")), y)
+    invalid = b.fcmp_unordered("<", x, fconst(x, -1.0))
+    return b.select(invalid, fconst(x, float("nan")), y)
