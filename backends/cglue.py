@@ -36,12 +36,11 @@ void {spec.entry_point}(void* const* args, void* const* results, void* temps);
  * temps {ALIGNMENT}-byte aligned), then copies the new value of every variable that is not
  * readonly from its result buffer into its argument buffer (so variables update in place).
  * temps may be NULL: the arena is then allocated and freed by this call. Returns 0 on
- * success, -1 on failure with the reason in {p}_error_message(). Thread-safe with
+ * success, -1 on failure; then, when error is not NULL, the reason is written there as a
+ * NUL-terminated string of at most error_size bytes. No global state: thread-safe with
  * distinct buffers. */
-int {p}_run(void* const* args, void* const* results, void* temps);
-
-/* The reason the last failing call in this thread failed ("" if none). */
-const char* {p}_error_message(void);
+int {p}_run(void* const* args, void* const* results, void* temps, char* error,
+            size_t error_size);
 
 int {p}_num_args(void);
 int {p}_num_results(void);
@@ -206,20 +205,20 @@ def c_definitions(spec: LibrarySpec) -> str:
     return f"""\
 #if defined({spec.implementation_macro}) && !defined({m}_C_API_DEFINED_)
 #define {m}_C_API_DEFINED_
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef __cplusplus
-#define {m}_THREAD_LOCAL_ thread_local
-#else
-#define {m}_THREAD_LOCAL_ _Thread_local
-#endif
-
-/* Per-thread so that concurrent runs on distinct buffers report their own failures. */
-static {m}_THREAD_LOCAL_ char {p}_error_[256];
-
-const char* {p}_error_message(void) {{ return {p}_error_; }}
+/* Formats a failure into the caller's buffer (if any). No global state, so that a
+ * generated library needs no thread-local storage (and so no dynamic loader symbols). */
+static void {p}_fail_(char* error, size_t error_size, const char* format, ...) {{
+  va_list ap;
+  if (error == NULL || error_size == 0) return;
+  va_start(ap, format);
+  vsnprintf(error, error_size, format, ap);
+  va_end(ap);
+}}
 
 int {p}_num_args(void) {{ return {len(spec.args)}; }}
 int {p}_num_results(void) {{ return {len(spec.results)}; }}
@@ -240,54 +239,60 @@ static size_t {p}_caller_alignment_(size_t size) {{
 
 /* Checks one buffer pointer; on failure writes the reason and returns 0. */
 static int {p}_check_buffer_(const char* kind, int index, const char* name,
-                             const void* data, size_t size, size_t alignment) {{
+                             const void* data, size_t size, size_t alignment,
+                             char* error, size_t error_size) {{
   const char* label = name != NULL ? name : "";
   const char* open = name != NULL ? " (" : "";
   const char* close = name != NULL ? ")" : "";
   if (size == 0) return 1;
   if (data == NULL) {{
-    snprintf({p}_error_, sizeof {p}_error_, "{spec.cpp_class}: %s %d%s%s%s buffer is NULL",
-             kind, index, open, label, close);
+    {p}_fail_(error, error_size, "{spec.cpp_class}: %s %d%s%s%s buffer is NULL",
+              kind, index, open, label, close);
     return 0;
   }}
   if ((uintptr_t)data % alignment != 0) {{
-    snprintf({p}_error_, sizeof {p}_error_,
-             "{spec.cpp_class}: %s %d%s%s%s buffer %p is not %u-byte aligned",
-             kind, index, open, label, close, (void*)(uintptr_t)data, (unsigned)alignment);
+    {p}_fail_(error, error_size,
+              "{spec.cpp_class}: %s %d%s%s%s buffer %p is not %u-byte aligned",
+              kind, index, open, label, close, (void*)(uintptr_t)data, (unsigned)alignment);
     return 0;
   }}
   return 1;
 }}
 
-int {p}_run(void* const* args, void* const* results, void* temps) {{
+int {p}_run(void* const* args, void* const* results, void* temps, char* error,
+            size_t error_size) {{
   void* owned = NULL;
   int i;
-  {p}_error_[0] = '\\0';
+  if (error != NULL && error_size > 0) error[0] = '\\0';
   if ((args == NULL && {len(spec.args)} > 0) || (results == NULL && {len(spec.results)} > 0)) {{
-    snprintf({p}_error_, sizeof {p}_error_, "{spec.cpp_class}: %s array is NULL",
-             args == NULL ? "argument" : "result");
+    {p}_fail_(error, error_size, "{spec.cpp_class}: %s array is NULL",
+              args == NULL ? "argument" : "result");
     return -1;
   }}
   for (i = 0; i < {len(spec.args)}; ++i) {{
     if (!{p}_check_buffer_("argument", i, {p}_arg_label_(i), args[i], {p}_arg_size(i),
-                           {p}_caller_alignment_({p}_arg_size(i)))) return -1;
+                           {p}_caller_alignment_({p}_arg_size(i)), error, error_size)) {{
+      return -1;
+    }}
   }}
   for (i = 0; i < {len(spec.results)}; ++i) {{
     if (!{p}_check_buffer_("result", i, {p}_result_label_(i), results[i],
-                           {p}_result_size(i), {p}_caller_alignment_({p}_result_size(i)))) {{
+                           {p}_result_size(i), {p}_caller_alignment_({p}_result_size(i)),
+                           error, error_size)) {{
       return -1;
     }}
   }}
   if (temps == NULL && {spec.temp_bytes}u > 0) {{
     owned = aligned_alloc({ALIGNMENT}, {spec.temp_bytes_aligned}u);
     if (owned == NULL) {{
-      snprintf({p}_error_, sizeof {p}_error_,
-               "{spec.cpp_class}: cannot allocate {spec.temp_bytes} temporary bytes");
+      {p}_fail_(error, error_size,
+                "{spec.cpp_class}: cannot allocate {spec.temp_bytes} temporary bytes");
       return -1;
     }}
     temps = owned;
   }}
-  if (!{p}_check_buffer_("temporary", 0, NULL, temps, {spec.temp_bytes}u, {ALIGNMENT})) {{
+  if (!{p}_check_buffer_("temporary", 0, NULL, temps, {spec.temp_bytes}u, {ALIGNMENT},
+                         error, error_size)) {{
     return -1;
   }}
   {spec.entry_point}(args, results, temps);

@@ -13,6 +13,8 @@ BENCHMARKS: dict[str, str] = {
     "elementwise": "bench.bench_elementwise",
     "mlp": "bench.bench_mlp",
     "matmul": "bench.bench_matmul",
+    "math": "bench.bench_math",
+    "conv": "bench.bench_conv",
 }
 
 __all__ = ["BENCHMARKS"]

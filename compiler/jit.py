@@ -5,8 +5,13 @@ The cache key is the argument structure (a pytree treedef), one (shape, dtype) p
 leaf, and the static arguments' values. A miss traces and compiles (through
 `compiler.api.compile`, whose disk cache lets a second process skip code generation: the
 traced module's text is deterministic, so its fingerprint repeats); `stats` counts hits
-and misses and says why each miss happened. The common call (positional numpy arrays, no
-static arguments) takes a fast path keyed by a flat tuple of shapes and dtypes.
+and misses and says why each miss happened.
+
+The common call (positional numpy arrays of the signature called last, no static or donated
+arguments) goes straight to a native builtin of the compiled entry (runtime/fastcall.py),
+which checks the arrays and runs the code without running any Python; anything else falls
+back to `_dispatch`, whose own fast path is keyed by a flat tuple of shapes and dtypes and
+which makes the entry it runs the new native one.
 
 Donated arguments (`donate_argnums`) are updated in place: a result leaf with the shape
 and dtype of a donated argument leaf is written into the caller's array, which is
@@ -43,6 +48,7 @@ from hlo.errors import ArgumentError, TfcompileError
 from hlo.module import HloModule
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
+from runtime import Executable, NativeCall, Returns
 
 BACKENDS = ("cpu", "interpreter")
 # numpy scalars of these types usually come from Python-style arithmetic (np.cos(0.5) is a
@@ -74,6 +80,9 @@ class _Entry:
     out_treedef: Any
     donations: list[tuple[int, int]]  # (argument leaf, result leaf)
     rebuild: Callable[[Any], Any] = field(init=False)
+    # The native call of the compiled code returning what the jitted function returns, with
+    # `_dispatch` as its fallback; None for the interpreter and with donated arguments.
+    native: NativeCall | None = None
 
     def __post_init__(self) -> None:
         self.rebuild = pytree.unflattener(self.out_treedef)
@@ -113,15 +122,31 @@ class JitFunction:
         self.donate_argnums = frozenset(int(i) for i in donate_argnums)
         self.backend = backend
         self.options = dict(options)
-        self.stats = CacheStats()
+        self._stats = CacheStats()
         self._cache: dict[_Signature, _Entry] = {}
         self._fast: dict[tuple[Any, ...], _Entry] = {}
         self._last: _Signature | None = None
         self._simple = not self.static_argnums and not self.static_argnames
+        self._python_hits = 0
+        # Hits counted by native calls of entries since dropped by clear_cache.
+        self._dropped_native_hits = 0
         functools.update_wrapper(self, fn)
+        # What a call runs: the native call of the entry used last, or `_dispatch`.
+        self._hot: Callable[..., Any] = self._dispatch
+
+    @property
+    def stats(self) -> CacheStats:
+        """Cache statistics, including the hits of native calls."""
+        native = sum(e.native.calls for e in self._cache.values() if e.native is not None)
+        self._stats.hits = self._python_hits + self._dropped_native_hits + native
+        return self._stats
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._hot(*args, **kwargs)
+
+    def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
+        """Find (or trace and compile) the entry for these arguments and run it."""
         if self._simple and not kwargs:
             key = []
             for a in args:
@@ -132,7 +157,7 @@ class JitFunction:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    self.stats.hits += 1
+                    self._python_hits += 1
                     return self._run(entry, list(args))
         if current_trace() is not None:
             return self.fn(*args, **kwargs)
@@ -142,18 +167,19 @@ class JitFunction:
         sig, leaves = self._signature(args, kwargs)
         entry = self._cache.get(sig)
         if entry is None:
-            self.stats.misses += 1
-            self.stats.miss_reasons.append(self._miss_reason(sig))
+            self._stats.misses += 1
+            self._stats.miss_reasons.append(self._miss_reason(sig))
             entry = self._compile(args, kwargs, sig)
             self._cache[sig] = entry
         else:
-            self.stats.hits += 1
+            self._python_hits += 1
         self._last = sig
         if self._simple and not kwargs and all(type(a) is np.ndarray for a in args):
             self._fast[tuple(x for a in args for x in (a.shape, a.dtype))] = entry
         return self._run(entry, leaves)
 
     def _run(self, entry: _Entry, leaves: list[Any]) -> Any:
+        self._hot = self._dispatch if entry.native is None else entry.native.function
         results = entry.run(*leaves)
         if entry.donations:
             results = list(results)
@@ -318,13 +344,26 @@ class JitFunction:
             run: Callable[..., Any] = functools.partial(evaluate, module)
         else:
             run = _compile_cpu(module, locations, self.options, self._where())
-        return _Entry(run, module, out_treedef, donations)
+        entry = _Entry(run, module, out_treedef, donations)
+        if isinstance(run, Executable) and not donations:
+            entry.native = self._native_call(run, entry)
+        return entry
+
+    def _native_call(self, exe: Executable, entry: _Entry) -> NativeCall | None:
+        """The entry's native call, returning what `_run` would (None if unavailable)."""
+        if entry.out_treedef == pytree.LEAF:
+            return exe.native_call(self._dispatch, Returns.SINGLE)
+        if entry.rebuild is tuple:
+            return exe.native_call(self._dispatch, Returns.TUPLE)
+        return exe.native_call(self._dispatch, Returns.POST, post=entry.rebuild)
 
     def clear_cache(self) -> None:
         """Forget every compiled entry (the compile API's own caches are kept)."""
+        self._dropped_native_hits = self.stats.hits - self._python_hits
         self._cache.clear()
         self._fast.clear()
         self._last = None
+        self._hot = self._dispatch
 
     def __repr__(self) -> str:
         return f"<jit {getattr(self.fn, '__name__', 'fn')} backend={self.backend}>"

@@ -1,8 +1,9 @@
 """Run-time argument checks: count, shape, dtype and memory layout of each argument.
 
 A wrong argument raises ArgumentError naming the argument (position and parameter
-name), the expected shape and dtype and what was given. Non-contiguous arrays are
-copied to row-major order; nothing is ever converted to another dtype silently.
+name), the expected shape and dtype and what was given. Non-contiguous or misaligned arrays
+are copied to row-major, naturally aligned memory; nothing is ever converted to another
+dtype silently.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def _leaves(shape: Shape, value: Any, where: str, out: list[np.ndarray]) -> None
     if a.shape != shape.dims:
         raise ArgumentError(f"{where}: expected shape {list(shape.dims)} for "
                             f"{_describe(shape)}, got {_given(a)}")
-    if not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a)
+    if not (a.flags.c_contiguous and a.flags.aligned):
+        a = np.array(a, order="C")  # a copy: row-major and naturally aligned
     out.append(a)
 
 

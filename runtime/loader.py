@@ -1,18 +1,25 @@
 """Loading compiled CPU code into this process and calling it: the Executable.
 
 `Executable(artifact)` links the artifact's object code with LLVM's MCJIT (libm and other
-C library symbols resolve from the symbols already loaded in the process) and calls the
-entry point through ctypes, which releases the GIL for the duration of the call. Each
-call allocates its own results and temporary arena, so one Executable may be called from
-several threads at once. The per-call work is the argument check, the allocations and
-one foreign call; the ctypes types are built once.
+C library symbols resolve from the symbols already loaded in the process). Calls take one
+of two paths:
+  * the native fast path (runtime/fastcall.py): a CPython builtin that checks exact
+    C-contiguous ndarray arguments, allocates the results and calls the entry point in
+    machine code, holding the GIL for short kernels and releasing it for long ones;
+  * the Python path, which the native one falls back to for anything else (numpy scalars,
+    tuples, non-contiguous or mistyped arguments) and which is used alone where native
+    calls are unavailable: full argument checks with precise errors, then one ctypes call
+    (which releases the GIL).
+Results are fresh arrays on every call; the temporary arena is cached (per descriptor on
+the native path, per thread on the Python path), so one Executable may be called from
+several threads at once.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -21,10 +28,17 @@ import numpy as np
 from backends.cpu import CpuArtifact
 from backends.cpu.object import LLVM_LOCK, Target, target_machine
 from hlo.errors import ArgumentError, CompileError
-from runtime.buffers import ALIGNMENT, aligned_empty
+from hlo.shape import Shape
+from runtime import fastcall
+from runtime.fastcall import NativeCall, Returns
+from runtime.buffers import aligned_empty, result_allocator
 from runtime.checks import check_arguments
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+# Kernels touching less memory than this (arguments, results and temporaries) run with the
+# GIL held on the native path: releasing and re-taking it costs a few hundred nanoseconds,
+# as much as the whole call of a small kernel, and such kernels finish in microseconds.
+HOLD_GIL_BELOW_BYTES = 64 * 1024
 
 
 def _runs_here(triple: str) -> bool:
@@ -70,92 +84,80 @@ def data_address(a: np.ndarray) -> int:
         return int(a.ctypes.data)
 
 
-class Executable:
-    """A compiled module callable on numpy arrays: `exe(*arrays)`.
+def _nbytes(shape: Shape) -> int:
+    count = 1
+    for d in shape.dims:
+        count *= d
+    return count * shape.element_type.numpy.itemsize
 
-    Returns one ndarray for an array result, or the tuple of result leaves (nested tuples
-    flattened) for a tuple result. Results share one fresh 64-byte-aligned allocation per
-    call; the temporary arena is allocated once per thread and reused.
+
+class PythonCall:
+    """The Python calling path: full argument checks, then one ctypes call.
+
+    Calling it is calling the Executable; the native path falls back to it for every call
+    it does not handle itself, so that errors are reported in one place.
     """
 
-    def __init__(self, artifact: CpuArtifact) -> None:
-        self.artifact = artifact
-        self._code = LoadedCode(artifact)
-        self._fn = self._code.function
+    def __init__(self, artifact: CpuArtifact, code: LoadedCode) -> None:
+        self._fn = code.function
         self._params = artifact.param_shapes
         self._names = artifact.param_names
-        self._results = [(s.dims, s.element_type.numpy) for s in artifact.result_shapes]
-        self._tuple_result = artifact.result_shape.is_tuple
+        # (allocator, dims, dtype) per result leaf.
+        self.results = [(result_allocator(_nbytes(s)), s.dims, s.element_type.numpy)
+                        for s in artifact.result_shapes]
+        self._single = not artifact.result_shape.is_tuple and len(self.results) == 1
         self._temp_bytes = artifact.temp_bytes
         self._arg_array = ctypes.c_void_p * max(len(artifact.arg_shapes), 1)
-        self._result_array = ctypes.c_void_p * max(len(self._results), 1)
-        # Fast argument check when every parameter is an array: exact type, dtype, dims.
-        self._fast: list[tuple[np.dtype, tuple[int, ...]]] | None = None
+        self._result_array = ctypes.c_void_p * max(len(self.results), 1)
+        # Exact (dtype, dims) per parameter when every parameter is an array, for the quick
+        # check; None when some parameter is a tuple.
+        self.exact: list[tuple[np.dtype, tuple[int, ...]]] | None = None
         if all(p.is_array for p in self._params):
-            self._fast = [(p.element_type.numpy, p.dims) for p in self._params]
-        # Result k lives at byte offset _offsets[k] of one allocation of _result_bytes.
-        self._offsets: list[int] = []
-        total = 0
-        for dims, dtype in self._results:
-            self._offsets.append(total)
-            nbytes = int(np.prod(dims, dtype=np.int64)) * np.dtype(dtype).itemsize
-            total += -(-max(nbytes, 1) // ALIGNMENT) * ALIGNMENT
-        self._result_bytes = total
+            self.exact = [(p.element_type.numpy, p.dims) for p in self._params]
         self._local = threading.local()
 
-    @property
-    def symbol(self) -> str:
-        return self.artifact.symbol
-
     def __call__(self, *args: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-        pointers = self._fast_pointers(args)
-        leaves: list[np.ndarray] = []
-        if pointers is None:
+        leaves = self._quick_leaves(args)
+        if leaves is None:
             leaves = check_arguments(self._params, args, self._names)
-            pointers = [data_address(a) for a in leaves]
-        results, result_pointers = self._new_results()
-        self._call(pointers, result_pointers)
-        # `leaves` (copies of non-contiguous arguments) lived until the call returned.
-        del leaves
-        if self._tuple_result or not results:
-            return tuple(results)
-        return results[0]
+        results = [alloc(dims, dtype) for alloc, dims, dtype in self.results]
+        self.run(leaves, results)
+        if self._single:
+            return results[0]
+        return tuple(results)
 
-    def run_into(self, args: Sequence[Any], results: Sequence[np.ndarray]) -> None:
-        """Run writing into caller-owned result arrays (C-contiguous, right shape/dtype)."""
-        leaves = check_arguments(self._params, args, self._names)
-        if len(results) != len(self._results):
-            raise ArgumentError(f"expected {len(self._results)} result array(s), "
+    def run(self, leaves: Sequence[np.ndarray], results: Sequence[np.ndarray]) -> None:
+        """Call the entry point on checked, C-contiguous argument and result arrays."""
+        self._fn(self._arg_array(*[data_address(a) for a in leaves]),
+                 self._result_array(*[data_address(r) for r in results]), self._temps())
+
+    def check_results(self, results: Sequence[Any]) -> None:
+        """Raise ArgumentError unless `results` can receive this entry point's results."""
+        if len(results) != len(self.results):
+            raise ArgumentError(f"expected {len(self.results)} result array(s), "
                                 f"got {len(results)}")
-        for k, (r, (dims, dtype)) in enumerate(zip(results, self._results, strict=True)):
+        for k, (r, (_, dims, dtype)) in enumerate(zip(results, self.results, strict=True)):
             if (not isinstance(r, np.ndarray) or r.shape != dims or r.dtype != dtype
                     or not r.flags.c_contiguous or not r.flags.writeable):
                 raise ArgumentError(f"result {k}: expected a writeable C-contiguous "
                                     f"{dtype}{list(dims)} array")
-        self._call([data_address(a) for a in leaves], [data_address(r) for r in results])
 
-    def _fast_pointers(self, args: tuple[Any, ...]) -> list[int] | None:
-        """Argument addresses when every argument is exactly right, else None."""
-        fast = self._fast
-        if fast is None or len(args) != len(fast):
+    def check(self, args: Sequence[Any]) -> list[np.ndarray]:
+        """The checked, C-contiguous argument leaves of `args`."""
+        return check_arguments(self._params, args, self._names)
+
+    def _quick_leaves(self, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """`args` when every one is exactly right as it is, else None."""
+        exact = self.exact
+        if exact is None or len(args) != len(exact):
             return None
-        pointers = []
-        for a, (dtype, dims) in zip(args, fast, strict=True):
-            if (type(a) is not np.ndarray or a.dtype != dtype or a.shape != dims
-                    or not a.flags.c_contiguous):
+        for a, (dtype, dims) in zip(args, exact, strict=True):
+            if type(a) is not np.ndarray or a.dtype != dtype or a.shape != dims:
                 return None
-            pointers.append(data_address(a))
-        return pointers
-
-    def _new_results(self) -> tuple[list[np.ndarray], list[int]]:
-        raw = np.empty(self._result_bytes + ALIGNMENT, np.uint8)
-        base = data_address(raw)
-        start = (-base) % ALIGNMENT
-        results = [
-            np.ndarray(dims, dtype=dtype, buffer=raw, offset=start + offset)
-            for (dims, dtype), offset in zip(self._results, self._offsets, strict=True)
-        ]
-        return results, [base + start + offset for offset in self._offsets]
+            flags = a.flags
+            if not (flags.c_contiguous and flags.aligned):
+                return None
+        return args
 
     def _temps(self) -> int | None:
         """This thread's arena address (allocated on first use, then reused)."""
@@ -168,9 +170,63 @@ class Executable:
             address = self._local.address = data_address(arena)
         return int(address)
 
-    def _call(self, pointers: list[int], result_pointers: list[int]) -> None:
-        self._fn(self._arg_array(*pointers), self._result_array(*result_pointers),
-                 self._temps())
+
+class Executable:
+    """A compiled module callable on numpy arrays: `exe(*arrays)`.
+
+    Returns one ndarray for an array result, or the tuple of result leaves (nested tuples
+    flattened) for a tuple result. Results are fresh arrays on every call, 64-byte aligned
+    when large (see `runtime.buffers.result_allocator`), naturally aligned otherwise.
+
+    Attributes:
+        native: the native fast call, or None where unavailable (or not asked for).
+    """
+
+    def __init__(self, artifact: CpuArtifact, native: bool = True) -> None:
+        self.artifact = artifact
+        self._code = LoadedCode(artifact)
+        self._python = PythonCall(artifact, self._code)
+        self.native = self.native_call(self._python) if native else None
+        self._call = self._python if self.native is None else self.native.function
+
+    @property
+    def symbol(self) -> str:
+        return self.artifact.symbol
+
+    def __call__(self, *args: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        return self._call(*args)
+
+    def native_call(self, fallback: Callable[..., Any],
+                    returns: Returns | None = None,
+                    post: Callable[[tuple[np.ndarray, ...]], Any] | None = None
+                    ) -> NativeCall | None:
+        """A native call of this entry point (None where native calls are unavailable).
+
+        Args:
+            fallback: called with the original arguments of any call the fast path does not
+                take (anything but exact C-contiguous ndarrays of the parameter shapes).
+            returns: what a call returns; by default what calling the Executable returns.
+            post: maps the tuple of results to the return value (Returns.POST).
+        """
+        exact = self._python.exact
+        if exact is None:
+            return None
+        results = self._python.results
+        if returns is None:
+            single = not self.artifact.result_shape.is_tuple and len(results) == 1
+            returns = Returns.SINGLE if single else Returns.TUPLE
+        touched = (sum(_nbytes(s) for s in self.artifact.arg_shapes)
+                   + sum(_nbytes(s) for s in self.artifact.result_shapes)
+                   + self.artifact.temp_bytes)
+        return fastcall.bind(self._code.address, exact, results, returns,
+                             self.artifact.temp_bytes, touched >= HOLD_GIL_BELOW_BYTES,
+                             fallback, post=post, name=self.artifact.symbol, keep=[self._code])
+
+    def run_into(self, args: Sequence[Any], results: Sequence[np.ndarray]) -> None:
+        """Run writing into caller-owned result arrays (C-contiguous, right shape/dtype)."""
+        leaves = self._python.check(args)
+        self._python.check_results(results)
+        self._python.run(leaves, results)
 
     def __repr__(self) -> str:
         return f"<Executable {self.artifact.symbol} ({self.artifact.triple})>"

@@ -153,14 +153,14 @@ def test_out_library_runs_through_the_c_api(capsys, matmul_hlo: Path, tmp_path: 
     header = (tmp_path / "lib" / "matmul.h").read_text()
     assert "float& result_product(std::size_t dim0, std::size_t dim1)" in header
     lib = ctypes.CDLL(str(so))
-    lib.foo_bar_MatMulComp_run.argtypes = [ctypes.c_void_p] * 3
+    lib.foo_bar_MatMulComp_run.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_size_t]
     lib.foo_bar_MatMulComp_lookup_arg_index.argtypes = [ctypes.c_char_p]
     x = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
     y = np.arange(7, 13, dtype=np.float32).reshape(3, 2)
     out = np.zeros((2, 2), np.float32)
     args = (ctypes.c_void_p * 2)(x.ctypes.data, y.ctypes.data)
     results = (ctypes.c_void_p * 1)(out.ctypes.data)
-    assert lib.foo_bar_MatMulComp_run(args, results, None) == 0
+    assert lib.foo_bar_MatMulComp_run(args, results, None, None, 0) == 0
     np.testing.assert_array_equal(out, [[58, 64], [139, 154]])
     assert lib.foo_bar_MatMulComp_lookup_arg_index(b"y") == 1
 

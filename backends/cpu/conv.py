@@ -31,18 +31,26 @@ input batches [g*N/B, (g+1)*N/B) and writes output features [g*Co/B, (g+1)*Co/B)
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llvmlite import ir
 
-from backends.cpu.dot import convert_scalar, dot_accumulation_type, multiply_add
-from backends.cpu.gemm import GemmPlan, MatrixOperand, kernel_target, target_caches
+from backends.cpu.dot import convert_scalar, dot_accumulation_type, group_strides, multiply_add
+from backends.cpu.gemm import (
+    Caches,
+    GemmConfig,
+    GemmPlan,
+    MatrixOperand,
+    kernel_target,
+    target_caches,
+)
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I1, const, for_range, i64, if_else, if_then, llvm_type, loop_nest
+from backends.llvm.irutil import I1, const, for_range, i64, if_then, llvm_type, loop_nest
 from hlo.attributes import ConvDimLabels, Window, WindowDim
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
@@ -51,9 +59,8 @@ from hlo.shape import Shape
 
 _NOWRAP = ("nuw", "nsw")
 
-# An im2col chunk has at least this many output pixels, so that packing the kernel once per
-# chunk stays small next to the chunk's multiply-adds.
-MIN_CHUNK_ROWS = 128
+# Depthwise windows up to this many positions are unrolled (7x7 and smaller).
+MAX_UNROLLED_WINDOW = 49
 
 
 def _window_dims(window: Window | None, kernel_sizes: Sequence[int]) -> list[WindowDim]:
@@ -174,46 +181,125 @@ def emit_convolution(
     if out.shape.num_elements == 0:
         return
     supported = not (conv.acc_t.is_complex or conv.acc_t.is_pred)
-    kernel = _kernel_matrix(conv, rhs) if supported else None
-    if conv.batch_groups == 1 and conv.kernel_in > 1 and kernel is not None:
-        _emit_im2col_gemm(ctx, conv, lhs, rhs, out, kernel)
+    if supported and conv.batch_groups == 1 and conv.kernel_in > 1 and _prefers_gemm(
+            conv, target_caches(kernel_target(ctx))):
+        _emit_gemm(ctx, conv, lhs, rhs, out)
     elif conv.batch_groups == 1 and conv.feature_groups > 1 and conv.kernel_in == 1:
         _emit_depthwise(ctx, conv, lhs, rhs, out)
     else:
         _emit_direct(ctx, conv, lhs, rhs, out)
 
 
-# --- im2col + GEMM ----------------------------------------------------------------------------
+# --- implicit im2col GEMM ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _KernelMatrix:
-    """The kernel as the GEMM's B: rows over its non-output dimensions in memory order.
+class _Im2col:
+    """The im2col matrix of one feature group as the GEMM's A, packed straight from lhs.
 
-    Attributes:
-        operand: B as a strided matrix (rows: window positions x input features).
-        column_of: per kernel dimension, the im2col column stride of its index.
-        output_stride: the element stride of the output feature dimension.
+    Row m is output pixel m (batch, output spatial..., row-major); column k is window
+    position s = k // Ci (row-major over the kernel's spatial sizes) and input feature
+    i = k % Ci of the group. The range function's A pointer is lhs advanced to the group's
+    first input feature. Elements where the window reads padding or an lhs-dilation hole
+    are zeros.
     """
 
-    operand: MatrixOperand
-    column_of: tuple[int, ...]
-    output_stride: int
+    conv: _Conv
+    element_type: PrimitiveType
+    strides: tuple[int, ...]
+
+    def emit_pack(self, b: ir.IRBuilder, config: GemmConfig, base: ir.Value, dst: ir.Value,
+                  batch: ir.Value, row0: ir.Value, rows: ir.Value, col0: ir.Value,
+                  cols: ir.Value) -> None:
+        del batch  # the GEMM has one batch element: the images are part of M
+        conv, mr = self.conv, config.mr
+        labels = conv.labels
+        features = conv.kernel_in
+        feature_stride = self.strides[labels.input_feature]
+        elem = llvm_type(config.acc_t)
+        zero = const(config.acc_t, 0)
+        panels = b.udiv(b.add(rows, i64(mr - 1)), i64(mr))
+        with for_range(b, 0, panels, name="im2col.p") as p:
+            first = b.add(row0, b.mul(p, i64(mr)))
+            panel = b.mul(b.mul(p, i64(mr)), cols)
+            # Each row's output pixel, once per panel (rows past the edge read pixel row0).
+            pixels = []
+            for r in range(mr):
+                inside = b.icmp_signed("<", b.add(b.mul(p, i64(mr)), i64(r)), rows)
+                m = b.select(inside, b.add(first, i64(r)), row0)
+                pixels.append((inside, delinearize(b, m, [conv.out_batch, *conv.out_sizes])))
+            # The window positions whose features overlap columns [col0, col0 + cols).
+            s_first = b.udiv(col0, i64(features))
+            s_end = b.add(b.udiv(b.sub(b.add(col0, cols), i64(1)), i64(features)), i64(1))
+            with for_range(b, s_first, s_end, name="im2col.s") as s:
+                kidx = delinearize(b, s, conv.kernel_sizes)
+                wpos = _kernel_positions(b, conv.window, kidx)
+                seg = b.mul(s, i64(features))
+                lo = b.sub(_max(b, seg, col0), seg)
+                hi = b.sub(_min(b, b.add(seg, i64(features)), b.add(col0, cols)), seg)
+                # Column of feature 0 of this window position, relative to the panel.
+                seg_at = b.add(panel, b.mul(b.sub(seg, col0), i64(mr)))
+                # Per row: where its features start, or (padding, dilation hole, row past the
+                # edge) a flag to store zeros while reading feature 0 of pixel row0's image.
+                sources = []
+                for inside, (ob, *opos) in pixels:
+                    positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos,
+                                                        wpos)
+                    valid = b.and_(inside, valid)
+                    src = _offset(b, self.strides, [
+                        (labels.input_batch, ob),
+                        *zip(labels.input_spatial, positions, strict=True),
+                    ])
+                    sources.append((valid, b.select(valid, src, i64(0))))
+                with for_range(b, lo, hi, name="im2col.i") as i:
+                    feature = b.mul(i, i64(feature_stride))
+                    at = b.add(seg_at, b.mul(i, i64(mr)))
+                    for r, (valid, src) in enumerate(sources):
+                        ptr = b.gep(base, [b.add(src, feature)], inbounds=True,
+                                    source_etype=llvm_type(self.element_type))
+                        value = b.load(ptr, typ=llvm_type(self.element_type),
+                                       align=self.element_type.byte_size)
+                        value = convert_scalar(b, value, self.element_type, config.acc_t)
+                        b.store(b.select(valid, value, zero),
+                                b.gep(dst, [b.add(at, i64(r))], inbounds=True, source_etype=elem))
 
 
-def _kernel_matrix(conv: _Conv, rhs: IrArray) -> _KernelMatrix | None:
-    """B = the kernel, when its non-output dimensions merge into one stride, else None."""
-    dims = rhs.shape.dims
-    strides = row_major_strides(dims)
-    out_dim = conv.labels.kernel_output_feature
-    rows = [d for d in range(len(dims)) if d != out_dim and dims[d] != 1]
-    for outer, inner in zip(rows, rows[1:], strict=False):
-        if strides[outer] != strides[inner] * dims[inner]:
-            return None
-    unit = strides[rows[-1]] if rows else 1
-    column_of = tuple(strides[d] // unit if d != out_dim else 0 for d in range(len(dims)))
-    operand = MatrixOperand(rhs.element_type, 0, unit, strides[out_dim])
-    return _KernelMatrix(operand, column_of, strides[out_dim])
+def _prefers_gemm(conv: _Conv, caches: Caches) -> bool:
+    """Whether the GEMM beats the direct loop nest, which reads a group's whole kernel for
+    every output pixel: it does once that kernel no longer sits in a quarter of L2; below,
+    packing A costs more than the direct loop loses (measured on AVX2: 3x3 32->64 and 1x1
+    64->64 are faster direct, 3x3 64->64 and larger by GEMM)."""
+    depth = math.prod(conv.kernel_sizes) * conv.kernel_in
+    group_out = conv.kernel_out // conv.groups
+    return depth * group_out * conv.acc_t.byte_size >= caches.l2 // 4
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def _kernel_matrix(ctx: KernelContext, conv: _Conv, rhs: IrArray
+                   ) -> tuple[IrArray, MatrixOperand]:
+    """The kernel as the GEMM's B [window positions x input features, output features]:
+    in place when those dimensions merge (HWIO), else a row-major copy."""
+    labels = conv.labels
+    rows = (*labels.kernel_spatial, labels.kernel_input_feature)
+    strides = group_strides(rhs.shape, [rows, (labels.kernel_output_feature,)])
+    if strides is not None:
+        return rhs, MatrixOperand(rhs.element_type, 0, strides[0], strides[1])
+    b = ctx.builder
+    dims = [*conv.kernel_sizes, conv.kernel_in, conv.kernel_out]
+    copy: IrArray = ctx.temp_array(Shape.array(conv.acc_t, tuple(dims)), name="conv.kernel")
+    with loop_nest(b, dims, name="conv.kcopy") as idx:
+        index = _place(rhs.shape.rank, [*zip(rows, idx[:-1], strict=True),
+                                        (labels.kernel_output_feature, idx[-1])])
+        value = convert_scalar(b, rhs.load(b, index), rhs.element_type, conv.acc_t)
+        copy.store(b, idx, value)
+    return copy, MatrixOperand(conv.acc_t, 0, conv.kernel_out, 1)
 
 
 def _direct_output(conv: _Conv, out: IrArray) -> bool:
@@ -222,77 +308,35 @@ def _direct_output(conv: _Conv, out: IrArray) -> bool:
     return order == tuple(range(out.shape.rank)) and out.element_type is conv.acc_t
 
 
-def _emit_im2col_gemm(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
-                      out: IrArray, kernel: _KernelMatrix) -> None:
-    """out = im2col(lhs) @ kernel, in chunks of output pixels, group by group."""
+def _emit_gemm(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
+               out: IrArray) -> None:
+    """out = im2col(lhs) @ kernel, one GEMM per feature group over all output pixels."""
     b = ctx.builder
     acc_t = conv.acc_t
-    target = kernel_target(ctx)
-    pixels = conv.pixels
     depth = math.prod(conv.kernel_sizes) * conv.kernel_in
     group_out = conv.kernel_out // conv.groups
-    budget = target_caches(target).l2 // 2 // max(1, depth * acc_t.byte_size)
-    rows = min(pixels, max(MIN_CHUNK_ROWS, budget))
-    a = MatrixOperand(acc_t, 0, depth, 1)
-    plan = GemmPlan.create(target, acc_t, 1, rows, group_out, depth, a, kernel.operand,
-                           c_batch_stride=0, c_row_stride=conv.kernel_out)
+    kernel, kernel_b = _kernel_matrix(ctx, conv, rhs)
+    x_strides = tuple(row_major_strides(lhs.shape.dims))
+    a = _Im2col(conv, lhs.element_type, x_strides)
+    plan = GemmPlan.create(kernel_target(ctx), acc_t, 1, conv.pixels, group_out, depth, a,
+                           kernel_b, c_batch_stride=0, c_row_stride=conv.kernel_out)
     gemm = plan.emit_range_function(ctx.module, f"{b.function.name}.gemm")
-    chunk: IrArray = ctx.temp_array(Shape.array(acc_t, (rows, depth)), name="conv.im2col")
     scratch = ctx.temp_array(Shape.array(acc_t, (plan.scratch_elements,)), name="conv.gemm")
     direct = _direct_output(conv, out)
-    c = out if direct else ctx.temp_array(Shape.array(acc_t, (pixels, conv.kernel_out)),
+    c = out if direct else ctx.temp_array(Shape.array(acc_t, (conv.pixels, conv.kernel_out)),
                                           name="conv.c")
-    chunks = -(-pixels // rows)
-    with for_range(b, 0, chunks, name="conv.chunk") as ch:
-        m0 = b.mul(ch, i64(rows), flags=_NOWRAP)
-        count = b.sub(i64(pixels), m0)
-        count = b.select(b.icmp_signed("<", count, i64(rows)), count, i64(rows))
-        with for_range(b, 0, conv.feature_groups, name="conv.group") as g:
-            _emit_im2col(ctx, conv, lhs, chunk, kernel, m0, count, g)
-            kernel_ptr = b.gep(rhs.ptr, [b.mul(g, i64(group_out * kernel.output_stride))],
-                               inbounds=True, source_etype=rhs.storage)
-            c_offset = b.add(b.mul(m0, i64(conv.kernel_out)), b.mul(g, i64(group_out)))
-            c_ptr = b.gep(c.ptr, [c_offset], inbounds=True, source_etype=llvm_type(acc_t))
-            b.call(gemm, [chunk.ptr, kernel_ptr, c_ptr, scratch.ptr, i64(0), i64(1), i64(0),
-                          count, i64(0), i64(group_out)])
+    feature_stride = x_strides[conv.labels.input_feature]
+    with for_range(b, 0, conv.feature_groups, name="conv.group") as g:
+        x_ptr = b.gep(lhs.ptr, [b.mul(g, i64(conv.kernel_in * feature_stride))],
+                      inbounds=True, source_etype=lhs.storage)
+        k_ptr = b.gep(kernel.ptr, [b.mul(g, i64(group_out * kernel_b.column_stride))],
+                      inbounds=True, source_etype=kernel.storage)
+        c_ptr = b.gep(c.ptr, [b.mul(g, i64(group_out))], inbounds=True,
+                      source_etype=llvm_type(acc_t))
+        b.call(gemm, [x_ptr, k_ptr, c_ptr, scratch.ptr, i64(0), i64(1), i64(0),
+                      i64(conv.pixels), i64(0), i64(group_out)])
     if not direct:
         _store_output(ctx, conv, c, out)
-
-
-def _emit_im2col(ctx: KernelContext, conv: _Conv, lhs: IrArray, chunk: IrArray,
-                 kernel: _KernelMatrix, m0: ir.Value, count: ir.Value, group: ir.Value) -> None:
-    """chunk[r, column(window, i)] = lhs at output pixel m0 + r, window position, input
-    feature group * Ci/G + i; zero where the window reads padding or a dilation hole."""
-    b = ctx.builder
-    labels = conv.labels
-    depth = chunk.shape.dims[1]
-    x_strides = row_major_strides(lhs.shape.dims)
-    feature0 = b.mul(group, i64(conv.kernel_in))
-    column_stride = kernel.column_of[labels.kernel_input_feature]
-    zero = const(conv.acc_t, 0)
-    with for_range(b, 0, count, name="im2col.row") as r:
-        ob, *opos = delinearize(b, b.add(m0, r), [conv.out_batch, *conv.out_sizes])
-        row = b.mul(r, i64(depth))
-        with loop_nest(b, conv.kernel_sizes, name="im2col.win") as wpos:
-            positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos, wpos)
-            kpos = _kernel_positions(b, conv.window, wpos)
-            first = b.add(row, _offset(b, kernel.column_of,
-                                       list(zip(labels.kernel_spatial, kpos, strict=True))))
-            with if_else(b, valid, likely=True) as (then, otherwise):
-                with then:
-                    base = _offset(b, x_strides, [
-                        (labels.input_batch, ob),
-                        (labels.input_feature, feature0),
-                        *zip(labels.input_spatial, positions, strict=True),
-                    ])
-                    with for_range(b, 0, conv.kernel_in, name="im2col.i") as i:
-                        at = b.add(base, b.mul(i, i64(x_strides[labels.input_feature])))
-                        value = convert_scalar(b, lhs.load_linear(b, at), lhs.element_type,
-                                               conv.acc_t)
-                        chunk.store_linear(b, b.add(first, b.mul(i, i64(column_stride))), value)
-                with otherwise:
-                    with for_range(b, 0, conv.kernel_in, name="im2col.z") as i:
-                        chunk.store_linear(b, b.add(first, b.mul(i, i64(column_stride))), zero)
 
 
 def _store_output(ctx: KernelContext, conv: _Conv, c: IrArray, out: IrArray) -> None:
@@ -317,10 +361,77 @@ def _store_output(ctx: KernelContext, conv: _Conv, c: IrArray, out: IrArray) -> 
 def _emit_depthwise(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
                     out: IrArray) -> None:
     """Each input feature c is its own group: out features [c*mult, (c+1)*mult) read only c."""
+    mult = conv.kernel_out // conv.feature_groups
+    if mult == 1 and math.prod(conv.kernel_sizes) <= MAX_UNROLLED_WINDOW:
+        _emit_depthwise_unrolled(ctx, conv, lhs, rhs, out)
+    else:
+        _emit_depthwise_rows(ctx, conv, lhs, rhs, out, mult)
+
+
+def _emit_depthwise_unrolled(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
+                             out: IrArray) -> None:
+    """One output feature per input feature, the window unrolled: per output pixel, a loop
+    over features whose accumulator stays in a register across the whole window (and
+    which vectorises when features are contiguous, as in NHWC / HWIO).
+
+    A window position over padding or a dilation hole reads a row of zeros instead of the
+    input (when features are contiguous; otherwise its values are selected away), so the
+    feature loop has no branches.
+    """
     b = ctx.builder
     labels = conv.labels
     acc_t = conv.acc_t
-    mult = conv.kernel_out // conv.feature_groups
+    x_strides = row_major_strides(lhs.shape.dims)
+    w_strides = row_major_strides(rhs.shape.dims)
+    o_strides = row_major_strides(out.shape.dims)
+    x_feature = x_strides[labels.input_feature]
+    zero = const(acc_t, 0)
+    zeros = None
+    if x_feature == 1:
+        zeros = ctx.temp_array(Shape.array(lhs.element_type, (conv.kernel_out,)), name="dw.0")
+        with for_range(b, 0, conv.kernel_out, name="dw.zero") as c:
+            zeros.store_linear(b, c, const(lhs.element_type, 0))
+    with loop_nest(b, [conv.out_batch, *conv.out_sizes], name="dw.out") as (ob, *opos):
+        # Each window position: whether it reads data, the address of its feature 0 (the
+        # zero row when it does not), and where its kernel row starts; fixed per pixel.
+        taps = []
+        for kidx in itertools.product(*(range(k) for k in conv.kernel_sizes)):
+            wpos = [i64(wd.size - 1 - k if wd.window_reversal else k)
+                    for wd, k in zip(conv.window, kidx, strict=True)]
+            positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos, wpos)
+            x_at = _offset(b, x_strides, [(labels.input_batch, ob),
+                                          *zip(labels.input_spatial, positions, strict=True)])
+            x_ptr = lhs.element_ptr_linear(b, b.select(valid, x_at, i64(0)))
+            if zeros is not None:
+                x_ptr = b.select(valid, x_ptr, zeros.ptr)
+            w_at = sum(k * w_strides[d] for k, d in zip(kidx, labels.kernel_spatial, strict=True))
+            taps.append((valid, x_ptr, w_at))
+        out_at = _offset(b, o_strides, [(labels.output_batch, ob),
+                                        *zip(labels.output_spatial, opos, strict=True)])
+        with for_range(b, 0, conv.kernel_out, name="dw.c") as c:
+            x_c = b.mul(c, i64(x_feature))
+            w_c = b.mul(c, i64(w_strides[labels.kernel_output_feature]))
+            total: ir.Value = zero
+            for valid, x_ptr, w_at in taps:
+                x_elem = b.gep(x_ptr, [x_c], inbounds=True, source_etype=lhs.storage)
+                x = b.load(x_elem, typ=lhs.storage, align=lhs.alignment)
+                x = convert_scalar(b, x, lhs.element_type, acc_t)
+                if zeros is None:
+                    x = b.select(valid, x, zero)
+                w = convert_scalar(b, rhs.load_linear(b, b.add(i64(w_at), w_c)),
+                                   rhs.element_type, acc_t)
+                total = multiply_add(b, acc_t, total, x, w)
+            at = b.add(out_at, b.mul(c, i64(o_strides[labels.output_feature])))
+            out.store_linear(b, at, convert_scalar(b, total, acc_t, out.element_type))
+
+
+def _emit_depthwise_rows(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
+                         out: IrArray, mult: int) -> None:
+    """Depthwise with a channel multiplier or a large window: a row of accumulators per
+    output pixel, updated once per valid window position."""
+    b = ctx.builder
+    labels = conv.labels
+    acc_t = conv.acc_t
     x_strides = row_major_strides(lhs.shape.dims)
     w_strides = row_major_strides(rhs.shape.dims)
     x_feature = x_strides[labels.input_feature]
@@ -340,8 +451,6 @@ def _emit_depthwise(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
                 with for_range(b, 0, conv.feature_groups, name="dw.c") as c:
                     x = lhs.load_linear(b, b.add(x_base, b.mul(c, i64(x_feature))))
                     x = convert_scalar(b, x, lhs.element_type, acc_t)
-                    # mult == 1 (the common case) leaves a single loop over c, contiguous in
-                    # NHWC / HWIO, which vectorises.
                     with for_range(b, 0, mult, name="dw.j") as j:
                         f = b.add(b.mul(c, i64(mult)), j)
                         w = rhs.load_linear(b, b.add(w_base, b.mul(f, i64(w_feature))))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from llvmlite import ir
 
@@ -87,10 +87,12 @@ def vector_unit(target: Target) -> VectorUnit:
     if arch not in ("x86_64", "amd64") and not (arch.startswith("i") and arch.endswith("86")):
         return VectorUnit(128, 16, False)
     cpu = target.cpu
-    if "avx512f" in enabled or (cpu.startswith(_AVX512_CPUS) and "avx512f" not in disabled):
+    avx512_cpu = cpu.startswith(_AVX512_CPUS)
+    avx2_cpu = avx512_cpu or cpu.startswith(_AVX2_CPUS)
+    if "avx512f" in enabled or (avx512_cpu and "avx512f" not in disabled):
         return VectorUnit(512, 32, True)
-    if {"avx", "avx2"} & enabled or (cpu.startswith(_AVX2_CPUS) and "avx" not in disabled):
-        fma = "fma" in enabled or (cpu.startswith(_AVX2_CPUS) and "fma" not in disabled)
+    if {"avx", "avx2"} & enabled or (avx2_cpu and "avx" not in disabled):
+        fma = "fma" in enabled or (avx2_cpu and "fma" not in disabled)
         return VectorUnit(256, 16, fma)
     return VectorUnit(128, 16, False)
 
@@ -253,6 +255,56 @@ class MatrixOperand:
         return _add(b, *terms) if terms else i64(0)
 
 
+    def emit_pack(self, b: ir.IRBuilder, config: GemmConfig, base: ir.Value, dst: ir.Value,
+                  batch: ir.Value, row0: ir.Value, rows: ir.Value, col0: ir.Value,
+                  cols: ir.Value) -> None:
+        """Pack rows [row0, row0 + rows) x columns [col0, col0 + cols) as A panels.
+
+        dst[p][k][r] = A[batch, row0 + p*MR + r, col0 + k], converted to the accumulation
+        type; the rows of the last panel past `rows` are zeros.
+        """
+        acc_t, mr = config.acc_t, config.mr
+        elem = llvm_type(acc_t)
+        full = b.udiv(rows, i64(mr))
+        with for_range(b, 0, full, name="pa") as p:
+            first = _add(b, row0, _mul(b, p, mr))
+            panel = _mul(b, _mul(b, p, mr), cols)
+            with for_range(b, 0, cols, name="pa.k") as k:
+                column = _add(b, col0, k)
+                at = _add(b, panel, _mul(b, k, mr))
+                for r in range(mr):
+                    value = _load(b, self, base, batch, _add(b, first, i64(r)), column, acc_t)
+                    b.store(value, _gep(b, dst, elem, _add(b, at, i64(r))))
+        rest = b.sub(rows, _mul(b, full, mr))
+        with if_then(b, b.icmp_signed(">", rest, i64(0))):
+            first = _add(b, row0, _mul(b, full, mr))
+            panel = _mul(b, _mul(b, full, mr), cols)
+            last = b.sub(_add(b, first, rest), i64(1))
+            with for_range(b, 0, cols, name="pa.edge") as k:
+                column = _add(b, col0, k)
+                at = _add(b, panel, _mul(b, k, mr))
+                for r in range(mr):
+                    row = _add(b, first, i64(r))
+                    inside = b.icmp_signed("<", i64(r), rest)
+                    # Rows past the edge read the last row and store zero: no branches.
+                    value = _load(b, self, base, batch, b.select(inside, row, last), column,
+                                  acc_t)
+                    value = b.select(inside, value, const(acc_t, 0))
+                    b.store(value, _gep(b, dst, elem, _add(b, at, i64(r))))
+
+
+class RowPanelSource(Protocol):
+    """A GEMM's A operand as a packing routine: a strided MatrixOperand, or an implicit
+    matrix such as the im2col view of a convolution's input."""
+
+    def emit_pack(self, b: ir.IRBuilder, config: GemmConfig, base: ir.Value, dst: ir.Value,
+                  batch: ir.Value, row0: ir.Value, rows: ir.Value, col0: ir.Value,
+                  cols: ir.Value) -> None:
+        """dst[p][k][r] = A[batch, row0 + p*MR + r, col0 + k] in the accumulation type, for
+        p < ceil(rows / MR) and k < cols; rows past `rows` are zeros. `base` is the pointer
+        the range function was given for A."""
+
+
 @dataclass(frozen=True, slots=True)
 class GemmPlan:
     """One product site: C[batch, m, n] = sum_k A[batch, m, k] * B[batch, k, n].
@@ -266,14 +318,14 @@ class GemmPlan:
     m: int
     n: int
     k: int
-    a: MatrixOperand
+    a: RowPanelSource
     b: MatrixOperand
     c_batch_stride: int
     c_row_stride: int
 
     @staticmethod
     def create(target: Target, acc_t: PrimitiveType, batch: int, m: int, n: int, k: int,
-               a: MatrixOperand, b: MatrixOperand, c_batch_stride: int | None = None,
+               a: RowPanelSource, b: MatrixOperand, c_batch_stride: int | None = None,
                c_row_stride: int | None = None) -> GemmPlan:
         """The plan for one product; C defaults to a dense row-major [batch, m, n]."""
         base = GemmConfig.for_target(target, acc_t)
@@ -339,6 +391,15 @@ def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed("<", x, y), x, y)
 
 
+def _load(b: ir.IRBuilder, operand: MatrixOperand, base: ir.Value, batch: ir.Value,
+          row: ir.Value, column: ir.Value, acc_t: PrimitiveType) -> ir.Value:
+    """operand[batch, row, column] converted to `acc_t`."""
+    t = operand.element_type
+    ptr = _gep(b, base, llvm_type(t), operand.offset(b, batch, row, column))
+    value = b.load(ptr, typ=llvm_type(t), align=t.byte_size)
+    return convert(b, t, acc_t, value)
+
+
 def _gep(b: ir.IRBuilder, ptr: ir.Value, elem: ir.Type, offset: ir.Value) -> ir.Value:
     return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
 
@@ -393,7 +454,7 @@ class _RangeEmitter:
                 accumulate = b.zext(b.icmp_signed("!=", pc, i64(0)), I64)
                 with for_range(b, self.m_begin, self.m_end, step=cfg.mc, name="ic") as ic:
                     mc = _min(b, i64(cfg.mc), b.sub(self.m_end, ic))
-                    self.pack_a(a_packed, bi, ic, mc, pc, kc)
+                    plan.a.emit_pack(b, cfg, self.a, a_packed, bi, ic, mc, pc, kc)
                     c_block = _gep(b, c_batch, self.elem,
                                    _add(b, _mul(b, ic, plan.c_row_stride), jc))
                     b.call(macro, [a_packed, b_packed, c_block, i64(plan.c_row_stride), mc, nc,
@@ -408,46 +469,6 @@ class _RangeEmitter:
             with for_range(b, self.n_begin, self.n_end, name="zn") as n:
                 b.store(zero, _gep(b, c_batch, self.elem, _add(b, row, n)))
 
-    def load(self, operand: MatrixOperand, base: ir.Value, batch: ir.Value, row: ir.Value,
-             column: ir.Value) -> ir.Value:
-        """operand[batch, row, column] converted to the accumulation type."""
-        b = self.b
-        t = operand.element_type
-        ptr = _gep(b, base, llvm_type(t), operand.offset(b, batch, row, column))
-        value = b.load(ptr, typ=llvm_type(t), align=t.byte_size)
-        return convert(b, t, self.acc_t, value)
-
-    def pack_a(self, dst: ir.Value, bi: ir.Value, ic: ir.Value, mc: ir.Value, pc: ir.Value,
-               kc: ir.Value) -> None:
-        """dst[p][k][r] = A[bi, ic + p*MR + r, pc + k]; rows past mc are zeros."""
-        b, mr = self.b, self.cfg.mr
-        full = b.udiv(mc, i64(mr))
-        with for_range(b, 0, full, name="pa") as p:
-            row0 = _add(b, ic, _mul(b, p, mr))
-            panel = _mul(b, _mul(b, p, mr), kc)
-            with for_range(b, 0, kc, name="pa.k") as k:
-                column = _add(b, pc, k)
-                at = _add(b, panel, _mul(b, k, mr))
-                for r in range(mr):
-                    value = self.load(self.plan.a, self.a, bi, _add(b, row0, i64(r)), column)
-                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(r))))
-        rest = b.sub(mc, _mul(b, full, mr))
-        with if_then(b, b.icmp_signed(">", rest, i64(0))):
-            row0 = _add(b, ic, _mul(b, full, mr))
-            panel = _mul(b, _mul(b, full, mr), kc)
-            last = b.sub(_add(b, row0, rest), i64(1))
-            with for_range(b, 0, kc, name="pa.edge") as k:
-                column = _add(b, pc, k)
-                at = _add(b, panel, _mul(b, k, mr))
-                for r in range(mr):
-                    row = _add(b, row0, i64(r))
-                    inside = b.icmp_signed("<", i64(r), rest)
-                    # Rows past the edge read the last row and store zero: no branches.
-                    value = self.load(self.plan.a, self.a, bi, b.select(inside, row, last),
-                                      column)
-                    value = b.select(inside, value, const(self.acc_t, 0))
-                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(r))))
-
     def pack_b(self, dst: ir.Value, bi: ir.Value, pc: ir.Value, kc: ir.Value, jc: ir.Value,
                nc: ir.Value) -> None:
         """dst[p][k][j] = B[bi, pc + k, jc + p*NR + j]; columns past nc are zeros."""
@@ -460,7 +481,8 @@ class _RangeEmitter:
                 row = _add(b, pc, k)
                 at = _add(b, panel, _mul(b, k, nr))
                 for j in range(nr):
-                    value = self.load(self.plan.b, self.bmat, bi, row, _add(b, col0, i64(j)))
+                    column = _add(b, col0, i64(j))
+                    value = _load(b, self.plan.b, self.bmat, bi, row, column, self.acc_t)
                     b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(j))))
         rest = b.sub(nc, _mul(b, full, nr))
         with if_then(b, b.icmp_signed(">", rest, i64(0))):
@@ -473,8 +495,8 @@ class _RangeEmitter:
                 for j in range(nr):
                     column = _add(b, col0, i64(j))
                     inside = b.icmp_signed("<", i64(j), rest)
-                    value = self.load(self.plan.b, self.bmat, bi, row,
-                                      b.select(inside, column, last))
+                    value = _load(b, self.plan.b, self.bmat, bi, row,
+                                  b.select(inside, column, last), self.acc_t)
                     value = b.select(inside, value, const(self.acc_t, 0))
                     b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(j))))
 
@@ -661,6 +683,7 @@ __all__ = [
     "GemmConfig",
     "GemmPlan",
     "MatrixOperand",
+    "RowPanelSource",
     "VectorUnit",
     "kernel_target",
     "macro_kernel",

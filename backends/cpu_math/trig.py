@@ -76,12 +76,26 @@ def _reduce(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     hi, mid, lo = (b.mul(m, p) for p in parts)
     acc = b.add(b.add(b.shl(hi, iconst(raw, 32)), mid), b.lshr(lo, iconst(raw, 32)))
     n = b.lshr(b.add(acc, iconst(raw, 1 << 61)), iconst(raw, 62))
-    fraction = b.sub(acc, b.shl(n, iconst(raw, 62)))
-    r = b.fmul(b.sitofp(fraction, F64), fconst(F64, _PIO2_SCALED))
+    fraction = _i64_to_f64(b, b.sub(acc, b.shl(n, iconst(raw, 62))))
+    r = b.fmul(fraction, fconst(F64, _PIO2_SCALED))
     small = b.fcmp_unordered("<", a, fconst(a, _PIO4))
     r = b.select(small, to_f64(b, a), r)
     n = b.select(small, iconst(I32, 0), b.trunc(n, I32))
     return r, n
+
+
+def _i64_to_f64(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """An i64 as the nearest f64, by halves of 32 bits converted exactly with the 2^52
+    trick: x86 before AVX-512 has no vector instruction for sitofp i64, and LLVM would
+    convert lane by lane."""
+    # 1.5 * 2^52 + k has the bits of 1.5 * 2^52 plus k for |k| < 2^51.
+    magic = 0x4338000000000000
+    magic_value = fconst(F64, 1.5 * 2.0**52)
+    high = b.ashr(v, iconst(v, 32))
+    low = b.and_(v, iconst(v, 0xFFFFFFFF))
+    high_f = b.fsub(b.bitcast(b.add(high, iconst(v, magic)), F64), magic_value)
+    low_f = b.fsub(b.bitcast(b.add(low, iconst(v, magic)), F64), magic_value)
+    return fma(b, high_f, fconst(F64, 2.0**32), low_f)
 
 
 def _window_part(b: ir.IRBuilder, word: ir.Value, shift: ir.Value, k: int) -> ir.Value:

@@ -238,13 +238,15 @@ int main(void) {
     void* results[2];
     args[0] = a; args[1] = &s; args[2] = &one;
     results[0] = y; results[1] = &positive;
-    if (ns_Multi_run(args, results, NULL) != 0) {
-      printf("failed: %s\n", ns_Multi_error_message());
+    char error[256];
+    if (ns_Multi_run(args, results, NULL, error, sizeof error) != 0) {
+      printf("failed: %s\n", error);
       return 1;
     }
     printf("%g %g %d %s\n", y[0], y[23], positive, ns_Multi_program_shape());
     args[1] = NULL;
-    printf("%d %s\n", ns_Multi_run(args, results, NULL), ns_Multi_error_message());
+    printf("%d ", ns_Multi_run(args, results, NULL, error, sizeof error));
+    printf("%s\n", error);
   }
   return 0;
 }
@@ -295,7 +297,7 @@ def test_examples_makefile_runs_both_examples(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     needed = run(["readelf", "-d", str(tmp_path / "build" / "mlp.so")]).stdout
     libs = [line.split("[")[1].rstrip("]") for line in needed.splitlines() if "NEEDED" in line]
-    assert all(lib.startswith(("libc.", "libm.", "libpthread.", "libgcc_s.", "ld-linux"))
+    assert all(lib.startswith(("libc.", "libm.", "libpthread.", "libgcc_s."))
                for lib in libs), libs
 
 

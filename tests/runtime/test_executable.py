@@ -15,7 +15,7 @@ from compiler import api
 from hlo import debug_options
 from hlo.parser import parse
 from runtime import aligned_empty, check_arguments
-from runtime.buffers import is_aligned
+from runtime.buffers import ALIGN_RESULTS_FROM_BYTES, is_aligned
 
 TEXT = """HloModule exe
 
@@ -42,14 +42,25 @@ def exe() -> compiler.api.Executable:
     return compiler.compile(parse(TEXT))
 
 
-def test_results_are_fresh_aligned_arrays(exe) -> None:
+def test_results_are_fresh_arrays(exe) -> None:
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     y, k = exe(x, np.int32(3))
     np.testing.assert_array_equal(y, x * 3)
     assert k.shape == () and k == 3
-    assert is_aligned(y) and y.flags.c_contiguous and y.flags.writeable
+    assert y.flags.c_contiguous and y.flags.writeable and y.flags.owndata
+    assert is_aligned(y, y.dtype.itemsize) and is_aligned(k, k.dtype.itemsize)
     y2, _ = exe(x, np.int32(3))
     assert y2.ctypes.data != y.ctypes.data
+
+
+def test_large_results_are_64_byte_aligned() -> None:
+    n = ALIGN_RESULTS_FROM_BYTES // 4
+    run = compiler.compile(SINGLE.replace("f64[4]", f"f32[{n}]"))
+    x = np.linspace(0, 1, n, dtype=np.float32)
+    for _ in range(4):
+        y = run(x)
+        assert is_aligned(y) and y.flags.writeable
+        np.testing.assert_allclose(y, np.sin(x), rtol=1e-6)
 
 
 def test_single_result_is_an_array_and_text_input_compiles() -> None:

@@ -155,7 +155,7 @@ def test_c_api_writes_variables_back(capsys: pytest.CaptureFixture[str], tmp_pat
               "--out_header", str(tmp_path / "updates.h"), "--out_library", str(so),
               "--gen_name_to_index")
     lib = ctypes.CDLL(str(so))
-    lib.tf_Updates_run.argtypes = [ctypes.c_void_p] * 3
+    lib.tf_Updates_run.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_size_t]
     lib.tf_Updates_lookup_variable_index.argtypes = [ctypes.c_char_p]
     lib.tf_Updates_variable_name.restype = ctypes.c_char_p
     lib.tf_Updates_arg_name.restype = ctypes.c_char_p
@@ -171,7 +171,7 @@ def test_c_api_writes_variables_back(capsys: pytest.CaptureFixture[str], tmp_pat
     args = (ctypes.c_void_p * 2)(x.ctypes.data, y.ctypes.data)
     results = (ctypes.c_void_p * 2)(result.ctypes.data, new_x.ctypes.data)
     for want in (1.187, 0.594322):
-        assert lib.tf_Updates_run(args, results, None) == 0
+        assert lib.tf_Updates_run(args, results, None, None, 0) == 0
         assert abs(float(x) - want) < 1e-6 and float(new_x) == float(x) == float(result)
     assert float(y) == 1
 

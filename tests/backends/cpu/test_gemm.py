@@ -1,0 +1,316 @@
+"""Unit tests of the packed GEMM (backends/cpu/gemm.py) in isolation from HLO.
+
+The choice of micro-tile and cache blocks per target is checked against the vector units
+and caches it is meant for. The range function is JIT-compiled on its own (llvmlite MCJIT)
+and run on numpy buffers against numpy products: strided and transposed operands, batch
+strides, type conversion in packing, integer wrapping, an empty K, edge tiles, several
+blocks along every dimension (with deliberately small blocks), and the threading contract
+(a call over a sub-range writes exactly that part of C). Code for other targets (AVX-512,
+AArch64) is generated and its assembly checked for the intended vector instructions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import re
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from llvmlite import ir
+
+from backends.cpu import object as objcode
+from backends.cpu.compiler import compile_to_object
+from backends.cpu.gemm import (
+    DEFAULT_CACHES,
+    Caches,
+    GemmConfig,
+    GemmPlan,
+    MatrixOperand,
+    VectorUnit,
+    target_caches,
+    vector_unit,
+)
+from hlo.dtypes import PrimitiveType
+from hlo.parser import parse
+
+T = PrimitiveType
+HOST = objcode.Target.resolve()
+AVX2 = objcode.Target("x86_64-unknown-linux-gnu", "znver3", "+avx,+avx2,+fma,+sse4.2")
+AVX512 = objcode.Target("x86_64-unknown-linux-gnu", "skylake-avx512",
+                        "+avx,+avx2,+fma,+avx512f,+avx512vl,+avx512bw,+avx512dq")
+SSE = objcode.Target("x86_64-unknown-linux-gnu", "x86-64", "")
+NEON = objcode.Target("aarch64-unknown-linux-gnu", "generic", "+neon")
+RNG = np.random.default_rng(5)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target,unit", [
+    (AVX2, VectorUnit(256, 16, True)),
+    (AVX512, VectorUnit(512, 32, True)),
+    (SSE, VectorUnit(128, 16, False)),
+    (NEON, VectorUnit(128, 32, True)),
+    # A CPU name implies its features when the feature string leaves them out.
+    (objcode.Target("x86_64-pc-linux-gnu", "znver4", ""), VectorUnit(512, 32, True)),
+    (objcode.Target("x86_64-pc-linux-gnu", "haswell", ""), VectorUnit(256, 16, True)),
+    # ... unless it turns them off.
+    (objcode.Target("x86_64-pc-linux-gnu", "znver4", "-avx512f"), VectorUnit(256, 16, True)),
+    (objcode.Target("riscv64-unknown-linux-gnu", "generic", ""), VectorUnit(128, 16, False)),
+])
+def test_vector_unit_of_target(target: objcode.Target, unit: VectorUnit) -> None:
+    assert vector_unit(target) == unit
+
+
+@pytest.mark.parametrize("target,acc_t,lanes,mr,nr", [
+    (AVX2, T.F32, 8, 6, 16),
+    (AVX2, T.F64, 4, 6, 8),
+    (AVX512, T.F32, 16, 12, 32),
+    (AVX512, T.F64, 8, 12, 16),
+    (NEON, T.F32, 4, 8, 12),
+    (SSE, T.F32, 4, 4, 8),
+    # Integer lanes are as wide as f32 ones, whatever the integer width.
+    (AVX2, T.S8, 8, 6, 16),
+    (AVX2, T.S64, 4, 6, 8),
+])
+def test_micro_tile(target: objcode.Target, acc_t: PrimitiveType, lanes: int, mr: int,
+                    nr: int) -> None:
+    cfg = GemmConfig.for_target(target, acc_t)
+    assert (cfg.lanes, cfg.mr, cfg.nr) == (lanes, mr, nr)
+
+
+def test_micro_tile_fits_the_register_file() -> None:
+    for target in (AVX2, AVX512, NEON, SSE):
+        unit = vector_unit(target)
+        cfg = GemmConfig.for_target(target, T.F32)
+        accumulators = cfg.mr * cfg.nr_vectors
+        # Accumulators, the B vectors and one broadcast A element (plus a product without FMA).
+        assert accumulators + cfg.nr_vectors + 1 + (0 if unit.fma else 1) <= unit.registers
+
+
+@pytest.mark.parametrize("target", [AVX2, AVX512, NEON, SSE])
+@pytest.mark.parametrize("acc_t", [T.F32, T.F64])
+def test_cache_blocks_fit_the_caches(target: objcode.Target, acc_t: PrimitiveType) -> None:
+    cfg = GemmConfig.for_target(target, acc_t)
+    caches = target_caches(target)
+    size = acc_t.byte_size
+    assert cfg.kc * cfg.nr * size <= caches.l1  # a B micro-panel stays in L1
+    assert cfg.mc * cfg.kc * size <= caches.l2  # the packed A block stays in L2
+    assert cfg.mc % cfg.mr == 0 and cfg.nc % cfg.nr == 0
+    assert 64 <= cfg.kc <= 512
+
+
+def test_cache_table() -> None:
+    assert target_caches(AVX2) == Caches(32 * 1024, 512 * 1024, 4 * 1024 * 1024)
+    assert target_caches(objcode.Target("x86_64-pc-linux-gnu", "unknown-cpu", "")) == (
+        DEFAULT_CACHES)
+
+
+def test_plan_blocks_are_no_larger_than_the_problem() -> None:
+    a = MatrixOperand(T.F32, 0, 300, 1)
+    b = MatrixOperand(T.F32, 0, 10, 1)
+    plan = GemmPlan.create(AVX2, T.F32, 1, 7, 10, 300, a, b)
+    # K = 300 is split into two equal blocks rather than 256 + 44.
+    assert plan.config.kc == 152
+    assert plan.config.mc == 12 and plan.config.nc == 16
+    assert plan.scratch_elements == 12 * 152 + 152 * 16 + 6 * 16
+    assert (plan.c_batch_stride, plan.c_row_stride) == (70, 10)
+
+
+# --- running the range function ----------------------------------------------------------------
+
+
+_ENGINES: list[llvm.ExecutionEngine] = []
+
+
+def run_plan(plan: GemmPlan, a: np.ndarray, b: np.ndarray, c: np.ndarray,
+             ranges: tuple[int, int, int, int, int, int] | None = None) -> None:
+    """JIT-compile plan's range function for the host and run it on numpy buffers."""
+    module = ir.Module(name="gemm_test")
+    fn = plan.emit_range_function(module, "range")
+    fn.linkage = "external"
+    target = HOST
+    tm = objcode.target_machine(target, 2, jit=True)
+    mod = objcode.parse_and_verify(str(module))
+    mod.triple = target.triple
+    mod.data_layout = str(tm.target_data)
+    objcode.optimize(mod, tm, 2)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    _ENGINES.append(engine)
+    address = engine.get_function_address(fn.name)
+    prototype = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 4, *[ctypes.c_int64] * 6)
+    call = prototype(address)
+    # The scratch is 64-byte aligned, as the arena is.
+    raw = np.zeros(plan.scratch_elements * plan.config.acc_t.byte_size + 64, np.uint8)
+    scratch = raw.ctypes.data + (-raw.ctypes.data) % 64
+    if ranges is None:
+        ranges = (0, plan.batch, 0, plan.m, 0, plan.n)
+    call(a.ctypes.data, b.ctypes.data, c.ctypes.data, scratch, *ranges)
+
+
+def operand(arr: np.ndarray, batch: int, row: int, col: int, t: PrimitiveType) -> MatrixOperand:
+    """A MatrixOperand over `arr` with element strides of its axes batch, row, col (-1: none)."""
+    strides = [s // arr.itemsize for s in arr.strides]
+    return MatrixOperand(t, strides[batch] if batch >= 0 else 0, strides[row], strides[col])
+
+
+def small_blocks(plan: GemmPlan, kc: int, mc: int, nc: int) -> GemmPlan:
+    """`plan` with tiny cache blocks, so that every block loop runs several times."""
+    cfg = dataclasses.replace(plan.config, kc=kc, mc=mc, nc=nc)
+    return dataclasses.replace(plan, config=cfg)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (6, 16, 4), (7, 17, 5), (13, 33, 37),
+                                   (50, 3, 70), (3, 50, 9)])
+def test_row_major_product(m: int, n: int, k: int) -> None:
+    a = RNG.standard_normal((m, k)).astype(np.float32)
+    b = RNG.standard_normal((k, n)).astype(np.float32)
+    c = np.full((m, n), np.nan, np.float32)
+    plan = GemmPlan.create(HOST, T.F32, 1, m, n, k, operand(a, -1, 0, 1, T.F32),
+                           operand(b, -1, 0, 1, T.F32))
+    run_plan(plan, a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kc,m_panels,n_panels", [(4, 1, 1), (8, 2, 2), (12, 3, 3)])
+def test_every_block_loop_runs_several_times(kc: int, m_panels: int, n_panels: int) -> None:
+    m, n, k = 41, 83, 29
+    a = RNG.standard_normal((m, k)).astype(np.float32)
+    b = RNG.standard_normal((k, n)).astype(np.float32)
+    c = np.full((m, n), np.nan, np.float32)
+    plan = GemmPlan.create(HOST, T.F32, 1, m, n, k, operand(a, -1, 0, 1, T.F32),
+                           operand(b, -1, 0, 1, T.F32))
+    plan = small_blocks(plan, kc, m_panels * plan.config.mr, n_panels * plan.config.nr)
+    run_plan(plan, a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_transposed_and_batched_operands() -> None:
+    batch, m, n, k = 3, 9, 21, 14
+    at = RNG.standard_normal((k, batch, m)).astype(np.float32)   # A[b, m, k] = at[k, b, m]
+    bt = RNG.standard_normal((n, batch, k)).astype(np.float32)   # B[b, k, n] = bt[n, b, k]
+    c = np.full((batch, m, n), np.nan, np.float32)
+    plan = GemmPlan.create(HOST, T.F32, batch, m, n, k, operand(at, 1, 2, 0, T.F32),
+                           operand(bt, 1, 2, 0, T.F32))
+    run_plan(small_blocks(plan, 4, plan.config.mr, plan.config.nr), at, bt, c)
+    want = np.einsum("kbm,nbk->bmn", at.astype(np.float64), bt)
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sub_ranges_write_only_their_part_of_c() -> None:
+    batch, m, n, k = 2, 20, 40, 11
+    a = RNG.standard_normal((batch, m, k)).astype(np.float32)
+    b = RNG.standard_normal((batch, k, n)).astype(np.float32)
+    want = np.einsum("bmk,bkn->bmn", a.astype(np.float64), b)
+    plan = GemmPlan.create(HOST, T.F32, batch, m, n, k, operand(a, 0, 1, 2, T.F32),
+                           operand(b, 0, 1, 2, T.F32))
+    c = np.full((batch, m, n), -7.0, np.float32)
+    run_plan(plan, a, b, c, (1, 2, 3, 17, 5, 29))
+    region = (slice(1, 2), slice(3, 17), slice(5, 29))
+    np.testing.assert_allclose(c[region], want[region], rtol=1e-5, atol=1e-5)
+    untouched = np.ones(c.shape, bool)
+    untouched[region] = False
+    assert np.all(c[untouched] == -7.0)
+    # Disjoint ranges (as threads would take them) together give the whole product.
+    for ranges in [(0, 2, 0, 9, 0, 40), (0, 2, 9, 20, 0, 17), (0, 2, 9, 20, 17, 40)]:
+        run_plan(plan, a, b, c, ranges)
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+
+
+def test_c_with_a_wider_row_stride() -> None:
+    m, n, k = 10, 12, 7
+    a = RNG.standard_normal((m, k)).astype(np.float32)
+    b = RNG.standard_normal((k, n)).astype(np.float32)
+    c = np.full((m, 30), -1.0, np.float32)
+    plan = GemmPlan.create(HOST, T.F32, 1, m, n, k, operand(a, -1, 0, 1, T.F32),
+                           operand(b, -1, 0, 1, T.F32), c_batch_stride=0, c_row_stride=30)
+    run_plan(plan, a, b, c)
+    np.testing.assert_allclose(c[:, :n], a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    assert np.all(c[:, n:] == -1.0)
+
+
+def test_packing_converts_half_operands_to_f32() -> None:
+    m, n, k = 9, 19, 300
+    a = RNG.standard_normal((m, k)).astype(np.float16)
+    b = RNG.standard_normal((k, n)).astype(np.float16)
+    c = np.zeros((m, n), np.float32)
+    plan = GemmPlan.create(HOST, T.F32, 1, m, n, k, operand(a, -1, 0, 1, T.F16),
+                           operand(b, -1, 0, 1, T.F16))
+    run_plan(plan, a, b, c)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4)
+
+
+def test_f64_product() -> None:
+    m, n, k = 17, 23, 40
+    a = RNG.standard_normal((m, k))
+    b = RNG.standard_normal((k, n))
+    c = np.zeros((m, n))
+    plan = GemmPlan.create(HOST, T.F64, 1, m, n, k, operand(a, -1, 0, 1, T.F64),
+                           operand(b, -1, 0, 1, T.F64))
+    run_plan(small_blocks(plan, 8, plan.config.mr, plan.config.nr), a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_integer_products_wrap() -> None:
+    m, n, k = 5, 18, 9
+    a = RNG.integers(-2**31, 2**31, (m, k), dtype=np.int64).astype(np.int32)
+    b = RNG.integers(-2**31, 2**31, (k, n), dtype=np.int64).astype(np.int32)
+    c = np.zeros((m, n), np.int32)
+    plan = GemmPlan.create(HOST, T.S32, 1, m, n, k, operand(a, -1, 0, 1, T.S32),
+                           operand(b, -1, 0, 1, T.S32))
+    run_plan(small_blocks(plan, 4, plan.config.mr, plan.config.nr), a, b, c)
+    want = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32)
+    np.testing.assert_array_equal(c, want)
+
+
+def test_empty_k_clears_c() -> None:
+    a = np.zeros((4, 0), np.float32)
+    b = np.zeros((0, 5), np.float32)
+    c = np.full((4, 5), np.nan, np.float32)
+    plan = GemmPlan.create(HOST, T.F32, 1, 4, 5, 0, MatrixOperand(T.F32, 0, 0, 1),
+                           MatrixOperand(T.F32, 0, 5, 1))
+    run_plan(plan, a, b, c)
+    assert np.all(c == 0.0)
+
+
+# --- code for other targets --------------------------------------------------------------------
+
+
+DOT = """HloModule mm
+ENTRY main {
+  a = f32[64,64] parameter(0)
+  b = f32[64,64] parameter(1)
+  ROOT c = f32[64,64] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+"""
+
+
+def macro_kernel_asm(target: objcode.Target) -> str:
+    artifact = compile_to_object(parse(DOT), target_triple=target.triple,
+                                 target_cpu=target.cpu, target_features=target.features)
+    asm = artifact.asm()
+    start = asm.index("tfcompile.gemm.macro.")
+    return asm[start:]
+
+
+def test_avx512_code_uses_zmm_fma() -> None:
+    asm = macro_kernel_asm(AVX512)
+    assert "tfcompile.gemm.macro.f32.12x32" in asm
+    assert re.search(r"vfmadd\d+ps\s+[^\n]*%zmm", asm)
+
+
+def test_avx2_code_uses_ymm_fma() -> None:
+    asm = macro_kernel_asm(AVX2)
+    assert "tfcompile.gemm.macro.f32.6x16" in asm
+    assert re.search(r"vfmadd\d+ps\s+[^\n]*%ymm", asm)
+    assert "zmm" not in asm
+
+
+def test_aarch64_code_uses_neon_fmla() -> None:
+    asm = macro_kernel_asm(NEON)
+    assert "tfcompile.gemm.macro.f32.8x12" in asm
+    assert re.search(r"fmla\s+v\d+\.4s", asm)
