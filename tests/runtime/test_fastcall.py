@@ -37,16 +37,16 @@ ENTRY main {
 PLUS_ONE = """HloModule plus_one
 
 ENTRY main {
-  x = f32[N] parameter(0)
+  x = f32[{n}] parameter(0)
   one = f32[] constant(1)
-  b = f32[N] broadcast(one), dimensions={}
-  ROOT y = f32[N] add(x, b)
+  b = f32[{n}] broadcast(one), dimensions={{}}
+  ROOT y = f32[{n}] add(x, b)
 }
 """
 
 
 def plus_one(n: int) -> Executable:
-    return compiler.compile(PLUS_ONE.replace("N", str(n)))
+    return compiler.compile(PLUS_ONE.format(n=n))
 
 
 @pytest.fixture(scope="module")
