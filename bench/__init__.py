@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "matmul": "bench.bench_matmul",
     "math": "bench.bench_math",
     "conv": "bench.bench_conv",
+    "overhead": "bench.bench_overhead",
 }
 
 __all__ = ["BENCHMARKS"]

@@ -30,9 +30,9 @@ from backends.cpu.object import LLVM_LOCK, Target, target_machine
 from hlo.errors import ArgumentError, CompileError
 from hlo.shape import Shape
 from runtime import fastcall
-from runtime.fastcall import NativeCall, Returns
 from runtime.buffers import aligned_empty, result_allocator
 from runtime.checks import check_arguments
+from runtime.fastcall import NativeCall, Returns
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 # Kernels touching less memory than this (arguments, results and temporaries) run with the
@@ -117,7 +117,7 @@ class PythonCall:
         self._local = threading.local()
 
     def __call__(self, *args: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-        leaves = self._quick_leaves(args)
+        leaves: Sequence[np.ndarray] | None = self._quick_leaves(args)
         if leaves is None:
             leaves = check_arguments(self._params, args, self._names)
         results = [alloc(dims, dtype) for alloc, dims, dtype in self.results]

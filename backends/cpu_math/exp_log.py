@@ -3,9 +3,10 @@ higher-accuracy approximations (pow, log1p, erf) evaluate their inner steps with
 
 Each f32 function is within a few ulp of the correctly rounded result over the whole f32
 range, with NaN, infinities, -0 and subnormals as C's libm has them (the tests sweep the
-range). exp, expm1, tanh and log compute in f32 because they are the hot ones (4 or 8 lanes
-per AVX instruction, not 2 or 4); the others widen to f64 for their inner steps, where a
-polynomial of modest degree leaves the final rounding to f32 as the only sizeable error.
+range). exp, expm1, tanh and log compute in f32 because they are the hot ones (an AVX2
+instruction takes 8 f32 lanes but only 4 f64 ones); log1p and the cores used by pow and erf
+work in f64, where a polynomial of modest degree leaves the final rounding to f32 as the
+only sizeable error.
 
 Range reduction follows Cody and Waite: x = n ln 2 + r with ln 2 split into a short high
 part (n * high is exact) and a low part, so r carries no cancellation error.
@@ -54,7 +55,7 @@ def _atanh_tail(terms: int) -> list[float]:
     return [2.0 / (2 * k + 3) for k in range(terms)]
 
 
-# |s| <= 0.1716 on [sqrt(1/2), sqrt(2)): 4 terms leave < 2^-29 relative error, 6 < 2^-39.
+# |s| <= 0.1716 on [sqrt(1/2), sqrt(2)): 4 terms leave < 2^-28 relative error, 6 < 2^-39.
 _LOG_TAIL_F32 = _atanh_tail(4)
 _LOG_TAIL_F64 = _atanh_tail(6)
 
@@ -82,38 +83,46 @@ def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return b.select(is_nan(b, x), x, result)
 
 
-def _expm1_f32(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
-    """e^x - 1 for x clamped to [lo, hi], with lo <= -18 and 89 <= hi < 90.
-
-    e^x - 1 = 2^n (e^r - 1) + (2^n - 1), both terms exact but for the final rounding when
-    |n| <= 24 (and the rounding of 2^n - 1 is harmless for larger |n|: the result is then
-    2^n (1 + q) or -1 to within an ulp). It is evaluated as 2 (2^(n-1) q + (2^(n-1) - 1/2)),
-    with 2^(n-1) and the doubling exact, since 2^n itself overflows for n = 128.
-    """
-    r, n = _reduce_ln2(b, clamp(b, x, lo, hi))
-    q = fma(b, b.fmul(r, r), horner(b, r, _EXPM1_TAIL), r)
-    half_scale = pow2(b, b.sub(n, ir.Constant(n.type, 1)), x.type)
-    y = fma(b, half_scale, q, b.fsub(half_scale, fconst(x, 0.5)))
-    y = b.fmul(y, fconst(x, 2.0))
-    # Below 2^-25, e^x - 1 rounds to x; the select also keeps -0 and subnormals exact.
-    tiny = b.fcmp_ordered("<", call(b, "fabs", x), fconst(x, 2.0**-25))
-    return b.select(b.or_(tiny, is_nan(b, x)), x, y)
+def _expm1_reduced(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(q, n) with e^x - 1 = 2^n (q + 1) - 1, q = e^r - 1 by its Taylor series, for an x
+    already clamped to [-18, 89] (the exact-product range of _reduce_ln2)."""
+    r, n = _reduce_ln2(b, x)
+    return fma(b, b.fmul(r, r), horner(b, r, _EXPM1_TAIL), r), n
 
 
 def expm1_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e^x - 1 (see _expm1_f32); below -18 it is -1 and above 89 infinite in f32."""
-    return _expm1_f32(b, x, -18.0, 89.0)
+    """e^x - 1; below -18 it is -1 and above 89 infinite in f32.
+
+    e^x - 1 = 2^n q + (2^n - 1), both terms exact but for the final rounding when |n| <= 24
+    (and the rounding of 2^n - 1 is harmless for larger |n|: the result is then 2^n (1 + q)
+    or -1 to within an ulp). It is evaluated as 2 (2^(n-1) q + (2^(n-1) - 1/2)), with
+    2^(n-1) and the doubling exact, since 2^n itself overflows for n = 128.
+    """
+    q, n = _expm1_reduced(b, clamp(b, x, -18.0, 89.0))
+    half_scale = pow2(b, b.sub(n, ir.Constant(n.type, 1)), x.type)
+    y = fma(b, half_scale, q, b.fsub(half_scale, fconst(x, 0.5)))
+    y = b.fmul(y, fconst(x, 2.0))
+    # Below 2^-25, e^x - 1 rounds to x; the select also keeps -0 and subnormals exact (the
+    # halving above would round a subnormal q).
+    tiny = b.fcmp_ordered("<", call(b, "fabs", x), fconst(x, 2.0**-25))
+    return b.select(b.or_(tiny, is_nan(b, x)), x, y)
 
 
 def tanh_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """tanh |x| = -u / (u + 2) with u = e^(-2|x|) - 1 in (-1, 0], with the sign of x.
 
-    One expm1 and one division, no cancellation anywhere (u + 2 is in (1, 2]); for tiny x
-    u = -2|x| and the quotient is |x| exactly; NaN passes through expm1.
+    One expm1 and one division, no cancellation anywhere (u + 2 is in (1, 2]). The
+    exponent is never positive, so u = 2^n q + (2^n - 1) needs no halving, and for tiny x
+    (n = 0) u = q = -2|x| exactly, subnormals included, so the quotient is |x| exactly.
     """
-    u = _expm1_f32(b, b.fmul(call(b, "fabs", x), fconst(x, -2.0)), -18.0, 89.0)
+    z = b.fmul(call(b, "fabs", x), fconst(x, -2.0))
+    # Beyond -18, tanh rounds to 1; NaN becomes -18 here and is restored at the end.
+    z = b.select(b.fcmp_unordered("<", z, fconst(x, -18.0)), fconst(x, -18.0), z)
+    q, n = _expm1_reduced(b, z)
+    scale = pow2(b, n, x.type)
+    u = fma(b, scale, q, b.fsub(scale, fconst(x, 1.0)))
     magnitude = b.fdiv(u, b.fsub(fconst(x, -2.0), u))
-    return call(b, "copysign", magnitude, x)
+    return b.select(is_nan(b, x), x, call(b, "copysign", magnitude, x))
 
 
 def exp2_f64(b: ir.IRBuilder, z: ir.Value) -> ir.Value:

@@ -76,5 +76,6 @@ def cbrt_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         denominator = fma(b, cube, fconst(ad, 2.0), ad)
         yd = b.fmul(yd, b.fdiv(numerator, denominator))
     result = call(b, "copysign", to_f32(b, yd), x)
-    keep = b.or_(b.fcmp_unordered("==", x, fconst(x, 0.0)), b.fcmp_ordered("==", a, fconst(a, float("inf"))))
+    zero_or_nan = b.fcmp_unordered("==", x, fconst(x, 0.0))
+    keep = b.or_(zero_or_nan, b.fcmp_ordered("==", a, fconst(a, float("inf"))))
     return b.select(keep, x, result)

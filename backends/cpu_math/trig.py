@@ -1,13 +1,15 @@
 """Inline f32 sin, cos, tan and atan2, evaluated in f64 after an exact argument reduction.
 
 sin/cos/tan reduce x to r = x - n pi/2 with |r| <= pi/4 by Payne and Hanek's method for
-every |x| >= pi/4, so the result is right for huge arguments too (the nearest multiple of
-pi/2 to an f32 can agree with it to some 30 bits beyond its own 24). x = m 2^(e-23) with an
+every |x| >= pi/4, so the result is right for huge arguments too. x = m 2^(e-23) with an
 integer m < 2^24, and x * 2/pi mod 4 only depends on a 96-bit window of the bits of 2/pi
 starting at bit e - 24: earlier bits contribute multiples of 4, later ones less than 2^-70.
 The window is cut from eight constant words with selects and shifts (no table in memory,
 so no gathers), multiplied by m in 64-bit integer lanes, and the 64 bits of the product
-around the binary point give n mod 4 and the fraction.
+around the binary point give n mod 4 and the fraction, r to within 2^-60. That is enough:
+no finite f32 comes closer than 2^-29.2 to a multiple of pi/2 (the closest is
+16367173 * 2^72; continued fractions of 2^k * 2/pi bound every exponent), so r keeps a
+relative error below 2^-30.
 
 The polynomials then run in f64, where Taylor series to modest degree leave the rounding to
 f32 as the only sizeable error. atan2 divides the smaller magnitude by the larger, reduces

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -53,8 +53,6 @@ class Case:
     reference: Reference
     domain: tuple[float, float]
     critical: tuple[float, ...] = ()
-    max_ulp: int = MAX_ULP
-    notes: str = field(default="", compare=False)
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
@@ -66,6 +64,11 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
 
 
+# Multiples of pi/4 (quadrant boundaries), large and huge arguments, and the f32 closest to a
+# multiple of pi/2 (16367173 * 2^72, within 2^-29.2 of one), which needs 60 bits of reduction.
+TRIG_CRITICAL = (math.pi / 4, math.pi / 2, 3 * math.pi / 4, math.pi, 2.0**24, 1.0e20,
+                 16367173 * 2.0**72, F32_MAX, 0.0)
+
 UNARY_CASES = [
     Case("exponential", np.exp, (-104.0, 89.0),
          (88.72283, -87.33654, -103.27893, -103.97208, 0.0)),
@@ -76,12 +79,9 @@ UNARY_CASES = [
     Case("tanh", np.tanh, (-10.0, 10.0), (0.0, 9.0109, 2.0**-25, 0.5493061)),
     Case("logistic", _logistic, (-110.0, 20.0), (0.0, -87.33654, -103.27893, 16.635532)),
     Case("erf", _erf, (-5.0, 5.0), (1.0, -1.0, 3.9, 4.0, 0.0)),
-    Case("sine", np.sin, (-100.0, 100.0), (math.pi / 4, math.pi / 2, 3 * math.pi / 4, math.pi,
-                                           2.0**24, 1.0e20, F32_MAX, 0.0)),
-    Case("cosine", np.cos, (-100.0, 100.0), (math.pi / 4, math.pi / 2, math.pi, 2.0**24,
-                                             1.0e20, F32_MAX, 0.0)),
-    Case("tan", np.tan, (-10.0, 10.0), (math.pi / 4, math.pi / 2, math.pi, 2.0**24, 1.0e20,
-                                        F32_MAX, 0.0)),
+    Case("sine", np.sin, (-100.0, 100.0), TRIG_CRITICAL),
+    Case("cosine", np.cos, (-100.0, 100.0), TRIG_CRITICAL),
+    Case("tan", np.tan, (-10.0, 10.0), TRIG_CRITICAL),
     Case("cbrt", np.cbrt, (-100.0, 100.0), (1.0, 8.0, F32_TINY, 2.0**-126, F32_MAX)),
     Case("sqrt", np.sqrt, (0.0, 100.0), (1.0, 4.0, F32_TINY, F32_MAX)),
     Case("rsqrt", lambda x: 1.0 / np.sqrt(x), (0.0, 100.0), (1.0, 4.0, F32_TINY, F32_MAX)),
@@ -134,7 +134,7 @@ def f32_runs(centres: tuple[float, ...], count: int = 512) -> np.ndarray:
         for v in (c, -c):
             bits = np.array([v], np.float32).view(np.int32)[0].astype(np.int64)
             span = np.arange(bits - count // 2, bits + count // 2)
-            # Stay on the same side of zero (negative bit patterns run the other way).
+            # Keep the span inside int32 (around -0 it would wrap to +NaN patterns).
             span = span[(span >= np.iinfo(np.int32).min) & (span <= np.iinfo(np.int32).max)]
             runs.append(span.astype(np.int32).view(np.float32))
     return np.concatenate(runs)
@@ -176,7 +176,7 @@ def reference_f32(fn: Reference, *args: np.ndarray) -> np.ndarray:
 def test_unary_within_4_ulp_over_the_f32_range(case: Case, variant: str) -> None:
     x = sweep(np.random.default_rng(7), case.domain, case.critical)
     exe = compiler.compile(unary_module(case.op, x.size), **VARIANTS[variant])
-    check_ulps(case.op, (x,), exe(x), reference_f32(case.reference, x), case.max_ulp)
+    check_ulps(case.op, (x,), exe(x), reference_f32(case.reference, x), MAX_ULP)
 
 
 def _pow_points(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -317,7 +317,8 @@ def test_narrow_floats_go_through_f32(dtype: str, np_dtype: object, op: str,
 def test_f64_calls_libm_and_is_accurate() -> None:
     x = np.random.default_rng(5).uniform(-20.0, 20.0, 1024)
     text = unary_module("exponential", x.size, "f64")
-    assert re.search(r"call[^\n]*@\"?exp\"?\(", compile_to_object(parse(text), CpuOptions()).llvm_ir)
+    llvm_ir = compile_to_object(parse(text), CpuOptions()).llvm_ir
+    assert re.search(r"call[^\n]*@\"?exp\"?\(", llvm_ir)
     np.testing.assert_allclose(compiler.compile(text)(x), np.exp(x), rtol=1e-15)
 
 
@@ -351,6 +352,6 @@ def test_loops_over_f32_math_vectorise_without_calls(op: str) -> None:
 @pytest.mark.skipif(not _host_has_avx2_only(), reason="the width is that of AVX2")
 @pytest.mark.parametrize("op", ["exponential", "tanh", "log", "exponential-minus-one"])
 def test_f32_functions_use_eight_lanes_on_avx2(op: str) -> None:
+    """The f32 approximations stay in f32, so the loop over 4M elements runs 8 lanes wide."""
     optimized = compile_to_object(parse(unary_module(op, 1 << 22)), CpuOptions()).optimized_ir
-    assert "fmul <8 x float>" in optimized or "fmuladd.v8f32" in optimized
-    assert "<8 x float> @llvm.roundeven.v8f32" in optimized or op == "log"
+    assert "@llvm.fmuladd.v8f32" in optimized

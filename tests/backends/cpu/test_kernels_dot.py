@@ -217,3 +217,38 @@ def dot_problems(draw: st.DrawFn) -> tuple[str, np.ndarray, np.ndarray]:
 def test_random_dimension_numbers(problem: tuple[str, np.ndarray, np.ndarray]) -> None:
     text, lhs, rhs = problem
     check(text, lhs, rhs, rtol=1e-4, atol=1e-4)
+
+
+def test_several_cache_blocks_along_m_and_k() -> None:
+    # K = 600 is three K blocks and M = 300 two M blocks of the AVX2 blocking; the result is
+    # accumulated over the K blocks in place.
+    a = random_array("f32", (300, 600))
+    b = random_array("f32", (600, 70))
+    text = dot_module("f32[300,600]", "f32[600,70]", "f32[300,70]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = compile_and_run(text, a, b)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_transposed_operands_are_read_in_place() -> None:
+    # A = lhs^T and B = rhs^T: both operands are strided views, packed without a copy.
+    a = random_array("f32", (45, 38))
+    b = random_array("f32", (27, 45))
+    text = dot_module("f32[45,38]", "f32[27,45]", "f32[38,27]",
+                      "lhs_contracting_dims={0}, rhs_contracting_dims={1}")
+    check(text, a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_both_operands_the_same_buffer() -> None:
+    text = module_text(["f32[20,20]"], ["d = f32[20,20] dot(p0, p0), lhs_contracting_dims={1}, "
+                                        "rhs_contracting_dims={0}"])
+    check(text, random_array("f32", (20, 20)), rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_operands_with_f32_result() -> None:
+    a = random_array("bf16", (7, 40))
+    b = random_array("bf16", (40, 30))
+    text = dot_module("bf16[7,40]", "bf16[40,30]", "f32[7,30]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+    (got,) = compile_and_run(text, a, b)
+    np.testing.assert_allclose(got, a.astype(np.float32) @ b.astype(np.float32), 1e-5, 1e-5)
