@@ -11,26 +11,88 @@ the C++ class or assemble the header; `backends.cheader` does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from backends.cmetadata import c_program_shape_declaration
 from backends.libspec import ALIGNMENT, MIN_ALIGNMENT, BufferSpec, LibrarySpec
 
 
+# --- the entry function of a device library -------------------------------------------------
+@dataclass(frozen=True)
+class DeviceEntry:
+    """Marks a library whose compiled function runs on a device (the GPU backend).
+
+    Such a function can fail (no driver, no device), so its object file defines, instead
+    of the CPU entry `void <entry>(args, results, temps)`, the two functions that
+    `device_entry_declarations` declares: a host-buffer form and a device-pointer form,
+    both returning 0 or -1 with the reason in the caller's buffer. The C API's `_run` and
+    the C++ class's `Run()` call the host form; `_run_device` and `RunWithDevicePointers`
+    the device form.
+
+    Attributes:
+        platform: what runs the function, for comments and messages ("CUDA").
+        notes: lines for the header's comment block (target, what to link with).
+    """
+
+    platform: str
+    notes: tuple[str, ...] = ()
+
+
+def device_entry_declarations(spec: LibrarySpec, device: DeviceEntry) -> str:
+    """The C prototypes (with their contracts) of a device library's entry functions."""
+    e = spec.entry_point
+    return f"""\
+/* The compiled function (in the object file), run through the {device.platform} driver, which
+ * is loaded on first use. args[i] / results[j] are the host buffers of the i-th argument /
+ * j-th result (row-major; copied to and from the device around the run). Calls are
+ * serialised by a lock. Returns 0, or -1 with the reason written to error (at most
+ * error_size bytes, NUL-terminated) when error is not NULL. No buffer checks, no variable
+ * write-back. */
+int {e}(void* const* args, void* const* results, char* error, size_t error_size);
+/* The same on device buffers: args[i] / results[j] are device addresses (CUdeviceptr) of
+ * buffers in the primary context of device 0. Checks that no address of a non-empty
+ * buffer is 0, and copies the new value of every variable that is not readonly into its
+ * argument buffer. Returns when the results are written. */
+int {e}_device(const uint64_t* args, const uint64_t* results, char* error,
+               size_t error_size);
+"""
+
+
+def _entry_declaration(spec: LibrarySpec, device: DeviceEntry | None) -> str:
+    if device is not None:
+        return device_entry_declarations(spec, device)
+    return f"""\
+/* The compiled function itself (in the object file). args[i] / results[j] point to
+ * the i-th argument / j-th result buffer (row-major, at least {MIN_ALIGNMENT}-byte aligned
+ * when {MIN_ALIGNMENT} bytes or larger); temps points to {spec.temp_bytes} bytes aligned to
+ * {ALIGNMENT} (NULL allowed when that is 0). No checks, no variable write-back. */
+void {spec.entry_point}(void* const* args, void* const* results, void* temps);
+"""
+
+
+def _run_device_declaration(spec: LibrarySpec, device: DeviceEntry | None) -> str:
+    if device is None:
+        return ""
+    return f"""\
+/* {spec.c_prefix}_run on device buffers: see {spec.entry_point}_device. */
+int {spec.c_prefix}_run_device(const uint64_t* args, const uint64_t* results, char* error,
+                          size_t error_size);
+"""
+
+
 # --- C API declarations -----------------------------------------------------------------------
-def c_declarations(spec: LibrarySpec) -> str:
-    """The `extern "C"` block: the raw entry function and the C API, with their contracts."""
+def c_declarations(spec: LibrarySpec, device: DeviceEntry | None = None) -> str:
+    """The `extern "C"` block: the raw entry function and the C API, with their contracts.
+
+    With `device`, the entry functions are those of a device library (see `DeviceEntry`).
+    """
     p = spec.c_prefix
     return f"""\
 #ifdef __cplusplus
 extern "C" {{
 #endif
 
-/* The compiled function itself (in the object file). args[i] / results[j] point to
- * the i-th argument / j-th result buffer (row-major, at least {MIN_ALIGNMENT}-byte aligned
- * when {MIN_ALIGNMENT} bytes or larger); temps points to {spec.temp_bytes} bytes aligned to
- * {ALIGNMENT} (NULL allowed when that is 0). No checks, no variable write-back. */
-void {spec.entry_point}(void* const* args, void* const* results, void* temps);
-
+{_entry_declaration(spec, device)}
 /* Runs the computation after checking every buffer pointer (non-NULL unless the buffer
  * is empty; args/results of {MIN_ALIGNMENT} bytes or more {MIN_ALIGNMENT}-byte aligned,
  * temps {ALIGNMENT}-byte aligned), then copies the new value of every variable that is not
@@ -41,7 +103,7 @@ void {spec.entry_point}(void* const* args, void* const* results, void* temps);
  * distinct buffers. */
 int {p}_run(void* const* args, void* const* results, void* temps, char* error,
             size_t error_size);
-
+{_run_device_declaration(spec, device)}
 int {p}_num_args(void);
 int {p}_num_results(void);
 int {p}_num_variables(void);
@@ -194,11 +256,36 @@ def _write_back(spec: LibrarySpec) -> str:
     return "\n".join(lines)
 
 
-def c_definitions(spec: LibrarySpec) -> str:
+def _entry_call(spec: LibrarySpec, device: DeviceEntry | None) -> str:
+    """The C statements of `_run` that call the entry function (`owned` is freed on failure)."""
+    if device is None:
+        return f"  {spec.entry_point}(args, results, temps);"
+    return f"""\
+  if ({spec.entry_point}(args, results, error, error_size) != 0) {{
+    free(owned);
+    return -1;
+  }}"""
+
+
+def _run_device_definition(spec: LibrarySpec, device: DeviceEntry | None) -> str:
+    if device is None:
+        return ""
+    p = spec.c_prefix
+    return f"""
+int {p}_run_device(const uint64_t* args, const uint64_t* results, char* error,
+                   size_t error_size) {{
+  if (error != NULL && error_size > 0) error[0] = '\\0';
+  return {spec.entry_point}_device(args, results, error, error_size);
+}}
+"""
+
+
+def c_definitions(spec: LibrarySpec, device: DeviceEntry | None = None) -> str:
     """The C API definitions, valid C11 and C++17 (for a user who defines the macro in C++).
 
     Guarded by `<PREFIX>_C_API_IMPLEMENTATION` so that exactly one translation unit (the
-    library's glue, or the user's own when linking the bare object) defines them.
+    library's glue, or the user's own when linking the bare object) defines them. With
+    `device`, `_run` calls a device library's entry function and `_run_device` is defined.
     """
     p = spec.c_prefix
     m = spec.macro_prefix
@@ -295,12 +382,12 @@ int {p}_run(void* const* args, void* const* results, void* temps, char* error,
                          error, error_size)) {{
     return -1;
   }}
-  {spec.entry_point}(args, results, temps);
+{_entry_call(spec, device)}
 {_write_back(spec)}
   free(owned);
   return 0;
 }}
-#endif  /* {spec.implementation_macro} */
+{_run_device_definition(spec, device)}#endif  /* {spec.implementation_macro} */
 """
 
 

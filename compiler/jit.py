@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -142,8 +143,10 @@ class JitFunction:
         return self._stats
 
     # --- calling ---------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._hot(*args, **kwargs)
+    # A call runs `self._hot` with no Python frame in between: __call__ is a property returning
+    # it, where a `def __call__` forwarding the arguments would cost about 200 ns per call, a
+    # third of a whole native call.
+    __call__ = property(operator.attrgetter("_hot"))
 
     def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
         """Find (or trace and compile) the entry for these arguments and run it."""

@@ -41,7 +41,7 @@ from backends.target_math import CpuMath
 from hlo.computation import HloComputation
 from hlo.errors import CompileError, InternalError, TfcompileError, UnsupportedOpError
 from hlo.instruction import HloInstruction
-from hlo.opcodes import Opcode
+from hlo.opcodes import Opcode, Trait
 from hlo.shape import Shape
 
 if TYPE_CHECKING:
@@ -205,7 +205,9 @@ class FunctionEmitter:
         elif isinstance(scope.out, IrArray):
             gens = {o: scope.elemental(o) for o in instr.operands}
             generator = ElementalEmitter(scope.builder, self.math).generator(instr, gens)
-            emit_elemental_loop(scope.builder, scope.out, generator, name="i")
+            linear = instr.has(Trait.ELEMENTWISE) and all(
+                o.shape.dims == instr.shape.dims for o in instr.operands)
+            emit_elemental_loop(scope.builder, scope.out, generator, name="i", linear=linear)
         else:
             raise UnsupportedOpError(f"{op.value} ({instr.name}) of tuple shape {instr.shape}")
         scope.finish()

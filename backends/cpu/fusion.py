@@ -85,7 +85,9 @@ def fused_kernels(comp: HloComputation) -> list[HloInstruction] | None:
     if root is None:
         return None
     leaves = _root_leaves(comp)
-    if any(not leaf.shape.is_array for leaf in leaves):
+    # A tuple-shaped root other than `tuple` (a variadic reduce) writes the whole output.
+    whole = root.opcode is not Opcode.TUPLE and root.shape.is_tuple
+    if not whole and any(not leaf.shape.is_array for leaf in leaves):
         return None
     found = []
     for instr in root.walk_operands():
@@ -100,6 +102,32 @@ def fused_kernels(comp: HloComputation) -> list[HloInstruction] | None:
             return None
         found.append(instr)
     return found
+
+
+def reads_linear_only(roots: Sequence[HloInstruction], bound: set[int]) -> bool:
+    """True when computing `roots` at an index needs only its linear offset: every
+    instruction on the way is elementwise over the roots' dimensions, a parameter or a
+    kernel's buffer (`bound`) of those dimensions, a scalar constant, or a broadcast of a
+    scalar. Then one flat loop can replace the loop nest."""
+    dims = roots[0].shape.dims
+    stack, seen = list(roots), set()
+    while stack:
+        instr = stack.pop()
+        if id(instr) in seen:
+            continue
+        seen.add(id(instr))
+        if instr.opcode is Opcode.CONSTANT and instr.shape.rank == 0:
+            continue
+        if instr.opcode is Opcode.BROADCAST and instr.operands[0].shape.rank == 0:
+            continue
+        if instr.shape.dims != dims:
+            return False
+        if instr.opcode is Opcode.PARAMETER or id(instr) in bound:
+            continue
+        if not instr.has(Trait.ELEMENTWISE):
+            return False
+        stack.extend(instr.operands)
+    return True
 
 
 def _reads_at_own_index(instr: HloInstruction, root: HloInstruction) -> bool:
@@ -149,12 +177,13 @@ class FusionKernel:
     """Emits one fusion whose kernels are `kernels` (see `fused_kernels`)."""
 
     def __init__(self, ctx: KernelContext, instr: HloInstruction, operands: list[IrArray],
-                 outs: list[IrArray], kernels: list[HloInstruction]) -> None:
+                 out: BufferValue, kernels: list[HloInstruction]) -> None:
         self.ctx = ctx
         self.instr = instr
         self.comp: HloComputation = instr.attrs["calls"]
         self.operands = operands
-        self.outs = outs
+        self.out = out
+        self.outs: list[IrArray] = list(out) if isinstance(out, tuple) else [out]
         self.kernels = kernels
         params = {k: ctx.elemental(o) for k, o in enumerate(instr.operands)}
         self.fused = FusedEmitter(ctx.builder, ctx.math, params)
@@ -166,6 +195,8 @@ class FusionKernel:
         leaves = _root_leaves(self.comp)
         for kernel in self.kernels:
             self._emit_kernel(kernel, leaves)
+        if self.comp.root in self.kernels and self.comp.root.shape.is_tuple:
+            return  # a variadic reduce (say) wrote the whole output
         # Every root leaf not already written by its kernel: one loop per shape.
         pending: dict[tuple[int, ...], list[tuple[IrArray, Generator]]] = {}
         for k, (leaf, out) in enumerate(zip(leaves, self.outs, strict=True)):
@@ -173,12 +204,12 @@ class FusionKernel:
             if isinstance(value, IrArray) and value.ptr is out.ptr and leaves.index(leaf) == k:
                 continue
             pending.setdefault(out.shape.dims, []).append((out, self.fused.generator(leaf)))
+        bound = set(self.buffers)
         for group in pending.values():
-            if len(group) == 1:
-                emit_elemental_loop(b, group[0][0], group[0][1], name="fused")
-            else:
-                emit_multi_output_loop(b, [o for o, _ in group], [g for _, g in group],
-                                       name="fused")
+            roots = [leaves[k] for k, out in enumerate(self.outs)
+                     if any(out is o for o, _ in group)]
+            emit_multi_output_loop(b, [o for o, _ in group], [g for _, g in group],
+                                   name="fused", linear=reads_linear_only(roots, bound))
 
     def _emit_kernel(self, instr: HloInstruction, leaves: list[HloInstruction]) -> None:
         b = self.ctx.builder
@@ -216,6 +247,8 @@ class FusionKernel:
         """A root leaf's output buffer; for a value only the (single) root reads, at the
         index it writes, the output buffer too (the epilogue then updates it in place);
         otherwise scratch."""
+        if instr is self.comp.root and instr.shape.is_tuple:
+            return self.out
         if instr in leaves:
             return self.outs[leaves.index(instr)]
         if len(leaves) == 1 and not self._out_taken:
@@ -243,4 +276,4 @@ def emit_fusion(ctx: KernelContext, instr: HloInstruction, operands: list[Buffer
             or not all(isinstance(v, IrArray) for v in outs)):
         ctx.call_computation(comp, operands, out)
         return
-    FusionKernel(ctx, instr, operands, outs, kernels).emit()
+    FusionKernel(ctx, instr, operands, out, kernels).emit()

@@ -12,7 +12,7 @@ of B in shared memory (zero-padded at the edges), and each thread accumulates a 
 reads are broadcasts (A) or consecutive (B). Consecutive threads load consecutive k of A
 and consecutive n of B, which is coalesced for row-major [M, K] x [K, N]. Small products
 (M or N below 16), and PRED and complex dots, use one thread per output element.
-TODO(#8): tensor-core mma.sync for f16/bf16.
+f16/bf16 dots that qualify run on the tensor cores instead (dot_mma.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from backends.cpu.dot import convert_scalar, dot_accumulation_type, multiply_add
+from backends.gpu.dot_mma import try_emit_mma
 from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu, operand_slots, out_slot
 from backends.gpu.launch import (
     LaunchDims,
@@ -166,6 +167,8 @@ def emit_dot(ctx: KernelContext, instr: HloInstruction) -> None:
     if out.shape.num_elements == 0:
         return
     view = dot_view(instr)
+    if try_emit_mma(ctx, instr, view):
+        return
     t = instr.shape.element_type
     tiled = (not t.is_complex and not t.is_pred and view.rows >= 16 and view.cols >= 16
              and view.depth >= 8)

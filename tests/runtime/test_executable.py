@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from pathlib import Path
@@ -61,6 +62,11 @@ def test_large_results_are_64_byte_aligned() -> None:
         y = run(x)
         assert is_aligned(y) and y.flags.writeable
         np.testing.assert_allclose(y, np.sin(x), rtol=1e-6)
+
+
+def test_executables_look_like_functions_of_arrays(exe) -> None:
+    assert callable(exe) and str(inspect.signature(exe)) == "(*arrays)"
+    assert exe.native is None or exe.native.function.__name__ == exe.symbol
 
 
 def test_single_result_is_an_array_and_text_input_compiles() -> None:
