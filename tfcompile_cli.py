@@ -4,7 +4,8 @@ Follows tfcompile's flags and defaults (`--graph`, `--config`, `--cpp_class`,
 `--entry_point=entry`, `--target_*`, `--out_function_object=out_model.o`,
 `--out_header=out.h`, `--out_metadata_object`, `--gen_name_to_index`,
 `--gen_program_shape`, `--dump_fetch_nodes`; boolean flags also take `=true`/`=false`) and
-adds `--hlo`, `--check`, `--out_library`, `--dump_hlo_dir` and `--arg_names/--result_names`.
+adds `--hlo`, `--check`, `--out_library`, `--dump_hlo_dir`, `--arg_names/--result_names`
+and `--backend gpu` (with `--gpu_arch`): a library whose Run() launches CUDA kernels.
 Every user error (bad flags, unreadable or malformed input, a failing compile or link)
 prints `error: ...` to stderr without a traceback and exits with status 1. This file only
 reads flags and files; importing is `compiler.tf`, compiling and writing `compiler.export`.
@@ -35,6 +36,8 @@ examples:
   tfcompile --graph g.pbtxt --config g.config.pbtxt --check
   tfcompile --hlo matmul.hlo --cpp_class foo::bar::MatMulComp \\
             --out_function_object matmul.o --out_header matmul.h --out_library matmul.so
+  tfcompile --hlo matmul.hlo --cpp_class foo::bar::MatMulComp --backend gpu --gpu_arch sm_80 \\
+            --out_header matmul.h --out_library matmul.so
 
 Unlike tfcompile, which always writes a metadata object (out_helper.o by default), this
 writes one only when --out_metadata_object is given; otherwise the header holds the
@@ -70,6 +73,8 @@ def _flag(group: Any, name: str, help_text: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
+    from compiler.export import BACKENDS
+
     p = _Parser(
         prog="tfcompile",
         description=_DESCRIPTION,
@@ -92,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. foo::bar::MatMulComp); required to compile")
     p.add_argument("--entry_point", default="entry",
                    help="name of the generated function; unique per program (default: entry)")
+    p.add_argument("--backend", default="cpu", choices=BACKENDS,
+                   help="cpu (default), or gpu: Run() launches CUDA kernels (embedded PTX) "
+                        "through the driver, loaded at run time; the library needs no GPU "
+                        "to link or load")
+    p.add_argument("--gpu_arch", default=None, metavar="sm_XY",
+                   help="for --backend gpu: the GPU architecture (default: sm_90)")
     p.add_argument("--target_triple", default="",
                    help="LLVM target triple (default: the host), e.g. aarch64-unknown-linux-gnu")
     p.add_argument("--target_cpu", default="", help="LLVM target cpu (default: the host's)")
@@ -223,7 +234,9 @@ def compile_from_args(args: argparse.Namespace) -> list[str]:
     """Compile and write what the flags ask for; returns notes to print (skipped outputs)."""
     from backends.libspec import check_identifier, parse_cpp_class
     from compiler.export import (
+        check_backend_options,
         check_module_names,
+        compile_gpu_object,
         compile_object,
         program_shape_text,
         write_library,
@@ -234,14 +247,20 @@ def compile_from_args(args: argparse.Namespace) -> list[str]:
         raise ArgumentError("--cpp_class is required, e.g. --cpp_class=foo::bar::MatMulComp")
     parse_cpp_class(args.cpp_class)
     check_identifier(args.entry_point, "--entry_point")
+    check_backend_options(args.backend, args.target_triple, args.target_cpu,
+                          args.target_features, args.gpu_arch)
     module, names = _load_module(args)
     check_module_names(module, names)
     if args.dump_hlo_dir:
         Path(args.dump_hlo_dir).mkdir(parents=True, exist_ok=True)
     dump = {"dump_dir": args.dump_hlo_dir} if args.dump_hlo_dir else {}
     with debug_options.override(**dump):
-        artifact = compile_object(module, args.entry_point, args.target_triple or None,
-                                  args.target_cpu or None, args.target_features or None)
+        if args.backend == "gpu":
+            artifact = compile_gpu_object(module, args.entry_point, args.cpp_class, names,
+                                          args.gpu_arch)
+        else:
+            artifact = compile_object(module, args.entry_point, args.target_triple or None,
+                                      args.target_cpu or None, args.target_features or None)
     if args.dump_hlo_dir:
         _dump_stages(Path(args.dump_hlo_dir), module, artifact)
     library = write_library(

@@ -1,11 +1,14 @@
 """export_library: an HLO module to `<prefix>.o`, `<prefix>.h` and `<prefix>.so`.
 
-The object comes from the CPU backend; the header from `backends.cheader`; the optional
-metadata object (tfcompile's --out_metadata_object) from `backends.cmetadata`. The shared
-object is linked by the system C compiler from the object(s), the C API glue and the static
-support code in `runtime/csrc/`, with `-lm -lpthread` and nothing else, so it depends only
-on the C library, libm and pthreads. A module imported from a TensorFlow graph carries its
-tfcompile signature, from which the names and variables of the generated class follow.
+The object comes from the CPU backend, or for `backend="gpu"` from `backends.gpu_aot` (host
+C code that launches embedded PTX through the CUDA driver, opened with dlopen at run time);
+the header from `backends.cheader`; the optional metadata object (tfcompile's
+--out_metadata_object) from `backends.cmetadata`. The shared object is linked by the system
+C compiler from the object(s), the C API glue and, for the CPU, the static support code in
+`runtime/csrc/`, with `-lm -lpthread` (GPU: `-ldl -lpthread`) and nothing else, so it
+depends only on the C library, libm (GPU: libdl) and pthreads. A module imported from a
+TensorFlow graph carries its tfcompile signature, from which the names and variables of
+the generated class follow.
 This file does not generate code itself and does not load what it writes (the runtime does).
 """
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from backends.cglue import glue_source
+from backends.cglue import DeviceEntry, glue_source
 from backends.cheader import generate_header
 from backends.cmetadata import metadata_object
 from backends.libspec import (
@@ -41,9 +44,20 @@ CSRC_DIR = Path(__file__).resolve().parent.parent / "runtime" / "csrc"
 # Seconds one compiler or linker invocation may take before we call it hung.
 _TOOL_TIMEOUT_S = 300
 
+# What export_library(backend=...) and tfcompile --backend accept.
+BACKENDS = ("cpu", "gpu")
+
+# The system libraries a shared object links, per kind of library.
+_HOST_LIBRARIES = ("-lm", "-lpthread")
+_DEVICE_LIBRARIES = ("-ldl", "-lpthread")
+
 
 class ObjectArtifact(Protocol):
-    """What export needs of a compiled function (backends.cpu.CpuArtifact has it)."""
+    """What export needs of a compiled function (backends.cpu.CpuArtifact has it).
+
+    A GPU artifact (backends.gpu_aot.GpuArtifact) also has `device_entry`, the ABI of its
+    entry functions, which the header and the glue then follow.
+    """
 
     @property
     def object_code(self) -> bytes: ...
@@ -113,6 +127,9 @@ def export_library(
     variables: Sequence[tuple[str, bool]] | None = None,
     gen_name_to_index: bool = True,
     gen_program_shape: bool = True,
+    backend: str = "cpu",
+    gpu_arch: str | None = None,
+    gpu_cubin: bool = False,
 ) -> ExportedLibrary:
     """Compile `module` ahead of time into `<prefix>.o`, `<prefix>.h` and `<prefix>.so`.
 
@@ -131,17 +148,25 @@ def export_library(
         gen_name_to_index, gen_program_shape: generate the name tables of the Lookup
             methods and the data of ProgramShape() (tfcompile's flags of the same names,
             which default to off there).
+        backend: "cpu", or "gpu" for a library whose Run() launches CUDA kernels (same
+            class API, plus RunWithDevicePointers; see `backends.gpu_aot`).
+        gpu_arch: for "gpu": the architecture, `sm_XY` (default sm_90).
+        gpu_cubin: for "gpu": embed a cubin assembled by ptxas instead of PTX.
 
     Returns:
         The paths written. For a target this machine cannot link for (e.g. aarch64 on
         x86-64), `library_path` is None and `notes` says why.
 
     Raises:
-        ArgumentError: a bad class, entry point or name (before compiling anything).
+        ArgumentError: a bad class, entry point, name or backend, or target options that
+            do not apply to the backend (before compiling anything).
         CompileError: the backend failed, or no C compiler could link the shared object
             (the .o and .h are written first), or the C compiler failed (its stderr and
-            the exact command are in the message).
+            the exact command are in the message). For "gpu" the object itself needs the C
+            compiler.
     """
+    check_backend_options(backend, target_triple, target_cpu, target_features, gpu_arch,
+                          gpu_cubin)
     namespaces, class_name = parse_cpp_class(cpp_class)
     if entry_point is None:
         entry_point = "_".join((*namespaces, class_name)) + "_entry"
@@ -156,7 +181,13 @@ def export_library(
     # Validate names before the (slow) compilation; write_library checks them again.
     check_identifier(entry_point, "entry_point")
     check_module_names(module, names)
-    artifact = compile_object(module, entry_point, target_triple, target_cpu, target_features)
+    artifact: ObjectArtifact
+    if backend == "gpu":
+        artifact = compile_gpu_object(module, entry_point, cpp_class, names, gpu_arch,
+                                      gpu_cubin)
+    else:
+        artifact = compile_object(module, entry_point, target_triple, target_cpu,
+                                  target_features)
     return write_library(
         artifact,
         cpp_class=cpp_class,
@@ -190,6 +221,50 @@ def compile_object(
     if target_features:
         options["target_features"] = target_features
     artifact: ObjectArtifact = cpu.compile_to_object(module, **options)
+    return artifact
+
+
+def check_backend_options(
+    backend: str,
+    target_triple: str | None = None,
+    target_cpu: str | None = None,
+    target_features: str | None = None,
+    gpu_arch: str | None = None,
+    gpu_cubin: bool = False,
+) -> None:
+    """Raise ArgumentError for an unknown backend or options meant for the other one."""
+    if backend not in BACKENDS:
+        raise ArgumentError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
+    if backend == "gpu" and (target_triple or target_cpu or target_features):
+        raise ArgumentError("target_triple/target_cpu/target_features are for the cpu backend; "
+                            "the gpu backend's host code is built for this machine by its C "
+                            "compiler, its kernels for gpu_arch")
+    if backend == "cpu" and (gpu_arch or gpu_cubin):
+        raise ArgumentError("gpu_arch/gpu_cubin are for the gpu backend (backend='gpu', "
+                            "tfcompile --backend gpu)")
+
+
+def compile_gpu_object(
+    module: HloModule,
+    entry_point: str,
+    cpp_class: str,
+    names: LibraryNames,
+    gpu_arch: str | None = None,
+    cubin: bool = False,
+) -> ObjectArtifact:
+    """The GPU artifact for `module`: kernels for `gpu_arch` and their host code as an
+    object defining `entry_point` (and `<entry_point>_device`). The names and variables
+    appear in its error messages and variable write-back, so they must be those the
+    library is then written with."""
+    from backends import gpu_aot
+
+    program = gpu_aot.compile_gpu_program(module, gpu_arch)
+    spec = LibrarySpec.create(
+        cpp_class, entry_point, list(program.arg_shapes), list(program.result_shapes), 0,
+        arg_names=names.arg_names, result_names=names.result_names,
+        variables=names.variables,
+    )
+    artifact: ObjectArtifact = gpu_aot.build_gpu_artifact(program, spec, cubin)
     return artifact
 
 
@@ -236,7 +311,9 @@ def write_library(
     object_path.write_bytes(artifact.object_code)
     if metadata_path is not None:
         metadata_path.write_bytes(metadata_object(spec))
-    header_path.write_text(generate_header(spec))
+    # A GPU artifact's entry functions have their own ABI (see ObjectArtifact).
+    device: DeviceEntry | None = getattr(artifact, "device_entry", None)
+    header_path.write_text(generate_header(spec, device))
     if library_path is None:
         return ExportedLibrary(spec, object_path, header_path, None, (), metadata_path)
     reason = cross_target_reason(artifact.triple)
@@ -246,7 +323,7 @@ def write_library(
         log.info(note)
         return ExportedLibrary(spec, object_path, header_path, None, (note,), metadata_path)
     extra = [metadata_path] if metadata_path is not None else []
-    link_shared_object(spec, object_path, header_path, library_path, extra)
+    link_shared_object(spec, object_path, header_path, library_path, extra, device)
     return ExportedLibrary(spec, object_path, header_path, library_path, (), metadata_path)
 
 
@@ -389,9 +466,10 @@ def link_shared_object(
     header_path: Path,
     library_path: Path,
     extra_objects: Sequence[Path] = (),
+    device: DeviceEntry | None = None,
 ) -> None:
     """Link `library_path` from the object (and `extra_objects`), the C API glue and
-    runtime/csrc.
+    runtime/csrc (which the host code of a `device` library does not use).
 
     The glue and support objects are built in a scratch directory that is removed on
     success and kept on failure, so the reported command can be re-run as is.
@@ -409,9 +487,11 @@ def link_shared_object(
     scratch = Path(tempfile.mkdtemp(prefix="tfcompile-link-"))
     glue = scratch / "glue.c"
     glue.write_text(glue_source(spec, header_path.name))
+    support = [] if device is not None else sorted(CSRC_DIR.glob("*.c"))
+    libraries = _DEVICE_LIBRARIES if device is not None else _HOST_LIBRARIES
     header_dir = str(header_path.resolve().parent)
     objects = [str(object_path.resolve()), *(str(o.resolve()) for o in extra_objects)]
-    sources = [glue, *sorted(CSRC_DIR.glob("*.c"))]
+    sources = [glue, *support]
     for i, source in enumerate(sources):
         out = scratch / f"{i}_{source.stem}.o"
         run_tool(
@@ -422,7 +502,7 @@ def link_shared_object(
         objects.append(str(out))
     run_tool(
         [*cc, "-shared", f"-Wl,-soname,{library_path.name}", "-o", str(library_path.resolve()),
-         *objects, "-lm", "-lpthread"],
+         *objects, *libraries],
         scratch,
     )
     shutil.rmtree(scratch, ignore_errors=True)

@@ -9,6 +9,7 @@ Flags (documented in docs/flags.md):
   TFCOMPILE_ONLY_PASSES=a,b     run only these passes
   TFCOMPILE_LOG=pipeline,...    enable DEBUG logging for these loggers
   TFCOMPILE_CACHE_DIR=DIR       on-disk compile cache (default ~/.cache/tfcompile-py; "" = off)
+  TFCOMPILE_NATIVE_CALLS=0      call executables through ctypes only (no native fast path)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class DebugOptions:
     disable_passes: tuple[str, ...] = ()
     only_passes: tuple[str, ...] = ()
     log: tuple[str, ...] = ()
+    native_calls: bool = True
     cache_dir: str = field(
         default_factory=lambda: os.path.join(os.path.expanduser("~"), ".cache", "tfcompile-py")
     )
@@ -49,6 +51,7 @@ class DebugOptions:
             disable_passes=_csv(e.get("TFCOMPILE_DISABLE_PASSES", "")),
             only_passes=_csv(e.get("TFCOMPILE_ONLY_PASSES", "")),
             log=_csv(e.get("TFCOMPILE_LOG", "")),
+            native_calls=e.get("TFCOMPILE_NATIVE_CALLS", "1") not in ("", "0"),
             cache_dir=e.get("TFCOMPILE_CACHE_DIR", default.cache_dir),
         )
 

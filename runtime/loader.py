@@ -29,6 +29,7 @@ import numpy as np
 
 from backends.cpu import CpuArtifact
 from backends.cpu.object import LLVM_LOCK, Target, target_machine
+from hlo import debug_options
 from hlo.errors import ArgumentError, CompileError
 from hlo.shape import Shape
 from runtime import fastcall
@@ -141,8 +142,8 @@ class PythonCall:
                                 f"got {len(results)}")
         for k, (r, (_, dims, dtype)) in enumerate(zip(results, self.results, strict=True)):
             if (not isinstance(r, np.ndarray) or r.shape != dims or r.dtype != dtype
-                    or not r.flags.c_contiguous or not r.flags.writeable):
-                raise ArgumentError(f"result {k}: expected a writeable C-contiguous "
+                    or not (r.flags.c_contiguous and r.flags.writeable and r.flags.aligned)):
+                raise ArgumentError(f"result {k}: expected a writeable, aligned C-contiguous "
                                     f"{dtype}{list(dims)} array")
 
     def check(self, args: Sequence[Any]) -> list[np.ndarray]:
@@ -189,7 +190,8 @@ class Executable:
         self.artifact = artifact
         self._code = LoadedCode(artifact)
         self._python = PythonCall(artifact, self._code)
-        self.native = self.native_call(self._python) if native else None
+        use_native = native and debug_options.get().native_calls
+        self.native = self.native_call(self._python) if use_native else None
         self._call = self._python if self.native is None else self.native.function
         # inspect.signature cannot see through the __call__ property below.
         self.__signature__ = _CALL_SIGNATURE

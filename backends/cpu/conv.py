@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from backends.cpu.dot import convert_scalar, dot_accumulation_type, group_strides, multiply_add
+from backends.cpu.dot import group_strides
 from backends.cpu.gemm import (
     Caches,
     GemmConfig,
@@ -48,10 +48,12 @@ from backends.cpu.gemm import (
     target_caches,
 )
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.llvm.arith import convert_scalar, dot_accumulation_type, multiply_add
 from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I1, const, for_range, i64, if_then, llvm_type, loop_nest
-from hlo.attributes import ConvDimLabels, Window, WindowDim
+from backends.llvm.irutil import const, for_range, i64, if_then, llvm_type, loop_nest
+from backends.llvm.window import input_positions, kernel_positions, place, window_dims
+from hlo.attributes import ConvDimLabels, WindowDim
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
@@ -61,13 +63,6 @@ _NOWRAP = ("nuw", "nsw")
 
 # Depthwise windows up to this many positions are unrolled (7x7 and smaller).
 MAX_UNROLLED_WINDOW = 49
-
-
-def _window_dims(window: Window | None, kernel_sizes: Sequence[int]) -> list[WindowDim]:
-    """The window, or the default one (size = kernel size, unit strides, no padding)."""
-    if window is None or not window.dims:
-        return [WindowDim(size) for size in kernel_sizes]
-    return list(window.dims)
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,7 @@ class _Conv:
         kernel_sizes = [rhs.shape.dims[d] for d in labels.kernel_spatial]
         return _Conv(
             labels=labels,
-            window=_window_dims(instr.attrs.get("window"), kernel_sizes),
+            window=window_dims(instr.attrs.get("window"), kernel_sizes),
             feature_groups=instr.attrs.get("feature_group_count") or 1,
             batch_groups=instr.attrs.get("batch_group_count") or 1,
             acc_t=dot_accumulation_type(out.element_type, [lhs.element_type, rhs.element_type]),
@@ -114,51 +109,6 @@ class _Conv:
     def pixels(self) -> int:
         """Output positions: batch times output spatial sizes (the GEMM's M)."""
         return self.out_batch * math.prod(self.out_sizes)
-
-
-def _input_positions(
-    b: ir.IRBuilder,
-    dims: Sequence[WindowDim],
-    in_sizes: Sequence[int],
-    out_pos: Sequence[ir.Value],
-    win_pos: Sequence[ir.Value],
-) -> tuple[list[ir.Value], ir.Value]:
-    """Input spatial indices read at a window position, and an i1 'is real data' flag.
-
-    Position p = out * stride + win * rhs_dilation - pad_low lies in the lhs-dilated,
-    padded input; it is data when p >= 0, p % lhs_dilation == 0 and p / lhs_dilation < size.
-    """
-    positions: list[ir.Value] = []
-    valid: ir.Value = ir.Constant(I1, 1)
-    for wd, size, o, w in zip(dims, in_sizes, out_pos, win_pos, strict=True):
-        p = b.mul(o, i64(wd.stride))
-        p = b.add(p, b.mul(w, i64(wd.window_dilation)))
-        p = b.sub(p, i64(wd.padding_low))
-        ok = b.icmp_signed(">=", p, i64(0))
-        if wd.base_dilation != 1:
-            ok = b.and_(ok, b.icmp_signed("==", b.srem(p, i64(wd.base_dilation)), i64(0)))
-            p = b.sdiv(p, i64(wd.base_dilation))
-        ok = b.and_(ok, b.icmp_signed("<", p, i64(size)))
-        valid = b.and_(valid, ok)
-        positions.append(p)
-    return positions, valid
-
-
-def _kernel_positions(b: ir.IRBuilder, window: Sequence[WindowDim],
-                      wpos: Sequence[ir.Value]) -> list[ir.Value]:
-    """Kernel indices at window positions: a reversed window reads the kernel back to front."""
-    return [
-        b.sub(i64(wd.size - 1), w) if wd.window_reversal else w
-        for wd, w in zip(window, wpos, strict=True)
-    ]
-
-
-def _place(rank: int, pairs: Sequence[tuple[int, ir.Value]]) -> list[ir.Value]:
-    """An index of `rank` values with each (dimension, value) pair placed."""
-    index: list[ir.Value] = [i64(0)] * rank
-    for dim, value in pairs:
-        index[dim] = value
-    return index
 
 
 def _offset(b: ir.IRBuilder, strides: Sequence[int],
@@ -233,7 +183,7 @@ class _Im2col:
             s_end = b.add(b.udiv(b.sub(b.add(col0, cols), i64(1)), i64(features)), i64(1))
             with for_range(b, s_first, s_end, name="im2col.s") as s:
                 kidx = delinearize(b, s, conv.kernel_sizes)
-                wpos = _kernel_positions(b, conv.window, kidx)
+                wpos = kernel_positions(b, conv.window, kidx)
                 seg = b.mul(s, i64(features))
                 lo = b.sub(_max(b, seg, col0), seg)
                 hi = b.sub(_min(b, b.add(seg, i64(features)), b.add(col0, cols)), seg)
@@ -243,7 +193,7 @@ class _Im2col:
                 # edge) a flag to store zeros while reading feature 0 of pixel row0's image.
                 sources = []
                 for inside, (ob, *opos) in pixels:
-                    positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos,
+                    positions, valid = input_positions(b, conv.window, conv.in_sizes, opos,
                                                         wpos)
                     valid = b.and_(inside, valid)
                     src = _offset(b, self.strides, [
@@ -295,7 +245,7 @@ def _kernel_matrix(ctx: KernelContext, conv: _Conv, rhs: IrArray
     dims = [*conv.kernel_sizes, conv.kernel_in, conv.kernel_out]
     copy: IrArray = ctx.temp_array(Shape.array(conv.acc_t, tuple(dims)), name="conv.kernel")
     with loop_nest(b, dims, name="conv.kcopy") as idx:
-        index = _place(rhs.shape.rank, [*zip(rows, idx[:-1], strict=True),
+        index = place(rhs.shape.rank, [*zip(rows, idx[:-1], strict=True),
                                         (labels.kernel_output_feature, idx[-1])])
         value = convert_scalar(b, rhs.load(b, index), rhs.element_type, conv.acc_t)
         copy.store(b, idx, value)
@@ -347,7 +297,7 @@ def _store_output(ctx: KernelContext, conv: _Conv, c: IrArray, out: IrArray) -> 
         ob, *opos = delinearize(b, m, [conv.out_batch, *conv.out_sizes])
         with for_range(b, 0, conv.kernel_out, name="conv.f") as f:
             value = c.load_linear(b, b.add(b.mul(m, i64(conv.kernel_out)), f))
-            index = _place(out.shape.rank, [
+            index = place(out.shape.rank, [
                 (labels.output_batch, ob),
                 (labels.output_feature, f),
                 *zip(labels.output_spatial, opos, strict=True),
@@ -398,7 +348,7 @@ def _emit_depthwise_unrolled(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs:
         for kidx in itertools.product(*(range(k) for k in conv.kernel_sizes)):
             wpos = [i64(wd.size - 1 - k if wd.window_reversal else k)
                     for wd, k in zip(conv.window, kidx, strict=True)]
-            positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos, wpos)
+            positions, valid = input_positions(b, conv.window, conv.in_sizes, opos, wpos)
             x_at = _offset(b, x_strides, [(labels.input_batch, ob),
                                           *zip(labels.input_spatial, positions, strict=True)])
             x_ptr = lhs.element_ptr_linear(b, b.select(valid, x_at, i64(0)))
@@ -442,8 +392,8 @@ def _emit_depthwise_rows(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrA
         with for_range(b, 0, conv.kernel_out, name="dw.clear") as f:
             row.store_linear(b, f, zero)
         with loop_nest(b, conv.kernel_sizes, name="dw.win") as wpos:
-            positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos, wpos)
-            kpos = _kernel_positions(b, conv.window, wpos)
+            positions, valid = input_positions(b, conv.window, conv.in_sizes, opos, wpos)
+            kpos = kernel_positions(b, conv.window, wpos)
             with if_then(b, valid):
                 x_base = _offset(b, x_strides, [
                     (labels.input_batch, ob), *zip(labels.input_spatial, positions, strict=True)])
@@ -457,7 +407,7 @@ def _emit_depthwise_rows(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrA
                         w = convert_scalar(b, w, rhs.element_type, acc_t)
                         row.store_linear(b, f, multiply_add(b, acc_t, row.load_linear(b, f), x, w))
         with for_range(b, 0, conv.kernel_out, name="dw.store") as f:
-            index = _place(out.shape.rank, [
+            index = place(out.shape.rank, [
                 (labels.output_batch, ob),
                 (labels.output_feature, f),
                 *zip(labels.output_spatial, opos, strict=True),
@@ -481,8 +431,8 @@ def _emit_direct(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
         with for_range(b, 0, conv.kernel_out, name="conv.clear") as f:
             row.store_linear(b, f, zero)
         with loop_nest(b, conv.kernel_sizes, name="conv.win") as wpos:
-            positions, valid = _input_positions(b, conv.window, conv.in_sizes, opos, wpos)
-            kpos = _kernel_positions(b, conv.window, wpos)
+            positions, valid = input_positions(b, conv.window, conv.in_sizes, opos, wpos)
+            kpos = kernel_positions(b, conv.window, wpos)
             with if_then(b, valid):
                 for g in range(conv.groups):
                     _accumulate_group(
@@ -494,7 +444,7 @@ def _emit_direct(ctx: KernelContext, conv: _Conv, lhs: IrArray, rhs: IrArray,
                         kernel_in=conv.kernel_in,
                     )
         with for_range(b, 0, conv.kernel_out, name="conv.store") as f:
-            index = _place(out.shape.rank, [
+            index = place(out.shape.rank, [
                 (labels.output_batch, ob),
                 (labels.output_feature, f),
                 *zip(labels.output_spatial, opos, strict=True),
@@ -526,7 +476,7 @@ def _accumulate_group(
     batch = b.add(ob, i64(in_batch_offset), flags=_NOWRAP) if in_batch_offset else ob
     with for_range(b, 0, kernel_in, name=f"conv.i{group}") as ki:
         feature = b.add(ki, i64(in_feature_offset), flags=_NOWRAP) if in_feature_offset else ki
-        x_index = _place(lhs.shape.rank, [
+        x_index = place(lhs.shape.rank, [
             (labels.input_batch, batch),
             (labels.input_feature, feature),
             *zip(labels.input_spatial, positions, strict=True),
@@ -534,7 +484,7 @@ def _accumulate_group(
         x = convert_scalar(b, lhs.load(b, x_index), lhs.element_type, acc_t)
         with for_range(b, 0, out_features, name=f"conv.o{group}") as j:
             f = b.add(j, i64(out_feature_offset), flags=_NOWRAP) if out_feature_offset else j
-            k_index = _place(rhs.shape.rank, [
+            k_index = place(rhs.shape.rank, [
                 (labels.kernel_input_feature, ki),
                 (labels.kernel_output_feature, f),
                 *zip(labels.kernel_spatial, kpos, strict=True),

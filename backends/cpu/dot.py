@@ -1,4 +1,4 @@
-"""CPU kernel for `dot` with general dimension numbers, and the scalar arithmetic it shares.
+"""CPU kernel for `dot` with general dimension numbers.
 
 Every dot is viewed as a batch of matrix products `C[b] = A[b] @ B[b]` with A: [M, K],
 B: [K, N] and C: [M, N], where b runs over the batch dimensions, M over the lhs free
@@ -12,8 +12,9 @@ type, and a result narrower than float operands is computed in the operands' typ
 rounded once. Matrix-vector (N == 1) and vector-matrix (M == 1) products skip the packing;
 PRED and complex dots take a plain scalar loop nest.
 
-The small scalar helpers here (`accumulation_type`, `convert_scalar`, `add_scalar`,
-`mul_scalar`, `multiply_add`) are also used by the convolution and linear-algebra kernels.
+The scalar arithmetic (`accumulation_type`, `dot_accumulation_type`, `convert_scalar`,
+`add_scalar`, `mul_scalar`, `multiply_add`) lives in `backends/llvm/arith.py`, shared with
+the GPU kernels; it is re-exported here for the CPU kernels that import it from this module.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from llvmlite import ir
 
 from backends.cpu.gemm import GemmPlan, MatrixOperand, kernel_target
 from backends.cpu.kernels import BufferValue, KernelContext, emits
-from backends.elemental_convert import convert
+from backends.llvm.arith import (
+    accumulation_type,
+    add_scalar,
+    convert_scalar,
+    dot_accumulation_type,
+    mul_scalar,
+    multiply_add,
+)
 from backends.llvm.index import row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
@@ -35,7 +43,6 @@ from backends.llvm.irutil import (
     const,
     for_range,
     i64,
-    intrinsic,
     llvm_type,
     loop_nest,
 )
@@ -44,69 +51,7 @@ from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
-_T = PrimitiveType
 _NOWRAP = ("nuw", "nsw")
-
-
-# --- scalar arithmetic shared by the contraction kernels --------------------------------------
-
-
-def accumulation_type(t: PrimitiveType) -> PrimitiveType:
-    """The type a sum of products of `t` accumulates in: f32 for f16/bf16, else `t` itself."""
-    if t in (_T.F16, _T.BF16):
-        return _T.F32
-    return t
-
-
-def convert_scalar(
-    b: ir.IRBuilder, value: ir.Value, src: PrimitiveType, dst: PrimitiveType
-) -> ir.Value:
-    """`value` of element type `src` converted to `dst` with XLA's convert semantics."""
-    return convert(b, src, dst, value)
-
-
-def add_scalar(b: ir.IRBuilder, t: PrimitiveType, x: ir.Value, y: ir.Value) -> ir.Value:
-    """x + y in type `t` (integers wrap, PRED is OR, complex adds componentwise)."""
-    if t.is_float:
-        return b.fadd(x, y)
-    if t.is_pred:
-        return b.or_(x, y)
-    if t.is_complex:
-        re = b.fadd(b.extract_value(x, 0), b.extract_value(y, 0))
-        im = b.fadd(b.extract_value(x, 1), b.extract_value(y, 1))
-        return b.insert_value(b.insert_value(ir.Constant(x.type, ir.Undefined), re, 0), im, 1)
-    return b.add(x, y)
-
-
-def mul_scalar(b: ir.IRBuilder, t: PrimitiveType, x: ir.Value, y: ir.Value) -> ir.Value:
-    """x * y in type `t` (integers wrap, PRED is AND, complex multiplies as complex)."""
-    if t.is_float:
-        return b.fmul(x, y)
-    if t.is_pred:
-        return b.and_(x, y)
-    if t.is_complex:
-        xr, xi = b.extract_value(x, 0), b.extract_value(x, 1)
-        yr, yi = b.extract_value(y, 0), b.extract_value(y, 1)
-        re = b.fsub(b.fmul(xr, yr), b.fmul(xi, yi))
-        im = b.fadd(b.fmul(xr, yi), b.fmul(xi, yr))
-        return b.insert_value(b.insert_value(ir.Constant(x.type, ir.Undefined), re, 0), im, 1)
-    return b.mul(x, y)
-
-
-def multiply_add(
-    b: ir.IRBuilder, t: PrimitiveType, acc: ir.Value, x: ir.Value, y: ir.Value
-) -> ir.Value:
-    """acc + x * y; floats use llvm.fmuladd so the target may fuse it into one FMA."""
-    if t.is_float:
-        return intrinsic(b, f"llvm.fmuladd.{_suffix(x.type)}", x.type, [x, y, acc])
-    return add_scalar(b, t, acc, mul_scalar(b, t, x, y))
-
-
-def _suffix(ty: ir.Type) -> str:
-    """The intrinsic name suffix of a scalar or vector float type (f32, v8f32, ...)."""
-    if isinstance(ty, ir.VectorType):
-        return f"v{ty.count}{_suffix(ty.element)}"
-    return {"half": "f16", "float": "f32", "double": "f64"}[str(ty)]
 
 
 # --- the dot view ---------------------------------------------------------------------------
@@ -168,23 +113,6 @@ def _operand_index(order: Sequence[int], loop_values: Sequence[ir.Value]) -> lis
     for dim, v in zip(order, loop_values, strict=True):
         index[dim] = v
     return index
-
-
-def dot_accumulation_type(out_t: PrimitiveType, operand_types: Sequence[PrimitiveType]
-                          ) -> PrimitiveType:
-    """The type a dot accumulates in: that of its result, widened to wider float operands.
-
-    A result narrower than the operands is computed in the operands' type and rounded at
-    the end (XLA's ResultCaster); integers may use the result type, as wrapping commutes
-    with truncation.
-    """
-    acc = accumulation_type(out_t)
-    for t in operand_types:
-        wide = accumulation_type(t)
-        if (acc.is_float and wide.is_float) or (acc.is_complex and wide.is_complex):
-            if wide.bits > acc.bits:
-                acc = wide
-    return acc
 
 
 def _is_direct(arr: IrArray, order: tuple[int, ...], acc_t: PrimitiveType) -> bool:
@@ -437,3 +365,17 @@ def emit_dot(
         _emit_row_times_matrix(ctx, view, lhs, rhs, out, acc_t)
     else:
         _emit_gemm(ctx, view, lhs, rhs, out, acc_t)
+
+
+__all__ = [
+    "DotView",
+    "accumulation_type",
+    "add_scalar",
+    "convert_scalar",
+    "dot_accumulation_type",
+    "dot_view",
+    "emit_dot",
+    "group_strides",
+    "mul_scalar",
+    "multiply_add",
+]

@@ -9,7 +9,7 @@ values share an offset when their lifetimes do not overlap, or when one updates 
 place. What a kernel needs only while it runs (scratch buffers, the arenas of the
 computations it calls) is placed by `BufferAssignment.place_scratch` around the buffers
 live at its step, so the arena size is the assignment's total. Instructions run in the
-assignment's order (the computation's post order), which its liveness assumes.
+order of the assignment's schedule, which its liveness assumes.
 
 Kernels. Each instruction that computes is emitted into its own internal `noinline`
 function, called once. Its parameters are the distinct buffers it reads or writes, each
@@ -144,11 +144,9 @@ class FunctionEmitter:
     def emit(self) -> None:
         root = self.comp.root
         assert root is not None
-        order = self.comp.post_order()
-        if [i.name for i in order] != self.assignment.steps:
-            raise InternalError(f"{self.comp.name}: the buffer assignment's order is stale")
+        # The assignment's schedule: its liveness (and so every offset) assumes this order.
         live = {id(i) for i in root.walk_operands()}
-        for step, instr in enumerate(order):
+        for step, instr in enumerate(self.assignment.order):
             if id(instr) not in live:
                 continue  # dead code: its buffer (if any) is never written nor read
             try:

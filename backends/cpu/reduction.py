@@ -8,7 +8,8 @@ order. A reduction of many elements by a plain commutative combiner (add, multip
 and, or, xor) is split over several partial accumulators, as XLA's vectorised reduction does:
 the operation semantics leave the order of combination unspecified, and the split gives
 vectorisation and a smaller rounding error on long float sums. Windows skip padding and
-the holes of base dilation, as XLA's evaluator does.
+the holes of base dilation, as XLA's evaluator does (index arithmetic in
+`backends/llvm/window.py`, shared with the GPU kernels).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from backends.llvm.irutil import (
     llvm_type,
     loop_nest,
 )
-from hlo.attributes import Window, WindowDim
+from backends.llvm.window import window_input_index
+from hlo.attributes import Window
 from hlo.computation import HloComputation
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
@@ -233,50 +235,6 @@ def _reduce_into_output(
 
 
 # --- windows ---------------------------------------------------------------------------------
-
-
-def _always_inside(wd: WindowDim, in_size: int, out_size: int) -> bool:
-    """True when a window dim reads input index == output index with no possible miss."""
-    return (
-        wd.size == 1 and wd.stride == 1 and wd.padding_low == 0 and wd.padding_high == 0
-        and wd.base_dilation == 1 and wd.window_dilation == 1 and in_size == out_size
-    )
-
-
-def window_input_index(
-    b: ir.IRBuilder,
-    window: Window,
-    in_dims: Sequence[int],
-    out_dims: Sequence[int],
-    out_index: Sequence[ir.Value],
-    win_index: Sequence[ir.Value],
-) -> tuple[list[ir.Value], ir.Value | None]:
-    """The input index a window position reads, and an i1 that is true when it is real data.
-
-    Position p = out * stride + win * window_dilation - padding_low lives in the base-dilated
-    input; it is data when p >= 0, p % base_dilation == 0 and p / base_dilation < size.
-    Returns None for the condition when every position is statically inside.
-    """
-    index: list[ir.Value] = []
-    valid: ir.Value | None = None
-    for d, wd in enumerate(window.dims):
-        if _always_inside(wd, in_dims[d], out_dims[d]):
-            index.append(out_index[d])
-            continue
-        w = win_index[d]
-        if wd.window_reversal:
-            w = b.sub(i64(wd.size - 1), w)
-        pos = b.mul(out_index[d], i64(wd.stride))
-        pos = b.add(pos, b.mul(w, i64(wd.window_dilation)))
-        pos = b.sub(pos, i64(wd.padding_low))
-        ok = b.icmp_signed(">=", pos, i64(0))
-        if wd.base_dilation != 1:
-            ok = b.and_(ok, b.icmp_signed("==", b.srem(pos, i64(wd.base_dilation)), i64(0)))
-            pos = b.sdiv(pos, i64(wd.base_dilation))
-        ok = b.and_(ok, b.icmp_signed("<", pos, i64(in_dims[d])))
-        valid = ok if valid is None else b.and_(valid, ok)
-        index.append(pos)
-    return index, valid
 
 
 @emits(Opcode.REDUCE_WINDOW)

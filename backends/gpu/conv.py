@@ -13,59 +13,17 @@ TODO(#8): implicit GEMM through the tiled dot kernel for large channel counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from llvmlite import ir
-
-from backends.cpu.dot import convert_scalar, dot_accumulation_type, multiply_add
 from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu, operand_slots, out_slot
 from backends.gpu.launch import for_elements, grid_stride_loop
+from backends.llvm.arith import convert_scalar, dot_accumulation_type, multiply_add
 from backends.llvm.index import delinearize
-from backends.llvm.irutil import I1, for_range, i64, llvm_type, loop_nest, zero
-from hlo.attributes import ConvDimLabels, Window, WindowDim
+from backends.llvm.irutil import for_range, i64, llvm_type, loop_nest, zero
+from backends.llvm.window import input_positions, kernel_positions, place, window_dims
+from hlo.attributes import ConvDimLabels
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 
 _NOWRAP = ("nuw", "nsw")
-
-
-def window_dims(window: Window | None, kernel_sizes: Sequence[int]) -> list[WindowDim]:
-    """The window, or the default one (size = kernel size, unit strides, no padding)."""
-    if window is None or not window.dims:
-        return [WindowDim(size) for size in kernel_sizes]
-    return list(window.dims)
-
-
-def input_positions(b: ir.IRBuilder, dims: Sequence[WindowDim], in_sizes: Sequence[int],
-                    out_pos: Sequence[ir.Value], win_pos: Sequence[ir.Value]
-                    ) -> tuple[list[ir.Value], ir.Value]:
-    """Input spatial indices read at a window position, and an i1 'is real data' flag.
-
-    Position p = out * stride + win * rhs_dilation - pad_low lies in the lhs-dilated,
-    padded input; it is data when p >= 0, p % lhs_dilation == 0 and p / lhs_dilation < size.
-    """
-    positions: list[ir.Value] = []
-    valid: ir.Value = ir.Constant(I1, 1)
-    for wd, size, o, w in zip(dims, in_sizes, out_pos, win_pos, strict=True):
-        p = b.mul(o, i64(wd.stride))
-        p = b.add(p, b.mul(w, i64(wd.window_dilation)))
-        p = b.sub(p, i64(wd.padding_low))
-        ok = b.icmp_signed(">=", p, i64(0))
-        if wd.base_dilation != 1:
-            ok = b.and_(ok, b.icmp_signed("==", b.srem(p, i64(wd.base_dilation)), i64(0)))
-            p = b.sdiv(p, i64(wd.base_dilation))
-        ok = b.and_(ok, b.icmp_signed("<", p, i64(size)))
-        valid = b.and_(valid, ok)
-        # Clamped so the (discarded) load of a skipped position stays in bounds.
-        positions.append(b.select(ok, p, i64(0)))
-    return positions, valid
-
-
-def _place(rank: int, pairs: Sequence[tuple[int, ir.Value]]) -> list[ir.Value]:
-    index: list[ir.Value] = [i64(0)] * rank
-    for dim, value in pairs:
-        index[dim] = value
-    return index
 
 
 @emits_gpu(Opcode.CONVOLUTION)
@@ -110,19 +68,18 @@ def _fill(kernel: KernelFunction, instr: HloInstruction) -> None:
             feature_base = b.mul(group, i64(kernel_in), flags=_NOWRAP)
         b.store(zero(acc_t), acc)
         with loop_nest(b, kernel_sizes, name="w") as wpos:
-            positions, valid = input_positions(b, window, in_sizes, opos, wpos)
-            # A reversed window reads the kernel back to front at the same input positions.
-            kpos = [b.sub(i64(wd.size - 1), w) if wd.window_reversal else w
-                    for wd, w in zip(window, wpos, strict=True)]
+            # Skipped positions are clamped so that their (discarded) loads stay in bounds.
+            positions, valid = input_positions(b, window, in_sizes, opos, wpos, clamp=True)
+            kpos = kernel_positions(b, window, wpos)
             with b.if_then(valid):
                 with for_range(b, 0, kernel_in, name="ci") as ki:
                     feature = b.add(ki, feature_base, flags=_NOWRAP)
-                    x_index = _place(lhs.shape.rank, [
+                    x_index = place(lhs.shape.rank, [
                         (labels.input_batch, batch),
                         (labels.input_feature, feature),
                         *zip(labels.input_spatial, positions, strict=True),
                     ])
-                    k_index = _place(rhs.shape.rank, [
+                    k_index = place(rhs.shape.rank, [
                         (labels.kernel_input_feature, ki),
                         (labels.kernel_output_feature, f),
                         *zip(labels.kernel_spatial, kpos, strict=True),

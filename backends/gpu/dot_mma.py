@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
@@ -303,7 +303,7 @@ class Reg:
         return Reg(self.b, self.b.lshr(self.v, self._of(o)))
 
 
-Index = Union[int, Reg]
+Index = int | Reg
 
 
 def chunks_per_row(k_contiguous: bool, free_edge: int, block_k: int) -> int:

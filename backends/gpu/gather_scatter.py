@@ -11,11 +11,13 @@ scatter skips every update window that does not fit whole.
   compare-and-swap loop around the inlined combiner otherwise. Duplicate indices are
   therefore combined in an unspecified order, as on XLA's GPU backend. Variadic scatters
   and 128-bit complex elements run on one thread, in the row-major order of the updates.
+
+The index arithmetic is `backends/llvm/gather_index.py`, shared with the CPU kernels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from llvmlite import ir
 
@@ -23,52 +25,22 @@ from backends.elemental_convert import from_bits, to_bits
 from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu, operand_slots, out_slot
 from backends.gpu.launch import for_elements, grid_stride_loop, single_thread
 from backends.gpu.plan import leaves
+from backends.llvm.gather_index import (
+    GatherDims,
+    ScatterDims,
+    gather_operand_index,
+    scatter_start,
+    scatter_target,
+)
 from backends.llvm.index import delinearize
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I1, I32, I64, for_range, i64, llvm_type
+from backends.llvm.irutil import I32, I64, for_range, i64, llvm_type
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
-from hlo.errors import UnsupportedOpError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 
-_NOWRAP = ("nuw", "nsw")
 _T = PrimitiveType
-
-
-def index_to_i64(b: ir.IRBuilder, value: ir.Value, t: PrimitiveType) -> ir.Value:
-    """An integer index of type `t` as i64 (sign- or zero-extended as `t` demands)."""
-    if not t.is_integer:
-        raise UnsupportedOpError(f"indices of type {t.value}; expected an integer type")
-    if t.bits == 64:
-        return value
-    return b.sext(value, I64) if t.is_signed else b.zext(value, I64)
-
-
-def clamp_index(b: ir.IRBuilder, value: ir.Value, high: int) -> ir.Value:
-    """min(max(value, 0), high) on i64 (high >= 0)."""
-    value = b.select(b.icmp_signed("<", value, i64(0)), i64(0), value)
-    return b.select(b.icmp_signed(">", value, i64(high)), i64(high), value)
-
-
-def index_vector(b: ir.IRBuilder, indices: IrArray, vector_dim: int,
-                 batch: Sequence[ir.Value], count: int) -> list[ir.Value]:
-    """The `count` components (i64) of the index vector at batch position `batch`.
-
-    `batch` holds one value per dimension of `indices` other than `vector_dim`; a
-    `vector_dim` equal to the rank of `indices` means an implicit vector of length 1.
-    """
-    out: list[ir.Value] = []
-    for j in range(count):
-        index = list(batch)
-        if vector_dim < indices.shape.rank:
-            index.insert(vector_dim, i64(j))
-        out.append(index_to_i64(b, indices.load(b, index), indices.element_type))
-    return out
-
-
-def _batch_value(batch: Sequence[ir.Value], indices_dim: int, vector_dim: int) -> ir.Value:
-    return batch[indices_dim if indices_dim < vector_dim else indices_dim - 1]
 
 
 # --- gather ------------------------------------------------------------------------------------
@@ -90,31 +62,10 @@ def _fill_gather(kernel: KernelFunction, instr: HloInstruction) -> None:
     b = kernel.builder
     operand, indices = kernel.inputs
     out = kernel.outputs[0]
-    a = instr.attrs
-    offset_dims = tuple(a["offset_dims"])
-    collapsed = tuple(a["collapsed_slice_dims"])
-    start_map = tuple(a["start_index_map"])
-    operand_batching = tuple(a.get("operand_batching_dims") or ())
-    indices_batching = tuple(a.get("start_indices_batching_dims") or ())
-    vector_dim = a["index_vector_dim"]
-    slice_sizes = tuple(a["slice_sizes"])
-    op_dims = operand.shape.dims
-    batch_dims = [d for d in range(out.shape.rank) if d not in offset_dims]
-    window_dims = [d for d in range(len(op_dims))
-                   if d not in collapsed and d not in operand_batching]
+    dims = GatherDims.of(instr.attrs, operand.shape.dims, out.shape.rank)
     with grid_stride_loop(b, out.shape.num_elements) as o:
         oi = delinearize(b, o, out.shape.dims)
-        batch = [oi[d] for d in batch_dims]
-        start: list[ir.Value] = [i64(0)] * len(op_dims)
-        components = index_vector(b, indices, vector_dim, batch, len(start_map))
-        for d, v in zip(start_map, components, strict=True):
-            start[d] = clamp_index(b, v, op_dims[d] - slice_sizes[d])
-        for od, idim in zip(operand_batching, indices_batching, strict=True):
-            start[od] = _batch_value(batch, idim, vector_dim)
-        index = list(start)
-        for od, out_dim in zip(window_dims, offset_dims, strict=True):
-            index[od] = b.add(start[od], oi[out_dim], flags=_NOWRAP)
-        out.store_linear(b, o, operand.load(b, index))
+        out.store_linear(b, o, operand.load(b, gather_operand_index(b, dims, indices, oi)))
     kernel.finish()
 
 
@@ -236,42 +187,16 @@ def _fill_scatter(ctx: KernelContext, kernel: KernelFunction, instr: HloInstruct
     b = kernel.builder
     outs = kernel.outputs
     indices, updates = kernel.inputs[0], kernel.inputs[1:]
-    a = instr.attrs
-    update_window_dims = tuple(a["update_window_dims"])
-    inserted = tuple(a["inserted_window_dims"])
-    to_operand = tuple(a["scatter_dims_to_operand_dims"])
-    input_batching = tuple(a.get("input_batching_dims") or ())
-    indices_batching = tuple(a.get("scatter_indices_batching_dims") or ())
-    vector_dim = a["index_vector_dim"]
-    comp: HloComputation = a["to_apply"]
-    op_dims = outs[0].shape.dims
+    comp: HloComputation = instr.attrs["to_apply"]
     upd_dims = updates[0].shape.dims
-    scatter_dims = [d for d in range(len(upd_dims)) if d not in update_window_dims]
-    window_operand_dims = [d for d in range(len(op_dims))
-                           if d not in inserted and d not in input_batching]
-    window_size = [1] * len(op_dims)
-    for od, ud in zip(window_operand_dims, update_window_dims, strict=True):
-        window_size[od] = upd_dims[ud]
+    dims = ScatterDims.of(instr.attrs, outs[0].shape.dims, upd_dims)
     count = updates[0].shape.num_elements
 
     def element(u: ir.Value) -> None:
         ui = delinearize(b, u, upd_dims)
-        batch = [ui[d] for d in scatter_dims]
-        start: list[ir.Value] = [i64(0)] * len(op_dims)
-        components = index_vector(b, indices, vector_dim, batch, len(to_operand))
-        for d, v in zip(to_operand, components, strict=True):
-            start[d] = v
-        for od, idim in zip(input_batching, indices_batching, strict=True):
-            start[od] = _batch_value(batch, idim, vector_dim)
-        fits: ir.Value = ir.Constant(I1, 1)
-        for d in range(len(op_dims)):
-            inside = b.and_(b.icmp_signed(">=", start[d], i64(0)),
-                            b.icmp_signed("<=", start[d], i64(op_dims[d] - window_size[d])))
-            fits = b.and_(fits, inside)
+        start, fits = scatter_start(b, dims, indices, [ui[d] for d in dims.scatter_dims])
         with b.if_then(fits):
-            target = list(start)
-            for od, ud in zip(window_operand_dims, update_window_dims, strict=True):
-                target[od] = b.add(start[od], ui[ud], flags=_NOWRAP)
+            target = scatter_target(b, dims, start, [ui[d] for d in dims.update_window_dims])
             linear = outs[0].linear_of(b, target)
             values = [x.load_linear(b, u) for x in updates]
             if parallel:
@@ -291,5 +216,4 @@ def _fill_scatter(ctx: KernelContext, kernel: KernelFunction, instr: HloInstruct
     kernel.finish()
 
 
-__all__ = ["atomic_update", "clamp_index", "emit_gather", "emit_scatter", "index_to_i64",
-           "index_vector", "returns_update"]
+__all__ = ["atomic_update", "emit_gather", "emit_scatter", "returns_update"]

@@ -17,7 +17,7 @@ computation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from llvmlite import ir
 
@@ -29,8 +29,12 @@ from backends.gpu.target_math import GpuMath
 from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I8, PTR, i64
+
+# emit_scalar_computation is re-exported for compiler.py and misc.py.
+from backends.scalar_computation import emit_scalar_computation as emit_scalar_computation
+from backends.scalar_computation import fixed_generator
 from hlo.computation import HloComputation
-from hlo.errors import CompileError, InternalError, UnsupportedOpError
+from hlo.errors import CompileError, InternalError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
@@ -173,60 +177,6 @@ def operand_slots(ctx: KernelContext) -> list[Slot]:
     return slots
 
 
-# --- scalar computations ---------------------------------------------------------------------
-
-
-def emit_scalar_computation(b: ir.IRBuilder, math: GpuMath, comp: HloComputation,
-                            args: Sequence[ir.Value]) -> list[ir.Value]:
-    """Emit `comp` on register values at the builder's position; returns the root leaves.
-
-    Every instruction must be rank 0, or a tuple of rank-0 values: elemental ops,
-    constants, tuples, get-tuple-element, and calls of other scalar computations.
-
-    Raises:
-        UnsupportedOpError: an instruction that is not scalar.
-    """
-    params = comp.parameters
-    if len(args) != len(params):
-        raise InternalError(f"{comp.name} takes {len(params)} scalars, got {len(args)}")
-    root = comp.root
-    if root is None:
-        raise CompileError(f"computation {comp.name} has no root")
-    values: dict[int, Any] = {}
-    scalar = IrIndex([], ())
-    for instr in root.walk_operands():
-        op = instr.opcode
-        operand_values = [values[id(o)] for o in instr.operands]
-        if op is Opcode.PARAMETER:
-            values[id(instr)] = args[instr.attrs["parameter_number"]]
-        elif op is Opcode.TUPLE:
-            values[id(instr)] = tuple(operand_values)
-        elif op is Opcode.GET_TUPLE_ELEMENT:
-            values[id(instr)] = operand_values[0][instr.attrs["index"]]
-        elif op is Opcode.CALL:
-            result = emit_scalar_computation(b, math, instr.attrs["to_apply"], operand_values)
-            values[id(instr)] = tuple(result) if instr.shape.is_tuple else result[0]
-        elif op in EMIT and instr.shape.is_array and instr.shape.rank == 0:
-            gens = {o: _fixed(values[id(o)]) for o in instr.operands}
-            values[id(instr)] = ElementalEmitter(b, math).generator(instr, gens)(scalar)
-        else:
-            raise UnsupportedOpError(
-                f"{op.value} ({instr.name}, shape {instr.shape}) is not supported in the "
-                f"scalar computation {comp.name}"
-            )
-    return _flatten(values[id(root)])
-
-
-def _fixed(value: ir.Value) -> Generator:
-    return lambda index: value
-
-
-def _flatten(value: Any) -> list[ir.Value]:
-    if isinstance(value, tuple):
-        return [leaf for v in value for leaf in _flatten(v)]
-    return [value]
-
-
 # --- one thread per output element -----------------------------------------------------------
 
 
@@ -245,7 +195,7 @@ def operand_generators(kernel: KernelFunction, operands: Sequence[HloInstruction
         if operand in gens:
             continue
         if is_scalar_constant(operand):
-            gens[operand] = _fixed(scalar_constant(operand))
+            gens[operand] = fixed_generator(scalar_constant(operand))
             continue
         array = kernel.inputs[k]
         gens[operand] = _loader(b, array)
@@ -332,7 +282,7 @@ def fused_generator(e: ElementalEmitter, comp: HloComputation) -> Generator:
         raise CompileError(f"fused computation {comp.name} has no root")
     for instr in root.walk_operands():
         if is_scalar_constant(instr):
-            gens[instr] = _fixed(scalar_constant(instr))
+            gens[instr] = fixed_generator(scalar_constant(instr))
         else:
             gens[instr] = e.generator(instr, {o: gens[o] for o in instr.operands})
     return gens[root]

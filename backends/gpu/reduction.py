@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from backends.cpu.reduction import window_input_index
 from backends.gpu.gather_scatter import atomic_supported, atomic_update
 from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu
 from backends.gpu.launch import (
@@ -54,6 +53,7 @@ from backends.gpu.plan import Slot, leaves
 from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I1, I8, I64, for_range, i64, llvm_type, loop_nest
+from backends.llvm.window import window_input_index
 from hlo.attributes import Window
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType

@@ -7,8 +7,11 @@ alias results), so they are not in the arena either. get-tuple-element, tuple, r
 bitcast and opt-barrier make no buffer: they name (part of) their operand's, as the CPU
 backend treats them.
 
-Liveness uses one sequential order, the post order of the entry: a buffer lives from the
-step that defines it to the last step that reads it (through any alias). An elementwise
+Liveness uses one sequential order of the instructions, which the backend must follow: a
+list schedule (as XLA's memory scheduler) that, among the instructions whose operands are
+computed, runs first the one that frees the most bytes net of what it defines, ties going
+to post order; side-effecting instructions keep their relative order. A buffer lives from
+the step that defines it to the last step that reads it (through any alias). An elementwise
 instruction, a loop fusion (kLoop) through an operand that reaches its root only through
 elementwise ops (read at the very index it writes), or a dynamic-update-slice's operand 0,
 may write in place into an operand buffer that dies at that very step and has the same
@@ -36,6 +39,7 @@ from typing import ClassVar
 
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
+from hlo.errors import InternalError
 from hlo.instruction import HloInstruction
 from hlo.module import HloModule
 from hlo.opcodes import Opcode, Trait
@@ -60,7 +64,7 @@ class LogicalBuffer:
     Attributes:
         kind: "temp" (in the arena), "output", "parameter", "constant" or "callee".
         index: position of the leaf within a tuple-shaped value (() for arrays).
-        start, end: the steps (post-order positions) of the definition and the last use.
+        start, end: the steps (schedule positions) of the definition and the last use.
         note: why it ended where it did, for `explain()`.
     """
 
@@ -105,6 +109,8 @@ class BufferAssignment:
     allocations: list[Allocation]
     alignment: int
     steps: list[str] = field(default_factory=list)
+    # The schedule: the order in which the instructions run (`steps` are their names).
+    order: list[HloInstruction] = field(default_factory=list)
     # id(instruction) -> its value: a LogicalBuffer, a tuple of values, or None (tokens).
     values: dict[int, _Value] = field(default_factory=dict)
 
@@ -242,6 +248,68 @@ def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
     return total
 
 
+# Above this many instructions the schedule is the post order: the list scheduler looks
+# at every ready instruction at every step (quadratic), and compile time matters more.
+_SCHEDULE_LIMIT = 4000
+
+
+def memory_schedule(comp: HloComputation) -> list[HloInstruction]:
+    """Every instruction of `comp` (dead ones too), operands first, in an order that keeps
+    few bytes live: a greedy list schedule (see the module docstring)."""
+    order = comp.post_order()
+    if len(order) > _SCHEDULE_LIMIT:
+        return order
+    position = {id(i): k for k, i in enumerate(order)}
+    # The buffers (defining instructions) each value names, through aliases.
+    sources: dict[int, tuple[HloInstruction, ...]] = {}
+    for instr in order:
+        if instr.opcode in _ALIASING:
+            found = {id(s): s for o in instr.operands for s in sources[id(o)]}
+            sources[id(instr)] = tuple(found.values())
+        else:
+            sources[id(instr)] = (instr,)
+    reads = {id(i): {id(s): s for o in i.operands for s in sources[id(o)]} for i in order}
+    remaining = {id(i): 0 for i in order}
+    for instr in order:
+        for key in reads[id(instr)]:
+            remaining[key] += 1
+    # Dependencies: operands, and the previous side-effecting instruction.
+    waiting = {id(i): len({id(o) for o in i.operands}) for i in order}
+    after: dict[int, list[HloInstruction]] = {id(i): [] for i in order}
+    for instr in order:
+        for user in {id(u): u for u in instr.users if id(u) in position}.values():
+            after[id(instr)].append(user)
+    effects = [i for i in order if i.has(Trait.SIDE_EFFECTING)]
+    for first, then in zip(effects, effects[1:], strict=False):
+        after[id(first)].append(then)
+        waiting[id(then)] += 1
+
+    def own_bytes(instr: HloInstruction) -> int:
+        if instr.opcode in _ALIASING or instr.opcode in (Opcode.PARAMETER, Opcode.CONSTANT):
+            return 0
+        return sum(s.byte_size for s in instr.shape.leaves() if s.is_array)
+
+    def priority(instr: HloInstruction) -> tuple[int, int]:
+        freed = sum(own_bytes(s) for key, s in reads[id(instr)].items() if remaining[key] == 1)
+        return freed - own_bytes(instr), -position[id(instr)]
+
+    ready = [i for i in order if waiting[id(i)] == 0]
+    scheduled: list[HloInstruction] = []
+    while ready:
+        best = max(ready, key=priority)
+        ready.remove(best)
+        scheduled.append(best)
+        for key in reads[id(best)]:
+            remaining[key] -= 1
+        for user in after[id(best)]:
+            waiting[id(user)] -= 1
+            if waiting[id(user)] == 0:
+                ready.append(user)
+    if len(scheduled) != len(order):
+        raise InternalError(f"{comp.name}: cannot schedule (a cycle?)")
+    return scheduled
+
+
 class _Assigner:
     def __init__(self, module: HloModule, alignment: int, computation: HloComputation | None,
                  callee_blocks: bool) -> None:
@@ -249,7 +317,7 @@ class _Assigner:
         self.alignment = alignment
         self.entry = computation if computation is not None else module.entry_computation
         self.callee_blocks = callee_blocks
-        self.order = self.entry.post_order()
+        self.order = memory_schedule(self.entry)
         self.values: dict[int, _Value] = {}
         self.buffers: list[LogicalBuffer] = []
         self.readers: dict[int, list[tuple[int, str]]] = {}  # buffer -> (step, reader)
@@ -260,7 +328,7 @@ class _Assigner:
         self._pack(allocations)
         steps = [i.name for i in self.order]
         return BufferAssignment(self.module.name, self.buffers, allocations, self.alignment,
-                                steps, self.values)
+                                steps, self.order, self.values)
 
     # --- values and liveness ----------------------------------------------------------------
 

@@ -267,6 +267,26 @@ def test_native_and_python_paths_agree() -> None:
     np.testing.assert_array_equal(exe(x), python_only(x))
 
 
+def test_no_parameters_and_no_results() -> None:
+    constant = compiler.compile("""HloModule c
+
+ENTRY main {
+  ROOT c = f32[2] constant({1, 2})
+}
+""")
+    assert constant().tolist() == [1.0, 2.0] and constant.native.calls == 1
+    with pytest.raises(hlo.ArgumentError, match=r"expected 0 argument\(s\)"):
+        constant(1)
+    nothing = compiler.compile("""HloModule e
+
+ENTRY main {
+  x = f32[2] parameter(0)
+  ROOT t = () tuple()
+}
+""")
+    assert nothing(np.ones(2, np.float32)) == () and nothing.native.calls == 1
+
+
 def test_tuple_parameters_have_no_native_call() -> None:
     exe = compiler.compile("""HloModule tup
 
