@@ -11,6 +11,7 @@ Arguments are f32 or f64 values; f16/bf16 are widened to f32 by the emitter befo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from llvmlite import ir
@@ -53,8 +54,29 @@ _LIBM: dict[str, tuple[str, str]] = {
     "atan2": ("atan2f", "atan2"),
 }
 
-# Functions LLVM lowers to instructions on every target we emit for.
-_INTRINSICS = {"sqrt": "llvm.sqrt"}
+# Functions LLVM lowers to instructions on every target we emit for (CPUs and NVPTX).
+MATH_INTRINSICS = {"sqrt": "llvm.sqrt"}
+
+
+def declare_math_function(
+    module: ir.Module, owner: str, name: str, ty: ir.Type, arity: int,
+    symbols: Mapping[str, tuple[str, str]],
+) -> ir.Function:
+    """The declaration of `name` on f32 or f64 `ty`: an LLVM intrinsic of MATH_INTRINSICS,
+    else the target's library symbol from `symbols` (name -> (f32 symbol, f64 symbol)).
+
+    Raises:
+        InternalError: `ty` is not f32/f64, or `owner` (the TargetMath) has no `name`.
+    """
+    if ty not in (F32, F64):
+        raise InternalError(f"{owner}.{name} on {ty}; widen f16/bf16 first")
+    if name in MATH_INTRINSICS:
+        symbol = f"{MATH_INTRINSICS[name]}.{'f32' if ty == F32 else 'f64'}"
+    elif name in symbols:
+        symbol = symbols[name][0 if ty == F32 else 1]
+    else:
+        raise InternalError(f"{owner} has no function {name}")
+    return declare_function(module, symbol, ty, [ty] * arity)
 
 
 class CpuMath:
@@ -83,18 +105,8 @@ class CpuMath:
         return self._call(b, name, [x, y])
 
     def _call(self, b: ir.IRBuilder, name: str, args: list[ir.Value]) -> ir.Value:
-        ty = args[0].type
-        if ty not in (F32, F64):
-            raise InternalError(f"TargetMath.{name} on {ty}; widen f16/bf16 first")
-        suffix = "f32" if ty == F32 else "f64"
-        if name in _INTRINSICS:
-            symbol = f"{_INTRINSICS[name]}.{suffix}"
-        elif name in _LIBM:
-            symbol = _LIBM[name][0 if ty == F32 else 1]
-        else:
-            raise InternalError(f"TargetMath has no function {name}")
-        fn = declare_function(b.module, symbol, ty, [ty] * len(args))
-        if not symbol.startswith("llvm."):
+        fn = declare_math_function(b.module, "TargetMath", name, args[0].type, len(args), _LIBM)
+        if not fn.name.startswith("llvm."):
             # LLVM knows the libm names and their (errno-only) effects; nounwind is ours.
             fn.attributes.add("nounwind")
         return b.call(fn, args)

@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "math": "bench.bench_math",
     "conv": "bench.bench_conv",
     "overhead": "bench.bench_overhead",
+    "memory": "bench.bench_memory",
 }
 
 __all__ = ["BENCHMARKS"]

@@ -151,6 +151,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             table = result.table(limits)
             tables.append(table)
             print(table.to_markdown(), flush=True)
+        # Benchmarks that report sizes rather than timings against peers (bench_memory).
+        for table in getattr(module, "tables", lambda _: [])(peers):
+            tables.append(table)
+            print(table.to_markdown(), flush=True)
     summary = summary_table(results, limits)
     tables.append(summary)
     print(summary.to_markdown())

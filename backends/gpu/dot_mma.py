@@ -416,6 +416,10 @@ def cp_async_wait(b: ir.IRBuilder, pending: int) -> None:
 # --- the kernel ----------------------------------------------------------------------------------
 
 
+# accumulator slots: [m16 fragment][n8 fragment][register]
+Accumulators = list[list[list[ir.Value]]]
+
+
 @dataclass
 class _Chunk:
     """One 16-byte copy a thread issues per K step for one operand."""
@@ -577,7 +581,7 @@ class MmaKernel:
         return out
 
     def _multiply(self, stage: ir.Value, a_frags: dict[tuple[int, int], ir.Value],
-                  b_frags: dict[tuple[int, int], ir.Value], accs: list) -> None:  # type: ignore[type-arg]
+                  b_frags: dict[tuple[int, int], ir.Value], accs: Accumulators) -> None:
         b, t, plan = self.b, self.tile, self.plan
         stage_base = b.mul(stage, ir.Constant(I32, t.stage_bytes), flags=_NOWRAP)
         in_type = _MMA_TYPES[plan.in_type]
@@ -606,7 +610,7 @@ class MmaKernel:
                       flags=_NOWRAP)
         return b.add(self.smem, b.zext(local, I64), flags=_NOWRAP)
 
-    def _store(self, accs: list, batch: ir.Value, m0: ir.Value, n0: ir.Value,  # type: ignore[type-arg]
+    def _store(self, accs: Accumulators, batch: ir.Value, m0: ir.Value, n0: ir.Value,
                lane: Reg, warp: Reg) -> None:
         """C[batch, m, n] = the accumulators, converted; pairs of columns per store."""
         b, t, plan = self.b, self.tile, self.plan

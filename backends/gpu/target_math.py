@@ -15,8 +15,12 @@ from __future__ import annotations
 from llvmlite import ir
 
 from backends.llvm.irutil import F32, F64, declare_function
-from backends.target_math import BINARY_FUNCTIONS, UNARY_FUNCTIONS
-from hlo.errors import InternalError
+from backends.target_math import (
+    BINARY_FUNCTIONS,
+    MATH_INTRINSICS,
+    UNARY_FUNCTIONS,
+    declare_math_function,
+)
 
 # name -> (f32 libdevice symbol, f64 libdevice symbol)
 _LIBDEVICE: dict[str, tuple[str, str]] = {
@@ -33,10 +37,8 @@ _LIBDEVICE: dict[str, tuple[str, str]] = {
     "pow": ("__nv_powf", "__nv_pow"),
     "atan2": ("__nv_atan2f", "__nv_atan2"),
 }
-# Functions NVPTX lowers to one instruction.
-_INTRINSICS = {"sqrt": "llvm.sqrt"}
 
-assert set(_LIBDEVICE) | set(_INTRINSICS) == set(UNARY_FUNCTIONS) | set(BINARY_FUNCTIONS)
+assert set(_LIBDEVICE) | set(MATH_INTRINSICS) == set(UNARY_FUNCTIONS) | set(BINARY_FUNCTIONS)
 
 # LLVM math intrinsics with no NVPTX instruction selection -> the libdevice base name.
 _UNSELECTABLE = {
@@ -55,16 +57,8 @@ class GpuMath:
         return self._call(b, name, [x, y])
 
     def _call(self, b: ir.IRBuilder, name: str, args: list[ir.Value]) -> ir.Value:
-        ty = args[0].type
-        if ty not in (F32, F64):
-            raise InternalError(f"GpuMath.{name} on {ty}; widen f16/bf16 first")
-        if name in _INTRINSICS:
-            symbol = f"{_INTRINSICS[name]}.{'f32' if ty == F32 else 'f64'}"
-        elif name in _LIBDEVICE:
-            symbol = _LIBDEVICE[name][0 if ty == F32 else 1]
-        else:
-            raise InternalError(f"GpuMath has no function {name}")
-        fn = declare_function(b.module, symbol, ty, [ty] * len(args))
+        fn = declare_math_function(b.module, "GpuMath", name, args[0].type, len(args),
+                                   _LIBDEVICE)
         return b.call(fn, args)
 
 

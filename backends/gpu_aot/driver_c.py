@@ -308,11 +308,14 @@ static void initialize(void) {
 }
 
 /* --- the steps of a run -------------------------------------------------------------------- */
+/* A plan need not use every kind of step. */
+#define TFC_STEP __attribute__((unused)) static
+
 static CUdeviceptr address(int pool, uint64_t offset) {
   return (pool == kArena ? g.arena : g.constants) + offset;
 }
 
-static int launch(Status* st, int index) {
+TFC_STEP int launch(Status* st, int index) {
   const Launch* l = &kLaunches[index];
   CUdeviceptr values[TFC_MAX_LAUNCH_ARGS > 0 ? TFC_MAX_LAUNCH_ARGS : 1];
   void* params[TFC_MAX_LAUNCH_ARGS > 0 ? TFC_MAX_LAUNCH_ARGS : 1];
@@ -329,14 +332,14 @@ static int launch(Status* st, int index) {
                "cuLaunchKernel", l->instr);
 }
 
-static int copy(Status* st, int dst_pool, uint64_t dst, int src_pool, uint64_t src,
+TFC_STEP int copy(Status* st, int dst_pool, uint64_t dst, int src_pool, uint64_t src,
                 size_t bytes, const char* instr) {
   return check(st, g.cu.MemcpyDtoD(address(dst_pool, dst), address(src_pool, src), bytes),
                "cuMemcpyDtoD", instr);
 }
 
 /* Reads a predicate or branch index back to the host. */
-static int read_back(Status* st, int pool, uint64_t offset, void* value, size_t bytes,
+TFC_STEP int read_back(Status* st, int pool, uint64_t offset, void* value, size_t bytes,
                      const char* instr) {
   return check(st, g.cu.MemcpyDtoH(value, address(pool, offset), bytes), "cuMemcpyDtoH",
                instr);

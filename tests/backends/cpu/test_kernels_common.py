@@ -40,24 +40,6 @@ def module_text(params: list[str], body: list[str], extra: str = "") -> str:
     return "HloModule test\n\n" + extra + "ENTRY main {\n" + "\n".join(lines) + "\n}\n"
 
 
-def scalar_computation(name: str, dtype: str, op: str) -> str:
-    """`name(a, b) = op(a, b)` on `dtype` scalars (op an HLO binary opcode)."""
-    return (
-        f"{name} {{\n  a = {dtype}[] parameter(0)\n  b = {dtype}[] parameter(1)\n"
-        f"  ROOT r = {dtype}[] {op}(a, b)\n}}\n\n"
-    )
-
-
-def comparator(name: str, dtypes: list[str], key: int = 0, direction: str = "LT") -> str:
-    """A sort comparator over len(dtypes) operands comparing operand `key`."""
-    params = []
-    for k, dtype in enumerate(dtypes):
-        params.append(f"  l{k} = {dtype}[] parameter({2 * k})")
-        params.append(f"  r{k} = {dtype}[] parameter({2 * k + 1})")
-    root = f"  ROOT c = pred[] compare(l{key}, r{key}), direction={direction}"
-    return f"{name} {{\n" + "\n".join(params) + "\n" + root + "\n}\n\n"
-
-
 def compile_and_run(text: str, *args: np.ndarray) -> tuple[np.ndarray, ...]:
     """Compile `text` with the CPU backend, run it on `args`; returns the result leaves."""
     got = compiler.compile(parse(text))(*args)

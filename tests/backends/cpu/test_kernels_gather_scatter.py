@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.backends.cpu.test_kernels_common import check, module_text, scalar_computation
+from tests.backends.cpu.test_kernels_common import check, module_text
+from tests.backends.hlo_text import scalar_computation
 
 RNG = np.random.default_rng(3)
 ADD_F32 = scalar_computation("add", "f32", "add")

@@ -16,32 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.backends.cpu.test_kernels_common import (
-    check,
-    compile_and_run,
-    module_text,
-    scalar_computation,
-)
+from tests.backends.cpu.test_kernels_common import check, compile_and_run, module_text
+from tests.backends.hlo_text import ARGMAX, scalar_computation
 
 RNG = np.random.default_rng(5)
 ADD_F32 = scalar_computation("add", "f32", "add")
-
-ARGMAX = """argmax {
-  v0 = f32[] parameter(0)
-  i0 = s32[] parameter(1)
-  v1 = f32[] parameter(2)
-  i1 = s32[] parameter(3)
-  gt = pred[] compare(v0, v1), direction=GT
-  eq = pred[] compare(v0, v1), direction=EQ
-  lt = pred[] compare(i0, i1), direction=LT
-  tie = pred[] and(eq, lt)
-  pick = pred[] or(gt, tie)
-  v = f32[] select(pick, v0, v1)
-  i = s32[] select(pick, i0, i1)
-  ROOT r = (f32[], s32[]) tuple(v, i)
-}
-
-"""
 
 
 def reduce_module(dtype: str, dims: tuple[int, ...], reduced: tuple[int, ...], op: str,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.backends.cpu.test_kernels_common import check, comparator, module_text
+from tests.backends.cpu.test_kernels_common import check, module_text
+from tests.backends.hlo_text import comparator
 
 RNG = np.random.default_rng(9)
 

@@ -24,6 +24,7 @@ import hlo
 from hlo.errors import ArgumentError
 from hlo.parser import parse
 from tests.backends.gpu.gpu_checks import Compile, check, numpy_dtype, run
+from tests.backends.hlo_text import ARGMAX, scalar_computation
 from tests.op_records import NOT_EVALUATED, RECORDS
 
 pytestmark = pytest.mark.gpu
@@ -41,7 +42,7 @@ def test_op_record(record: Any, gpu_compile: Compile) -> None:
 
 # --- reductions ----------------------------------------------------------------------------------
 
-_ADD = "add {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT r = f32[] add(a, b)\n}\n"
+_ADD = scalar_computation("add", "f32", "add")
 
 
 def _reduce_text(shape: Sequence[int], dims: Sequence[int], init: str = "0") -> str:
@@ -80,22 +81,7 @@ def test_reduce_shapes(shape: tuple[int, ...], dims: tuple[int, ...],
 
 
 def test_variadic_argmax_rows(gpu_compile: Compile) -> None:
-    text = """HloModule argmax
-argmax {
-  v0 = f32[] parameter(0)
-  i0 = s32[] parameter(1)
-  v1 = f32[] parameter(2)
-  i1 = s32[] parameter(3)
-  gt = pred[] compare(v0, v1), direction=GT
-  eq = pred[] compare(v0, v1), direction=EQ
-  lt = pred[] compare(i0, i1), direction=LT
-  tie = pred[] and(eq, lt)
-  pick = pred[] or(gt, tie)
-  v = f32[] select(pick, v0, v1)
-  i = s32[] select(pick, i0, i1)
-  ROOT t = (f32[], s32[]) tuple(v, i)
-}
-ENTRY e {
+    text = "HloModule argmax\n" + ARGMAX + """ENTRY e {
   x = f32[64,300] parameter(0)
   n = s32[64,300] iota(), iota_dimension=1
   lo = f32[] constant(-inf)
