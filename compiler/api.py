@@ -9,11 +9,12 @@ written, each instruction its own kernel (useful for tests of single kernels).
 A compilation is keyed by the fingerprint of the module's printed text *before* passes,
 the names of the pipeline's passes (none without `optimize`), the resolved backend options
 (target triple, CPU, features, ...) and the compiler version (which includes a hash of the
-compiler, backend and runtime sources, so editing any of them invalidates old entries). The in-memory cache returns the
-same Executable for the same key; the on-disk cache (`TFCOMPILE_CACHE_DIR`, default
-`~/.cache/tfcompile-py`, empty = off) stores the object code and its metadata, written
-atomically (temporary file + `os.replace`) so that concurrent processes never read a
-partial entry. A corrupt or unreadable entry is ignored and recompiled.
+compiler, backend and runtime sources, so editing any of them invalidates old entries).
+The in-memory cache returns the same Executable for the same key; the on-disk cache
+(`TFCOMPILE_CACHE_DIR`, default `~/.cache/tfcompile-py`, empty = off) stores the object
+code and its metadata, written atomically (temporary file + `os.replace`) so that
+concurrent processes never read a partial entry. A corrupt or unreadable entry is ignored
+and recompiled.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from hlo.module import HloModule
 from hlo.shape import Shape
 from hlo.verifier import verify
 
-ALIGNMENT = 64
+
 
 
 def load_kernels() -> None:

@@ -147,6 +147,11 @@ def _reads_at_own_index(instr: HloInstruction, root: HloInstruction) -> bool:
     return True
 
 
+def _loader(b: ir.IRBuilder, buf: IrArray) -> Generator:
+    """A generator reading `buf`."""
+    return lambda index: buf.load(b, index)
+
+
 class FusedContext:
     """The KernelContext of a kernel inside a fusion: the fusion's own, except that
     `elemental` knows the fused instructions."""
@@ -218,13 +223,13 @@ class FusionKernel:
         CPU_KERNELS[instr.opcode](FusedContext(self.ctx, self), instr, operands, out)
         self.buffers[id(instr)] = out
         if isinstance(out, IrArray):
-            self.fused.bind(instr, lambda index, buf=out: buf.load(b, index))
+            self.fused.bind(instr, _loader(b, out))
             return
         for user in instr.users:
             if user.opcode is Opcode.GET_TUPLE_ELEMENT:
                 leaf = out[user.attrs["index"]]
                 self.buffers[id(user)] = leaf
-                self.fused.bind(user, lambda index, buf=leaf: buf.load(b, index))
+                self.fused.bind(user, _loader(b, leaf))
 
     def _operand_value(self, kernel: HloInstruction, operand: HloInstruction) -> Any:
         """What `kernel` reads for `operand`: a buffer, or a generated array."""

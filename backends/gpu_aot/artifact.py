@@ -108,8 +108,9 @@ def build_gpu_artifact(program: GpuProgram, spec: LibrarySpec, cubin: bool = Fal
     Raises:
         CompileError: ptxas (for a cubin) or the C compiler is missing or failed.
     """
-    from compiler.export import find_c_compiler, run_tool
     from llvmlite import binding
+
+    from compiler.export import find_c_compiler, run_tool
 
     entry = device_entry(program, cubin)
     if cubin:

@@ -25,8 +25,17 @@ import numpy as np
 import pytest
 
 import tfcompile_cli
-from backends.gpu.plan import Conditional, Copy, GpuProgram, Launch, Pool, Slot, Step, While
-from backends.gpu.plan import leaves
+from backends.gpu.plan import (
+    Conditional,
+    Copy,
+    GpuProgram,
+    Launch,
+    Pool,
+    Slot,
+    Step,
+    While,
+    leaves,
+)
 from backends.gpu_aot import c_literal
 from compiler.export import LibraryNames, compile_gpu_object, export_library, write_library
 from hlo.dtypes import PrimitiveType
@@ -74,9 +83,10 @@ class Built:
     c_prefix: str
 
 
-def build(tmp: Path, hlo: str, cpp_class: str, names: LibraryNames = LibraryNames(),
+def build(tmp: Path, hlo: str, cpp_class: str, names: LibraryNames | None = None,
           gpu_arch: str | None = None) -> Built:
     module = parse(hlo)
+    names = names or LibraryNames()
     artifact = compile_gpu_object(module, "gpu_entry", cpp_class, names, gpu_arch)
     exported = write_library(
         artifact, cpp_class=cpp_class, object_path=tmp / "lib.o", header_path=tmp / "lib.h",
