@@ -26,6 +26,7 @@ the device); peers with their arrays on the device and a synchronisation per bat
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -45,7 +46,7 @@ from compiler.api import optimize_module  # noqa: E402
 from hlo.parser import parse  # noqa: E402
 
 ROUNDS = 5
-CORPUS = ROOT.parent / "shared" / "corpus" / "hlo"
+CORPUS = Path(os.environ.get("TFCOMPILE_CORPUS", ROOT.parent / "shared" / "corpus")) / "hlo"
 # Tile configurations tried for the bf16 GEMM; the first is dot_mma.DEFAULT_TILE.
 TILES = [
     dot_mma.DEFAULT_TILE,

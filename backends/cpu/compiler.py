@@ -38,8 +38,6 @@ from hlo.shape import Shape
 from hlo.verifier import verify
 
 
-
-
 def load_kernels() -> None:
     """Import the CPU kernel modules; each registers its opcodes in CPU_KERNELS.
 
