@@ -210,8 +210,11 @@ def compile_object(
     target_cpu: str | None = None,
     target_features: str | None = None,
 ) -> ObjectArtifact:
-    """The CPU backend's artifact for `module` with `entry_point` as its symbol."""
-    from backends import cpu
+    """The optimised CPU artifact for `module` with `entry_point` as its symbol: the same
+    pipeline and code generation as `compiler.compile`, so the header's memory figures are
+    the buffer assignment's."""
+    from backends.cpu import CpuOptions
+    from compiler.api import compile_artifact
 
     options: dict[str, Any] = {"entry_symbol": entry_point}
     if target_triple:
@@ -220,7 +223,7 @@ def compile_object(
         options["target_cpu"] = target_cpu
     if target_features:
         options["target_features"] = target_features
-    artifact: ObjectArtifact = cpu.compile_to_object(module, **options)
+    artifact: ObjectArtifact = compile_artifact(module, CpuOptions.from_kwargs(**options))
     return artifact
 
 
