@@ -62,6 +62,19 @@ def test_corpus_case(case: dict, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_corpus_case_compiled_for_cpu(case: dict) -> None:
+    """Imported, optimised and compiled to native code, each case reproduces TF's outputs."""
+    import compiler
+
+    module = tf.import_graph(TF / case["pb"], TF / case["config"])
+    data = np.load(TF / case["npz"])
+    args = [data[f"arg{i}"] for i in range(len(case["args"]))]
+    want = [data[f"out{i}"] for i in range(len(case["results"]))]
+    got = compiler.compile(module, backend="cpu")(*args)
+    _compare(case, got if isinstance(got, tuple) else (got,), want)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_corpus_signature_and_round_trip(case: dict) -> None:
     module = tf.import_graph(TF / case["pb"], TF / case["config"])
     sig = module.attrs["tf_signature"]
