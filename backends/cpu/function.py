@@ -34,9 +34,9 @@ from backends.cpu.kernels import CPU_KERNELS, BufferValue
 from backends.cpu.loops import copy_value, emit_elemental_loop
 from backends.elemental import EMIT, ElementalEmitter, Generator
 from backends.elemental_movement import scalar_constant
-from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I8, PTR, i64
+from backends.scalar_computation import emit_scalar_computation
 from backends.target_math import CpuMath
 from hlo.computation import HloComputation
 from hlo.errors import CompileError, InternalError, TfcompileError, UnsupportedOpError
@@ -326,53 +326,3 @@ def arena_buffers(shape: Shape, alloc: Callable[[int], ir.Value]) -> BufferValue
     if not shape.is_array:
         return None
     return IrArray(alloc(shape.byte_size), shape)
-
-
-def emit_scalar_computation(b: ir.IRBuilder, math: CpuMath, comp: HloComputation,
-                            args: list[Any]) -> list[ir.Value]:
-    """Emit `comp` on register values at the builder's position; returns the root leaves.
-
-    Every instruction must be rank 0 (or a tuple of rank-0 values): elemental ops,
-    constants, tuples, get-tuple-element and calls of other scalar computations.
-    """
-    params = comp.parameters
-    if len(args) != len(params):
-        raise InternalError(f"{comp.name} takes {len(params)} scalars, got {len(args)}")
-    values: dict[int, Any] = {}
-    scalar_index = IrIndex([], ())
-    root = comp.root
-    if root is None:
-        raise CompileError(f"computation {comp.name} has no root")
-    for instr in root.walk_operands():
-        op = instr.opcode
-        operand_values = [values[id(o)] for o in instr.operands]
-        if op is Opcode.PARAMETER:
-            values[id(instr)] = args[instr.attrs["parameter_number"]]
-        elif op is Opcode.TUPLE:
-            values[id(instr)] = tuple(operand_values)
-        elif op is Opcode.GET_TUPLE_ELEMENT:
-            values[id(instr)] = operand_values[0][instr.attrs["index"]]
-        elif op is Opcode.CALL:
-            leaves = emit_scalar_computation(b, math, instr.attrs["to_apply"], operand_values)
-            values[id(instr)] = tuple(leaves) if instr.shape.is_tuple else leaves[0]
-        elif op in EMIT and instr.shape.is_array and instr.shape.rank == 0:
-            gens = {o: _constant_generator(values[id(o)]) for o in instr.operands}
-            gen = ElementalEmitter(b, math).generator(instr, gens)
-            values[id(instr)] = gen(scalar_index)
-        else:
-            raise UnsupportedOpError(
-                f"{op.value} ({instr.name}, shape {instr.shape}) is not supported in the "
-                f"scalar computation {comp.name}"
-            )
-    result = values[id(root)]
-    return list(_flatten_registers(result))
-
-
-def _constant_generator(value: ir.Value) -> Callable[[IrIndex], ir.Value]:
-    return lambda index: value
-
-
-def _flatten_registers(value: Any) -> list[ir.Value]:
-    if isinstance(value, tuple):
-        return [leaf for v in value for leaf in _flatten_registers(v)]
-    return [value]

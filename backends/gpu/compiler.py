@@ -32,7 +32,7 @@ from backends.elemental import EMIT
 from backends.elemental_movement import literal_bytes
 from backends.gpu import kernels as gk
 from backends.gpu.expand import EXPANSIONS
-from backends.gpu.kernels import GPU_KERNELS, KernelFunction, emit_scalar_computation
+from backends.gpu.kernels import GPU_KERNELS, KernelFunction
 from backends.gpu.launch import LaunchDims
 from backends.gpu.plan import (
     BufferValue,
@@ -48,6 +48,7 @@ from backends.gpu.plan import (
 )
 from backends.gpu.ptx import DEFAULT_ARCH, DEFAULT_PTX_VERSION, GpuTarget, compile_to_ptx
 from backends.gpu.target_math import GpuMath, legalize_math_calls
+from backends.scalar_computation import emit_scalar_computation
 from hlo import debug_options
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType

@@ -29,9 +29,6 @@ from backends.gpu.target_math import GpuMath
 from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I8, PTR, i64
-
-# emit_scalar_computation is re-exported for compiler.py and misc.py.
-from backends.scalar_computation import emit_scalar_computation as emit_scalar_computation
 from backends.scalar_computation import fixed_generator
 from hlo.computation import HloComputation
 from hlo.errors import CompileError, InternalError

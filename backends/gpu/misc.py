@@ -27,7 +27,6 @@ from backends.gpu.kernels import (
     KernelContext,
     KernelFunction,
     emit_elemental,
-    emit_scalar_computation,
     emits_gpu,
     operand_slots,
     out_slot,
@@ -49,6 +48,7 @@ from backends.gpu.target_math import GpuMath
 from backends.llvm.index import IrIndex, delinearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I1, I8, i64, llvm_type
+from backends.scalar_computation import emit_scalar_computation
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
 from hlo.errors import InternalError, UnsupportedOpError
