@@ -67,6 +67,15 @@ def _entry_declaration(spec: LibrarySpec, device: DeviceEntry | None) -> str:
  * when {MIN_ALIGNMENT} bytes or larger); temps points to {spec.temp_bytes} bytes aligned to
  * {ALIGNMENT} (NULL allowed when that is 0). No checks, no variable write-back. */
 void {spec.entry_point}(void* const* args, void* const* results, void* temps);
+/* The same with its large loops (products, elementwise work) split across `threads`
+ * threads; results are identical for every count. Weak where the compiler allows: objects
+ * compiled before entry points took a thread count lack it (its address is then NULL). */
+void {spec.entry_point}_mt(void* const* args, void* const* results, void* temps,
+                           int32_t threads)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((weak))
+#endif
+    ;
 """
 
 

@@ -300,7 +300,13 @@ def _tables(spec: LibrarySpec) -> str:
 def _run_call(spec: LibrarySpec, device: DeviceEntry | None) -> str:
     """The statements of Run() that call the compiled function."""
     if device is None:
-        return f"    ::{spec.entry_point}(args_, results_, temps_);"
+        e = spec.entry_point
+        return f"""\
+    if (&::{e}_mt != nullptr) {{
+      ::{e}_mt(args_, results_, temps_, thread_count_);
+    }} else {{
+      ::{e}(args_, results_, temps_);
+    }}"""
     return f"""\
     char error[kErrorBytes] = "";
     if (::{spec.entry_point}(args_, results_, error, sizeof error) != 0) {{
@@ -426,7 +432,7 @@ class {c} final {{
   // The reason the last Run failed ("" after a successful Run).
   const std::string& error_msg() const {{ return error_msg_; }}
 
-  // The number of threads the computation may use (stored; generated code is serial now).
+  // The number of threads Run uses for large loops (results are the same for every count).
   void set_thread_count(int n) {{ thread_count_ = n < 1 ? 1 : n; }}
   int thread_count() const {{ return thread_count_; }}
 

@@ -45,7 +45,7 @@ from runtime.loader import Executable
 log = logging.getLogger(__name__)
 
 COMPILER_VERSION = "0.1.0"
-BACKENDS = ("cpu",)
+BACKENDS = ("cpu", "gpu")
 _MEMORY_CACHE_SIZE = 128
 
 _lock = threading.Lock()
@@ -59,7 +59,8 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
 
     Args:
         module: the module, or its HLO text. It is never changed: passes run on a clone.
-        backend: "cpu" (the GPU backend is not available yet).
+        backend: "cpu", or "gpu" (NVPTX through llvmlite, run through the CUDA driver;
+            returns a runtime.cuda.GpuExecutable and has no compile cache yet).
         optimize: run the default optimisation pipeline before code generation (False:
             compile the module as written).
         **options: backend options; for "cpu" see `backends.cpu.CpuOptions`
@@ -78,6 +79,11 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
         raise CompileError(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
     if not isinstance(optimize, bool):
         raise CompileError(f"optimize must be True or False, got {optimize!r}")
+    if backend == "gpu":
+        from backends.gpu import compile as compile_gpu
+
+        gpu_module = optimize_module(module, "gpu")[0] if optimize else module
+        return compile_gpu(gpu_module, **options)  # type: ignore[return-value]
     opts = _resolved_options(CpuOptions.from_kwargs(**options))
     passes = pipeline_pass_names(backend) if optimize else ()
     key = fingerprint(module, backend, opts, passes)
@@ -249,6 +255,7 @@ def artifact_metadata(artifact: CpuArtifact) -> dict[str, Any]:
         "module_name": artifact.module_name,
         "param_names": list(artifact.param_names),
         "object_sha256": hashlib.sha256(artifact.object_code).hexdigest(),
+        "threads": int(artifact.extra.get("threads", 1)),
     }
 
 
@@ -272,6 +279,7 @@ def artifact_from_metadata(meta: dict[str, Any], code: bytes) -> CpuArtifact:
         opt_level=int(meta["opt_level"]),
         module_name=meta["module_name"],
         param_names=tuple(meta["param_names"]),
+        extra={"threads": int(meta.get("threads", 1))},
     )
 
 

@@ -13,6 +13,11 @@ of two paths:
 Results are fresh arrays on every call; the temporary arena is cached (per descriptor on
 the native path, per thread on the Python path), so one Executable may be called from
 several threads at once.
+
+Threads: `exe.threads = n` makes later calls run the entry point `<symbol>_mt` with n
+threads (results are identical for every n). The count the code was compiled with
+(`threads=` compile option, default 1) uses the native path; another one takes the Python
+path, whose few microseconds matter only for work too small to gain from threads anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from backends.cpu import CpuArtifact
+from backends.cpu.compiler import MT_SUFFIX
 from backends.cpu.object import LLVM_LOCK, Target, target_machine
+from backends.cpu.threads import MAX_THREADS
 from hlo import debug_options
 from hlo.errors import ArgumentError, CompileError
 from hlo.shape import Shape
@@ -38,6 +45,9 @@ from runtime.checks import check_arguments
 from runtime.fastcall import NativeCall, Returns
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+# `<symbol>_mt`: the entry point with a thread count.
+_MT_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_int32)
 # Kernels touching less memory than this (arguments, results and temporaries) run with the
 # GIL held on the native path: releasing and re-taking it costs a few hundred nanoseconds,
 # as much as the whole call of a small kernel, and such kernels finish in microseconds.
@@ -70,10 +80,13 @@ class LoadedCode:
             self._engine.add_object_file(self._object)
             self._engine.finalize_object()
             address = self._engine.get_function_address(artifact.symbol)
+            mt_address = self._engine.get_function_address(artifact.symbol + MT_SUFFIX)
         if not address:
             raise CompileError(f"symbol {artifact.symbol} not found in the object code")
         self.address = address
         self.function = _ENTRY_TYPE(address)
+        # None for code compiled before entry points took a thread count.
+        self.mt_function = _MT_ENTRY_TYPE(mt_address) if mt_address else None
 
 
 def data_address(a: np.ndarray) -> int:
@@ -104,6 +117,9 @@ class PythonCall:
 
     def __init__(self, artifact: CpuArtifact, code: LoadedCode) -> None:
         self._fn = code.function
+        self._fn_mt = code.mt_function
+        # The thread count to pass `<symbol>_mt`, or None to call `<symbol>`.
+        self.threads: int | None = None
         self._params = artifact.param_shapes
         self._names = artifact.param_names
         # (allocator, dims, dtype) per result leaf.
@@ -132,8 +148,12 @@ class PythonCall:
 
     def run(self, leaves: Sequence[np.ndarray], results: Sequence[np.ndarray]) -> None:
         """Call the entry point on checked, C-contiguous argument and result arrays."""
-        self._fn(self._arg_array(*[data_address(a) for a in leaves]),
-                 self._result_array(*[data_address(r) for r in results]), self._temps())
+        args = self._arg_array(*[data_address(a) for a in leaves])
+        outs = self._result_array(*[data_address(r) for r in results])
+        if self.threads is None or self._fn_mt is None:
+            self._fn(args, outs, self._temps())
+        else:
+            self._fn_mt(args, outs, self._temps(), self.threads)
 
     def check_results(self, results: Sequence[Any]) -> None:
         """Raise ArgumentError unless `results` can receive this entry point's results."""
@@ -193,12 +213,33 @@ class Executable:
         use_native = native and debug_options.get().native_calls
         self.native = self.native_call(self._python) if use_native else None
         self._call = self._python if self.native is None else self.native.function
+        self._compiled_threads = int(artifact.extra.get("threads", 1))
+        self._threads = self._compiled_threads
         # inspect.signature cannot see through the __call__ property below.
         self.__signature__ = _CALL_SIGNATURE
 
     @property
     def symbol(self) -> str:
         return self.artifact.symbol
+
+    @property
+    def threads(self) -> int:
+        """The number of threads calls may use (results are the same for every count)."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        if (not isinstance(count, (int, np.integer)) or isinstance(count, bool)
+                or not 1 <= int(count) <= MAX_THREADS):
+            raise ArgumentError(f"threads must be an integer 1..{MAX_THREADS}, got {count!r}")
+        count = int(count)
+        if count != self._compiled_threads and self._code.mt_function is None:
+            raise ArgumentError(f"{self.artifact.symbol} has no {MT_SUFFIX} entry point "
+                                f"(compiled by an older version): recompile to set threads")
+        self._threads = count
+        compiled = count == self._compiled_threads
+        self._python.threads = None if compiled else count
+        self._call = self.native.function if compiled and self.native else self._python
 
     # `exe(*arrays)` runs `self._call` (the native builtin, or the Python path) with no Python
     # frame in between: __call__ is a property returning it, where a `def __call__` forwarding

@@ -15,7 +15,10 @@ The compiled entry point has the fixed ABI
     void <symbol>(void* const* args, void* const* results, void* temps)
 with args/results the flattened parameter/result leaf buffers and temps an arena of
 `temp_bytes` bytes (the entry's buffer assignment, scratch included), 64-byte aligned.
-The code keeps no global mutable state.
+The code keeps no global mutable state. A second entry point
+    void <symbol>_mt(void* const* args, void* const* results, void* temps, int32_t threads)
+runs the same computation with its large loops split across `threads` pthreads
+(`backends.cpu.threads`); `<symbol>` calls it with `CpuOptions.threads` (default 1).
 """
 
 from __future__ import annotations
@@ -29,13 +32,17 @@ from llvmlite import ir
 
 from backends.cpu import object as objcode
 from backends.cpu.function import FunctionEmitter, array_leaves, c_identifier
-from backends.llvm.irutil import PTR, i64
+from backends.cpu.threads import MAX_THREADS
+from backends.llvm.irutil import I32, PTR, i64
 from backends.target_math import CpuMath
 from hlo.computation import HloComputation
 from hlo.errors import CompileError
 from hlo.module import HloModule
 from hlo.shape import Shape
 from hlo.verifier import verify
+
+# The suffix of the entry point that takes a thread count.
+MT_SUFFIX = "_mt"
 
 
 def load_kernels() -> None:
@@ -64,6 +71,7 @@ class CpuOptions:
         target_features: LLVM feature string such as `+avx2,+fma` (default: the host's).
         opt_level: LLVM optimisation level 0-3.
         entry_symbol: name of the exported function (default: from the module name).
+        threads: threads the entry point runs on (`<symbol>_mt` takes the count instead).
     """
 
     target_triple: str | None = None
@@ -71,6 +79,7 @@ class CpuOptions:
     target_features: str | None = None
     opt_level: int = 3
     entry_symbol: str | None = None
+    threads: int = 1
 
     @staticmethod
     def from_kwargs(**options: Any) -> CpuOptions:
@@ -84,6 +93,10 @@ class CpuOptions:
         opts = CpuOptions(**options)
         if not isinstance(opts.opt_level, int) or not 0 <= opts.opt_level <= 3:
             raise CompileError(f"opt_level must be an integer 0..3, got {opts.opt_level!r}")
+        if (not isinstance(opts.threads, int) or isinstance(opts.threads, bool)
+                or not 1 <= opts.threads <= MAX_THREADS):
+            raise CompileError(f"threads must be an integer 1..{MAX_THREADS}, "
+                               f"got {opts.threads!r}")
         return opts
 
 
@@ -150,12 +163,15 @@ class CpuCompiler:
         self._in_progress.add(key)
         params = [leaf for p in comp.parameters for leaf in array_leaves(p.shape)]
         results = array_leaves(comp.program_shape().result)
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(params) + len(results) + 1))
+        # Buffers, the arena, then the thread count its parallel loops may use.
+        fnty = ir.FunctionType(ir.VoidType(),
+                               [PTR] * (len(params) + len(results) + 1) + [I32])
         fn = ir.Function(self.llmod, fnty, name=f"comp.{c_identifier(comp.name)}")
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
-        for arg in fn.args:
+        for arg in fn.args[:-1]:
             arg.add_attribute("noalias")
+        fn.args[-1].name = "threads"
         emitter = FunctionEmitter(self, comp, fn)
         emitter.emit()
         compiled = CompiledFunction(fn, emitter.temp_bytes, emitter.assignment)
@@ -164,22 +180,29 @@ class CpuCompiler:
         return compiled
 
     def emit_entry(self, symbol: str) -> CompiledFunction:
-        """The exported ABI wrapper around the entry computation's function."""
+        """The exported ABI wrappers around the entry computation's function: `symbol`
+        (runs on `options.threads` threads) and `symbol_mt` (the thread count an argument)."""
         entry = self.hlo.entry_computation
         inner = self.function_for(entry)
         n_args = sum(len(array_leaves(p.shape)) for p in entry.parameters)
         n_results = len(array_leaves(entry.program_shape().result))
-        fn = ir.Function(self.llmod, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR]), symbol)
-        fn.attributes.add("nounwind")
-        args, results, temps = fn.args
-        args.name, results.name, temps.name = "args", "results", "temps"
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        mt = ir.Function(self.llmod, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I32]),
+                         f"{symbol}{MT_SUFFIX}")
+        mt.attributes.add("nounwind")
+        args, results, temps, threads = mt.args
+        args.name, results.name, temps.name, threads.name = "args", "results", "temps", "threads"
+        b = ir.IRBuilder(mt.append_basic_block("entry"))
         pointers = []
         for table, count in ((args, n_args), (results, n_results)):
             for k in range(count):
                 slot = b.gep(table, [i64(k)], inbounds=True, source_etype=PTR)
                 pointers.append(b.load(slot, typ=PTR, align=8))
-        b.call(inner.fn, [*pointers, temps])
+        b.call(inner.fn, [*pointers, temps, threads])
+        b.ret_void()
+        fn = ir.Function(self.llmod, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR]), symbol)
+        fn.attributes.add("nounwind")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b.call(mt, [*fn.args, ir.Constant(I32, self.options.threads)])
         b.ret_void()
         return inner
 
@@ -231,7 +254,7 @@ def compile_to_object(module: HloModule, options: CpuOptions | None = None,
         opt_level=options.opt_level,
         module_name=module.name,
         param_names=tuple(p.name for p in entry.parameters),
-        extra={"buffer_assignment": inner.assignment},
+        extra={"buffer_assignment": inner.assignment, "threads": options.threads},
     )
 
 

@@ -222,9 +222,16 @@ def _emit_gemm(
     c = out if direct else ctx.temp_array(
         Shape.array(acc_t, (view.B, view.M, view.N)), name="dot.c")
     plan = GemmPlan.create(kernel_target(ctx), acc_t, view.B, view.M, view.N, view.K, a, bm)
-    scratch = ctx.temp_array(Shape.array(acc_t, (plan.scratch_elements,)), name="dot.scratch")
+    # One scratch slice per chunk the product may be split into (threads, when given).
+    threads = getattr(ctx, "threads", None)
+    chunks = plan.parallel_chunks if threads is not None else 1
+    scratch = ctx.temp_array(Shape.array(acc_t, (chunks * plan.scratch_elements,)),
+                             name="dot.scratch")
     fn = plan.emit_range_function(ctx.module, f"{b.function.name}.gemm")
-    plan.emit_call(b, fn, a_arr.ptr, b_arr.ptr, c.ptr, scratch.ptr)
+    if chunks > 1:
+        plan.emit_parallel_call(b, fn, a_arr.ptr, b_arr.ptr, c.ptr, scratch.ptr, threads)
+    else:
+        plan.emit_call(b, fn, a_arr.ptr, b_arr.ptr, c.ptr, scratch.ptr)
     if not direct:
         with for_range(b, 0, view.B * view.M * view.N, name="dot.round") as e:
             value = c.load_linear(b, e)

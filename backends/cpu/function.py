@@ -29,13 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from llvmlite import ir
 
+from backends.cpu import loops
 from backends.cpu.control import VALUE_RULES
 from backends.cpu.kernels import CPU_KERNELS, BufferValue
-from backends.cpu.loops import copy_value, emit_elemental_loop
+from backends.cpu.loops import copy_value, emit_elemental_loop, emit_linear_range_loop
+from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
 from backends.elemental import EMIT, ElementalEmitter, Generator
 from backends.elemental_movement import scalar_constant
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I8, PTR, i64
+from backends.llvm.irutil import I8, I32, PTR, i64, if_else
 from backends.scalar_computation import emit_scalar_computation
 from backends.target_math import CpuMath
 from hlo.computation import HloComputation
@@ -49,6 +51,13 @@ if TYPE_CHECKING:
     from compiler.passes.buffer_assignment import BufferAssignment, LogicalBuffer
 
 ALIGNMENT = 64
+
+# Emits one chunk of a parallel linear loop: (builder, elemental, rebind, begin, end).
+ChunkEmitter = Callable[
+    [ir.IRBuilder, Callable[[HloInstruction], Generator], Callable[[IrArray], IrArray],
+     ir.Value, ir.Value],
+    None,
+]
 
 
 def array_leaves(shape: Shape) -> list[Shape]:
@@ -76,7 +85,8 @@ def flatten_buffers(value: BufferValue) -> list[IrArray]:
 class FunctionEmitter:
     """Emits one computation into one LLVM function: a sequence of kernel calls.
 
-    The function is `void f(ptr param leaves..., ptr result leaves..., ptr arena)`; after
+    The function is `void f(ptr param leaves..., ptr result leaves..., ptr arena, i32
+    threads)`, `threads` the thread count its parallel loops may use; after
     `emit`, `temp_bytes` is the arena it needs and `assignment` the buffer assignment.
     """
 
@@ -98,7 +108,8 @@ class FunctionEmitter:
         self._entry = fn.append_basic_block("entry")
         self.builder = ir.IRBuilder(fn.append_basic_block("body"))
         self.values: dict[int, BufferValue] = {}
-        self.arena = fn.args[-1]
+        self.arena = fn.args[-2]
+        self.threads = fn.args[-1]
         self._arena_pointers: dict[int, ir.Value] = {}
         args = iter(fn.args)
         self.params: dict[int, BufferValue] = {
@@ -201,11 +212,13 @@ class FunctionEmitter:
         if kernel is not None:
             kernel(scope, instr, scope.operands, scope.out)
         elif isinstance(scope.out, IrArray):
-            gens = {o: scope.elemental(o) for o in instr.operands}
-            generator = ElementalEmitter(scope.builder, self.math).generator(instr, gens)
             linear = instr.has(Trait.ELEMENTWISE) and all(
                 o.shape.dims == instr.shape.dims for o in instr.operands)
+            gens = {o: scope.elemental(o) for o in instr.operands}
+            generator = ElementalEmitter(scope.builder, self.math).generator(instr, gens)
             emit_elemental_loop(scope.builder, scope.out, generator, name="i", linear=linear)
+            if linear and instr.shape.num_elements >= loops.PARALLEL_MIN_ELEMENTS:
+                scope.emit_parallel_elementwise()
         else:
             raise UnsupportedOpError(f"{op.value} ({instr.name}) of tuple shape {instr.shape}")
         scope.finish()
@@ -216,7 +229,8 @@ class KernelScope:
     """The KernelContext of one instruction: its own LLVM function, called once.
 
     The function takes each distinct operand/output buffer pointer once, then a pointer to
-    this kernel's scratch space; `operands` and `out` are rebound to those parameters.
+    this kernel's scratch space, then the thread count (`threads`, an i32 value its
+    parallel loops may use); `operands` and `out` are rebound to those parameters.
     Scratch buffers and the arenas of called computations are bump-allocated in the
     scratch space, whose size the assignment learns (and places) in `finish`.
     """
@@ -229,23 +243,26 @@ class KernelScope:
         self.module = parent.module
         self.math = parent.math
         self.scratch_bytes = 0
+        # The parallel form of the kernel (chunk body, linear extent), if it has one.
+        self._parallel: tuple[ir.Function, int] | None = None
         self._pointers: list[ir.Value] = []
         index: dict[int, int] = {}
         for leaf in [*(x for v in operands for x in flatten_buffers(v)), *flatten_buffers(out)]:
             if id(leaf.ptr) not in index:
                 index[id(leaf.ptr)] = len(self._pointers)
                 self._pointers.append(leaf.ptr)
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(self._pointers) + 1))
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(self._pointers) + 1) + [I32])
         name = f"{parent.fn.name}.{c_identifier(instr.name)}"
         self.fn = ir.Function(self.module, fnty, name=self.module.get_unique_name(name))
         self.fn.linkage = "internal"
         self.fn.attributes.add("nounwind")
         self.fn.attributes.add("noinline")
-        for arg in self.fn.args:
+        for arg in self.fn.args[:-1]:
             arg.add_attribute("noalias")
         self._entry = self.fn.append_basic_block("entry")
         self.builder = ir.IRBuilder(self.fn.append_basic_block("body"))
-        self.temps = self.fn.args[-1]
+        self.temps = self.fn.args[-2]
+        self.threads = self.fn.args[-1]
         args = self.fn.args
         self.operands = [_rebind(v, args, index) for v in operands]
         self.out = _rebind(out, args, index)
@@ -259,7 +276,21 @@ class KernelScope:
         if self.scratch_bytes:
             offset = self.parent.assignment.place_scratch(
                 self.step, self.scratch_bytes, f"{self.instr.name}.scratch")
-        self.parent.builder.call(self.fn, [*self._pointers, self.parent.arena_pointer(offset)])
+        call_args = [*self._pointers, self.parent.arena_pointer(offset), self.parent.threads]
+        pb = self.parent.builder
+        if self._parallel is None:
+            pb.call(self.fn, call_args)
+            return
+        # With more than one thread, the parallel form instead of the (serial) kernel.
+        body, total = self._parallel
+        threads = self.parent.threads
+        with if_else(pb, pb.icmp_signed(">", threads, ir.Constant(I32, 1))) as (many, one):
+            with many:
+                context = pack_context(pb, self._pointers)
+                emit_parallel_for(pb, body, context, total, loops.PARALLEL_MIN_ELEMENTS,
+                                  threads)
+            with one:
+                pb.call(self.fn, call_args)
 
     # --- KernelContext -----------------------------------------------------------------------
     def temp_array(self, shape: Any, name: str = "tmp") -> BufferValue:
@@ -288,12 +319,70 @@ class KernelScope:
         arena = self._alloc(compiled.temp_bytes)
         pointers = [leaf.ptr for a in args for leaf in flatten_buffers(a)]
         pointers += [leaf.ptr for leaf in flatten_buffers(out)]
-        if len(pointers) + 1 != len(compiled.fn.args):
+        if len(pointers) + 2 != len(compiled.fn.args):
             raise InternalError(
                 f"call of {comp.name} with {len(pointers)} buffers, expected "
-                f"{len(compiled.fn.args) - 1}"
+                f"{len(compiled.fn.args) - 2}"
             )
-        self.builder.call(compiled.fn, [*pointers, arena])
+        self.builder.call(compiled.fn, [*pointers, arena, self.threads])
+
+    def emit_parallel_elementwise(self) -> None:
+        """The elementwise instruction's loop over its linear index, split across threads
+        (see `parallel_linear_loop`)."""
+        instr = self.instr
+
+        def chunk(b: ir.IRBuilder, elemental: Callable[[HloInstruction], Generator],
+                  rebind: Callable[[IrArray], IrArray], begin: ir.Value,
+                  end: ir.Value) -> None:
+            gens = {o: elemental(o) for o in instr.operands}
+            generator = ElementalEmitter(b, self.math).generator(instr, gens)
+            out = self.out
+            assert isinstance(out, IrArray)
+            emit_linear_range_loop(b, [rebind(out)], [generator], begin, end, name="i")
+
+        self.parallel_linear_loop(instr.shape.num_elements, chunk)
+
+    def parallel_linear_loop(self, total: int, emit_chunk: ChunkEmitter) -> None:
+        """A parallel form of this kernel: its whole work as a loop over linear indices
+        [0, total), run instead of the kernel when there is more than one thread, split
+        into chunks of at least `loops.PARALLEL_MIN_ELEMENTS`.
+
+        The kernel itself stays the serial loop (its code is unchanged for one thread).
+        The chunk is a body function whose context holds the kernel's buffer pointers:
+        `emit_chunk(b, elemental, rebind, begin, end)` emits the loop over [begin, end)
+        with builder `b`, reading operands through `elemental(instr)` and buffers through
+        `rebind(array)` (this kernel's arrays over the body's pointers). Each element is
+        computed exactly as the serial loop computes it.
+        """
+        if self._parallel is not None:
+            raise InternalError(f"{self.instr.name} already has a parallel form")
+        body = new_body(self.module, "tfcompile.chunk")
+        bb = ir.IRBuilder(body.append_basic_block("entry"))
+        ctx, begin, end, _ = body.args
+        count = len(self._pointers)
+        loaded = unpack_context(bb, ctx, count)
+        by_arg = {id(arg): ptr for arg, ptr in zip(self.fn.args[:count], loaded, strict=True)}
+
+        def rebind(array: IrArray) -> IrArray:
+            if id(array.ptr) not in by_arg:
+                raise InternalError(f"{self.instr.name}: a buffer that is not a parameter "
+                                    f"of its kernel cannot be read by a parallel loop")
+            return IrArray(by_arg[id(array.ptr)], array.shape, array.invariant)
+
+        def elemental(operand: HloInstruction) -> Generator:
+            if operand.opcode is Opcode.CONSTANT and operand.shape.rank == 0:
+                value = scalar_constant(operand)
+                return lambda index: value
+            buf = self._by_operand.get(id(operand))
+            if not isinstance(buf, IrArray):
+                raise InternalError(f"{operand.name} is not an array operand of "
+                                    f"{self.instr.name}")
+            local = rebind(buf)
+            return lambda index: local.load(bb, index)
+
+        emit_chunk(bb, elemental, rebind, begin, end)
+        bb.ret_void()
+        self._parallel = (body, total)
 
     def call_scalar_computation(self, comp: HloComputation,
                                 args: Sequence[ir.Value]) -> list[ir.Value]:

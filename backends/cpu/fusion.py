@@ -21,8 +21,9 @@ from typing import Any
 
 from llvmlite import ir
 
+from backends.cpu import loops
 from backends.cpu.kernels import CPU_KERNELS, BufferValue, KernelContext, emits
-from backends.cpu.loops import emit_elemental_loop, emit_multi_output_loop
+from backends.cpu.loops import emit_elemental_loop, emit_linear_range_loop, emit_multi_output_loop
 from backends.elemental import EMIT, Generator
 from backends.elemental_fused import FusedEmitter
 from backends.elemental_movement import constant_global
@@ -162,6 +163,8 @@ class FusedContext:
         self.builder = ctx.builder
         self.module = ctx.module
         self.math = ctx.math
+        # The thread count a fused product may split across (None: serial only).
+        self.threads = getattr(ctx, "threads", None)
 
     def elemental(self, instr: HloInstruction) -> Generator:
         return self._kernel.fused.generator(instr)
@@ -213,8 +216,33 @@ class FusionKernel:
         for group in pending.values():
             roots = [leaves[k] for k, out in enumerate(self.outs)
                      if any(out is o for o, _ in group)]
-            emit_multi_output_loop(b, [o for o, _ in group], [g for _, g in group],
-                                   name="fused", linear=reads_linear_only(roots, bound))
+            linear = reads_linear_only(roots, bound)
+            outs = [o for o, _ in group]
+            emit_multi_output_loop(b, outs, [g for _, g in group], name="fused", linear=linear)
+            if linear and len(pending) == 1 and self._can_split(outs):
+                self._emit_parallel(outs, roots)
+
+    def _can_split(self, outs: list[IrArray]) -> bool:
+        """True when the fusion, one flat loop writing `outs`, is worth splitting across
+        threads and may be: large, and reading only its operands (no kernel scratch)."""
+        return (not self.buffers and hasattr(self.ctx, "parallel_linear_loop")
+                and outs[0].shape.num_elements >= loops.PARALLEL_MIN_ELEMENTS)
+
+    def _emit_parallel(self, outs: list[IrArray], roots: list[HloInstruction]) -> None:
+        """The parallel form of the fusion (run instead of the serial loop when there is
+        more than one thread): the flat loop split into chunks, each with its own
+        FusedEmitter over the chunk function's operand pointers."""
+        operands = self.instr.operands
+
+        def chunk(b: ir.IRBuilder, elemental: Any, rebind: Any, begin: ir.Value,
+                  end: ir.Value) -> None:
+            params = {k: elemental(o) for k, o in enumerate(operands)}
+            fused = FusedEmitter(b, self.ctx.math, params)
+            emit_linear_range_loop(b, [rebind(o) for o in outs],
+                                   [fused.generator(r) for r in roots], begin, end,
+                                   name="fused")
+
+        self.ctx.parallel_linear_loop(outs[0].shape.num_elements, chunk)
 
     def _emit_kernel(self, instr: HloInstruction, leaves: list[HloInstruction]) -> None:
         b = self.ctx.builder

@@ -22,7 +22,8 @@ site gets its own *range function*, `void f(ptr a, ptr b, ptr c, ptr scratch, i6
 i64 m0, i64 m1, i64 n0, i64 n1)`, computing C[b0:b1, m0:m1, n0:n1] with the operand strides
 built in; the scratch (`GemmPlan.scratch_elements`) is private to one call, so disjoint
 ranges may run on different threads. This file knows nothing of HLO instructions: the dot
-and convolution kernels describe their operands as `MatrixOperand`s.
+and convolution kernels describe their operands as `MatrixOperand`s. `emit_parallel_call`
+splits one product across threads (`backends.cpu.threads`), each chunk with its own scratch.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 from llvmlite import ir
 
 from backends.cpu.object import Target
+from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
 from backends.elemental_convert import convert
 from backends.llvm.irutil import (
     I32,
@@ -55,6 +57,11 @@ _NOWRAP = ("nuw", "nsw")
 
 # The k loop of the micro-kernel is unrolled this many times (then a remainder loop).
 K_UNROLL = 4
+
+# Products of at least this many multiply-adds are split across threads when asked, into
+# at most PARALLEL_MAX_CHUNKS chunks (each needs its own packing scratch).
+PARALLEL_MIN_WORK = 1 << 21
+PARALLEL_MAX_CHUNKS = 8
 
 
 # --- the target: vector unit and caches ------------------------------------------------------
@@ -367,6 +374,61 @@ class GemmPlan:
         """Call the range function `fn` over the whole product."""
         b.call(fn, [a, bmat, c, scratch, i64(0), i64(self.batch), i64(0), i64(self.m),
                     i64(0), i64(self.n)])
+
+    # --- splitting across threads ----------------------------------------------------------
+
+    def split(self) -> tuple[str, int]:
+        """The axis a parallel call splits ("batch", "m" or "n") and its unit count: whole
+        batch elements, MR-row or NR-column panels (so chunks keep full register tiles);
+        the axis with the most units."""
+        cfg = self.config
+        units = {"n": -(-self.n // cfg.nr), "m": -(-self.m // cfg.mr), "batch": self.batch}
+        axis = max(units, key=lambda name: units[name])
+        return axis, units[axis]
+
+    @property
+    def parallel_chunks(self) -> int:
+        """How many chunks (each with its own scratch) a parallel call may use: 1 for
+        products too small to gain from threads."""
+        if self.batch * self.m * self.n * self.k < PARALLEL_MIN_WORK:
+            return 1
+        return max(1, min(PARALLEL_MAX_CHUNKS, self.split()[1]))
+
+    def emit_parallel_call(self, b: ir.IRBuilder, fn: ir.Function, a: ir.Value,
+                           bmat: ir.Value, c: ir.Value, scratch: ir.Value,
+                           threads: ir.Value) -> None:
+        """Call the range function `fn` over the whole product split into up to
+        `parallel_chunks` chunks on up to `threads` threads.
+
+        `scratch` holds `parallel_chunks * scratch_elements` elements, one slice per chunk.
+        Every element of C is computed by exactly the same operations as in a serial call
+        (the K blocking does not depend on the split), so results are bit-identical.
+        """
+        chunks = self.parallel_chunks
+        if chunks <= 1:
+            self.emit_call(b, fn, a, bmat, c, scratch)
+            return
+        axis, units = self.split()
+        body = self._parallel_body(b.module, fn, axis)
+        ctx = pack_context(b, [a, bmat, c, scratch])
+        emit_parallel_for(b, body, ctx, units, 1, threads, max_chunks=chunks)
+
+    def _parallel_body(self, module: ir.Module, fn: ir.Function, axis: str) -> ir.Function:
+        """The parallel-loop body calling `fn` over one chunk of `axis` units."""
+        body = new_body(module, f"{fn.name}.chunk")
+        b = ir.IRBuilder(body.append_basic_block("entry"))
+        ctx, begin, end, chunk = body.args
+        a, bmat, c, scratch = unpack_context(b, ctx, 4)
+        elem = llvm_type(self.config.acc_t)
+        own = _gep(b, scratch, elem, _mul(b, chunk, self.scratch_elements))
+        ranges = {"batch": (i64(0), i64(self.batch)), "m": (i64(0), i64(self.m)),
+                  "n": (i64(0), i64(self.n))}
+        unit = {"batch": 1, "m": self.config.mr, "n": self.config.nr}[axis]
+        extent = {"batch": self.batch, "m": self.m, "n": self.n}[axis]
+        ranges[axis] = (_mul(b, begin, unit), _min(b, _mul(b, end, unit), i64(extent)))
+        b.call(fn, [a, bmat, c, own, *ranges["batch"], *ranges["m"], *ranges["n"]])
+        b.ret_void()
+        return body
 
 
 # --- IR helpers ----------------------------------------------------------------------------

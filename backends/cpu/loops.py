@@ -21,7 +21,16 @@ from llvmlite import ir
 
 from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I1, I32, I64, PTR, declare_function, i64, loop_nest
+from backends.llvm.irutil import (
+    I1,
+    I32,
+    I64,
+    PTR,
+    declare_function,
+    for_range,
+    i64,
+    loop_nest,
+)
 from hlo.errors import InternalError
 
 Generator = Callable[[IrIndex], ir.Value]
@@ -29,6 +38,10 @@ Generator = Callable[[IrIndex], ir.Value]
 # An innermost loop of at least this many iterations is interleaved INTERLEAVE_COUNT times.
 INTERLEAVE_MIN_TRIP = 4096
 INTERLEAVE_COUNT = 4
+
+# Elementwise loops over at least this many elements are split across threads, in chunks
+# of at least this many (smaller chunks cost more in thread start-up than they save).
+PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
 def emit_elemental_loop(b: ir.IRBuilder, out: IrArray, generator: Generator,
@@ -58,6 +71,22 @@ def emit_multi_output_loop(b: ir.IRBuilder, outs: Sequence[IrArray],
         index.linear(b)
         for out, gen in zip(outs, generators, strict=True):
             out.store(b, index, gen(index))
+
+
+def emit_linear_range_loop(b: ir.IRBuilder, outs: Sequence[IrArray],
+                           generators: Sequence[Generator], begin: ir.Value, end: ir.Value,
+                           name: str = "i") -> None:
+    """Store each generator's value at the linear indices [begin, end) of its output (one
+    chunk of a parallel elementwise loop; the generators read only the linear offset)."""
+    dims = outs[0].shape.dims
+    if any(o.shape.dims != dims for o in outs):
+        raise InternalError("multi-output loop over outputs of different dimensions")
+    with for_range(b, begin, end, name=name) as flat:
+        index = IrIndex.from_linear(b, flat, dims)
+        index.linear(b)
+        for out, gen in zip(outs, generators, strict=True):
+            out.store(b, index, gen(index))
+    _set_loop_hints(b.module, flat, name, INTERLEAVE_COUNT)
 
 
 @contextmanager

@@ -1,0 +1,241 @@
+"""Multi-threaded generated code: results are bit-identical for every thread count.
+
+Products and elementwise loops above a size threshold run on `tfcompile.parallel_for`
+(backends/cpu/threads.py). The thresholds are lowered in some tests so that small modules
+(the corpus sample) take the parallel paths too; those compile without the cache.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backends.cpu.gemm as cpu_gemm
+import backends.cpu.loops as cpu_loops
+import compiler
+from backends.cpu import CpuOptions, compile_to_object
+from compiler.api import compile_artifact
+from hlo.errors import ArgumentError, CompileError
+from hlo.parser import parse
+from runtime.loader import Executable, LoadedCode
+from tests.conftest import corpus_cases
+from tests.corpus.test_hlo_corpus import assert_outputs_match, load_case
+
+THREADS = (1, 2, 3, 4)
+
+
+def dot_module(m: int, k: int, n: int, batch: int | None = None) -> str:
+    if batch is None:
+        return f"""
+HloModule gemm
+ENTRY e {{
+  a = f32[{m},{k}] parameter(0)
+  b = f32[{k},{n}] parameter(1)
+  ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}
+}}"""
+    return f"""
+HloModule bgemm
+ENTRY e {{
+  a = f32[{batch},{m},{k}] parameter(0)
+  b = f32[{batch},{k},{n}] parameter(1)
+  ROOT d = f32[{batch},{m},{n}] dot(a, b), lhs_batch_dims={{0}}, rhs_batch_dims={{0}},
+      lhs_contracting_dims={{2}}, rhs_contracting_dims={{1}}
+}}"""
+
+
+ELEMENTWISE = """
+HloModule ew
+ENTRY e {
+  a = f32[300,700] parameter(0)
+  b = f32[300,700] parameter(1)
+  t = f32[300,700] tanh(a)
+  m = f32[300,700] multiply(t, b)
+  ROOT s = f32[300,700] add(m, a)
+}
+"""
+
+
+def _inputs(*shapes: tuple[int, ...]) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+def _fresh(text: str, **options: object) -> Executable:
+    """An Executable compiled now, bypassing the compile caches (thresholds may be patched)."""
+    return Executable(compile_artifact(parse(text), CpuOptions(**options)))
+
+
+def _same_for_every_count(exe: Executable, args: list[np.ndarray]) -> tuple:
+    """Run `exe` with 1..4 threads; assert bit-identical results; return them."""
+    first = None
+    for count in THREADS:
+        exe.threads = count
+        got = exe(*args)
+        got = got if isinstance(got, tuple) else (got,)
+        if first is None:
+            first = got
+            continue
+        for g, f in zip(got, first, strict=True):
+            assert g.dtype == f.dtype and g.shape == f.shape
+            assert g.tobytes() == f.tobytes(), f"{count} threads differ from 1"
+    exe.threads = 1
+    assert first is not None
+    return first
+
+
+@pytest.mark.parametrize("m,k,n,batch", [
+    (300, 200, 500, None),   # split over N panels
+    (1000, 130, 37, None),   # split over M panels (N is one panel)
+    (130, 257, 131, None),   # edges in every dimension
+    (16, 128, 128, 64),      # split over the batch
+])
+def test_gemm_identical_for_any_thread_count(m: int, k: int, n: int,
+                                             batch: int | None) -> None:
+    exe = _fresh(dot_module(m, k, n, batch))
+    assert "tfcompile.parallel_for" in exe.artifact.llvm_ir
+    shapes = ((m, k), (k, n)) if batch is None else ((batch, m, k), (batch, k, n))
+    a, b = _inputs(*shapes)
+    (got,) = _same_for_every_count(exe, [a, b])
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_compiled_thread_count_matches_set_count() -> None:
+    a, b = _inputs((300, 200), (200, 500))
+    serial = _fresh(dot_module(300, 200, 500))
+    parallel = _fresh(dot_module(300, 200, 500), threads=3)
+    assert parallel.threads == 3
+    assert serial(a, b).tobytes() == parallel(a, b).tobytes()
+    parallel.threads = 1
+    assert serial(a, b).tobytes() == parallel(a, b).tobytes()
+
+
+def test_small_products_stay_serial() -> None:
+    exe = _fresh(dot_module(8, 8, 8))
+    assert "tfcompile.parallel_for" not in exe.artifact.llvm_ir
+
+
+def test_elementwise_identical_for_any_thread_count() -> None:
+    exe = _fresh(ELEMENTWISE)
+    assert "tfcompile.parallel_for" in exe.artifact.llvm_ir
+    a, b = _inputs((300, 700), (300, 700))
+    (got,) = _same_for_every_count(exe, [a, b])
+    np.testing.assert_allclose(got, np.tanh(a) * b + a, rtol=1e-5, atol=1e-6)
+
+
+def test_unfused_elementwise_op_splits_and_covers_every_element() -> None:
+    text = """
+HloModule one
+ENTRY e {
+  a = f32[131075] parameter(0)
+  ROOT n = f32[131075] negate(a)
+}
+"""
+    exe = Executable(compile_artifact(parse(text), CpuOptions(), optimize=False))
+    assert "tfcompile.parallel_for" in exe.artifact.llvm_ir
+    (a,) = _inputs((131075,))
+    (got,) = _same_for_every_count(exe, [a])
+    assert got.tobytes() == (-a).tobytes()
+
+
+def test_mt_entry_point_through_ctypes() -> None:
+    """`<symbol>_mt(args, results, temps, threads)` is exported next to `<symbol>`."""
+    import ctypes
+
+    from runtime.buffers import aligned_empty, aligned_zeros
+
+    art = compile_to_object(parse(dot_module(200, 150, 300)), entry_symbol="g")
+    assert 'define void @"g_mt"(ptr' in art.llvm_ir
+    code = LoadedCode(art)
+    assert code.mt_function is not None
+    a, b = _inputs((200, 150), (150, 300))
+    temps = aligned_empty((max(art.temp_bytes, 1),), np.uint8)
+    outs = []
+    for count in (1, 2, 7, 0, -3, 1000):  # counts out of range are clamped, not trusted
+        c = aligned_zeros((200, 300), np.float32)
+        args = (ctypes.c_void_p * 2)(a.ctypes.data, b.ctypes.data)
+        results = (ctypes.c_void_p * 1)(c.ctypes.data)
+        code.mt_function(args, results, temps.ctypes.data, count)
+        outs.append(c.tobytes())
+    assert len(set(outs)) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, 2.0, True, "2"])
+def test_bad_thread_counts(bad: object) -> None:
+    exe = compiler.compile(dot_module(4, 4, 4))
+    with pytest.raises(ArgumentError, match="threads"):
+        exe.threads = bad  # type: ignore[assignment]
+    with pytest.raises(CompileError, match="threads"):
+        compile_to_object(parse(dot_module(4, 4, 4)), threads=bad)
+
+
+# A sample of the corpus, with thresholds lowered so that every product and elementwise
+# loop of them takes the parallel path.
+CORPUS_SAMPLE = corpus_cases("hlo")[::8][:15]
+
+
+@pytest.fixture
+def low_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(cpu_loops, "PARALLEL_MIN_ELEMENTS", 2)
+
+
+@pytest.mark.skipif(not CORPUS_SAMPLE, reason="../shared/corpus is not present")
+@pytest.mark.parametrize("case", CORPUS_SAMPLE, ids=[c["name"] for c in CORPUS_SAMPLE])
+def test_corpus_sample_identical_for_any_thread_count(case: dict,
+                                                      low_thresholds: None) -> None:
+    text, args, want = load_case(case)
+    exe = _fresh(text)
+    got = _same_for_every_count(exe, args)
+    assert_outputs_match(case, got, want)
+
+
+CPP_PROGRAM = r"""
+#include <cstdio>
+#include <cstring>
+#include <vector>
+#include "g.h"
+
+int main() {
+  t::Gemm g;
+  float* a = g.arg0_data();
+  float* b = g.arg1_data();
+  for (int i = 0; i < 200 * 150; ++i) a[i] = static_cast<float>(i % 13) * 0.25f - 1.5f;
+  for (int i = 0; i < 150 * 300; ++i) b[i] = static_cast<float>(i % 7) * 0.5f - 1.25f;
+  std::vector<float> first;
+  for (int n : {1, 2, 3}) {
+    g.set_thread_count(n);
+    if (!g.Run()) return 2;
+    const float* c = g.result0_data();
+    if (first.empty()) {
+      first.assign(c, c + 200 * 300);
+    } else if (std::memcmp(first.data(), c, first.size() * sizeof(float)) != 0) {
+      return 3;
+    }
+  }
+  std::printf("%.6f %.6f\n", first[0], first[200 * 300 - 1]);
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_cpp_class_set_thread_count_gives_the_same_result(tmp_path: Path) -> None:
+    from compiler.export import export_library
+
+    export_library(parse(dot_module(200, 150, 300)), tmp_path / "g", cpp_class="t::Gemm")
+    (tmp_path / "main.cc").write_text(CPP_PROGRAM)
+    subprocess.run(["g++", "-std=c++17", "-O1", "-Wall", "-Werror", "-I", str(tmp_path),
+                    "main.cc", "g.o", "-lm", "-lpthread", "-o", "prog"], cwd=tmp_path,
+                   check=True, capture_output=True, text=True)
+    done = subprocess.run(["./prog"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    a = (np.arange(200 * 150) % 13 * 0.25 - 1.5).reshape(200, 150)
+    b = (np.arange(150 * 300) % 7 * 0.5 - 1.25).reshape(150, 300)
+    c = a @ b
+    got = [float(v) for v in done.stdout.split()]
+    np.testing.assert_allclose(got, [c[0, 0], c[-1, -1]], rtol=1e-5)
