@@ -187,9 +187,10 @@ class DumpInstrument(Instrument):
     """Writes `NNNN.<module>.<pipeline>.after_<pass>.hlo` for each changing, matching pass.
 
     NNNN counts the dumps of one module in one directory (`next_dump_number`), so a
-    directory listing reads in pipeline order. The module is also written once at the start of the outermost pipeline
-    (`.start.hlo`). With `dot`, a Graphviz `.dot` accompanies each `.hlo`; a pass that can
-    explain itself (`Explainable`) gets its explanation written next to it (`.explain.txt`).
+    directory listing reads in pipeline order. The module is also written once at the start
+    of the outermost pipeline (`.start.hlo`). With `dot`, a Graphviz `.dot` accompanies each
+    `.hlo`; a pass that can explain itself (`Explainable`) gets its explanation written next
+    to it (`.explain.txt`).
     """
 
     def __init__(self, directory: str | os.PathLike[str], passes: str = ".*",

@@ -278,7 +278,8 @@ RECORDS += [
          _BN5_BODY + "  ROOT b = f32[2,3,4]{2,1,0} batch-norm-inference(x, s, o, m, v), "
          "epsilon=0.001, feature_index=2", _bn_args),
     _rec(O.BATCH_NORM_GRAD,
-         "f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0}, f32[4]{0}, f32[2,3,4]{2,1,0}", "(f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0})",
+         "f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0}, f32[4]{0}, f32[2,3,4]{2,1,0}",
+         "(f32[2,3,4]{2,1,0}, f32[4]{0}, f32[4]{0})",
          "  x = f32[2,3,4]{2,1,0} parameter(0)\n  s = f32[4]{0} parameter(1)\n"
          "  m = f32[4]{0} parameter(2)\n  v = f32[4]{0} parameter(3)\n"
          "  g = f32[2,3,4]{2,1,0} parameter(4)\n"

@@ -279,8 +279,9 @@ def test_header_states_signature_memory_and_api() -> None:
         assert expected in text, expected
     # Only standard headers: the generated library must build anywhere.
     includes = {line.split()[1] for line in text.splitlines() if line.startswith("#include")}
-    assert includes == {"<stdarg.h>", "<stddef.h>", "<stdint.h>", "<cstddef>", "<cstdint>", "<cstdlib>",
-                        "<cstring>", "<string>", "<stdio.h>", "<stdlib.h>", "<string.h>"}
+    assert includes == {"<stdarg.h>", "<stddef.h>", "<stdint.h>", "<cstddef>", "<cstdint>",
+                        "<cstdlib>", "<cstring>", "<string>", "<stdio.h>", "<stdlib.h>",
+                        "<string.h>"}
 
 
 def test_header_of_variables() -> None:
