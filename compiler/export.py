@@ -4,11 +4,10 @@ The object comes from the CPU backend, or for `backend="gpu"` from `backends.gpu
 C code that launches embedded PTX through the CUDA driver, opened with dlopen at run time);
 the header from `backends.cheader`; the optional metadata object (tfcompile's
 --out_metadata_object) from `backends.cmetadata`. The shared object is linked by the system
-C compiler from the object(s), the C API glue and, for the CPU, the static support code in
-`runtime/csrc/`, with `-lm -lpthread` (GPU: `-ldl -lpthread`) and nothing else, so it
-depends only on the C library, libm (GPU: libdl) and pthreads. A module imported from a
-TensorFlow graph carries its tfcompile signature, from which the names and variables of
-the generated class follow.
+C compiler from the object(s) and the C API glue, with `-lm -lpthread` (GPU: `-ldl
+-lpthread`) and nothing else, so it depends only on the C library, libm (GPU: libdl) and
+pthreads. A module imported from a TensorFlow graph carries its tfcompile signature, from
+which the names and variables of the generated class follow.
 This file does not generate code itself and does not load what it writes (the runtime does).
 """
 
@@ -39,7 +38,6 @@ from hlo.shape import Shape
 
 log = logging.getLogger(__name__)
 
-CSRC_DIR = Path(__file__).resolve().parent.parent / "runtime" / "csrc"
 
 # Seconds one compiler or linker invocation may take before we call it hung.
 _TOOL_TIMEOUT_S = 300
@@ -471,10 +469,9 @@ def link_shared_object(
     extra_objects: Sequence[Path] = (),
     device: DeviceEntry | None = None,
 ) -> None:
-    """Link `library_path` from the object (and `extra_objects`), the C API glue and
-    runtime/csrc (which the host code of a `device` library does not use).
+    """Link `library_path` from the object (and `extra_objects`) and the C API glue.
 
-    The glue and support objects are built in a scratch directory that is removed on
+    The glue object is built in a scratch directory that is removed on
     success and kept on failure, so the reported command can be re-run as is.
 
     Raises:
@@ -490,19 +487,16 @@ def link_shared_object(
     scratch = Path(tempfile.mkdtemp(prefix="tfcompile-link-"))
     glue = scratch / "glue.c"
     glue.write_text(glue_source(spec, header_path.name))
-    support = [] if device is not None else sorted(CSRC_DIR.glob("*.c"))
     libraries = _DEVICE_LIBRARIES if device is not None else _HOST_LIBRARIES
     header_dir = str(header_path.resolve().parent)
-    objects = [str(object_path.resolve()), *(str(o.resolve()) for o in extra_objects)]
-    sources = [glue, *support]
-    for i, source in enumerate(sources):
-        out = scratch / f"{i}_{source.stem}.o"
-        run_tool(
-            [*cc, "-std=c11", "-O2", "-fPIC", "-I", header_dir, "-I", str(CSRC_DIR),
-             "-c", str(source), "-o", str(out)],
-            scratch,
-        )
-        objects.append(str(out))
+    glue_object = scratch / "glue.o"
+    run_tool(
+        [*cc, "-std=c11", "-O2", "-fPIC", "-I", header_dir, "-c", str(glue), "-o",
+         str(glue_object)],
+        scratch,
+    )
+    objects = [str(object_path.resolve()), *(str(o.resolve()) for o in extra_objects),
+               str(glue_object)]
     run_tool(
         [*cc, "-shared", f"-Wl,-soname,{library_path.name}", "-o", str(library_path.resolve()),
          *objects, *libraries],

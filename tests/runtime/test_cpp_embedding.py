@@ -443,64 +443,10 @@ def test_export_library_checks_names_before_compiling(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-# --- runtime/csrc ---------------------------------------------------------------------------------
-PARALLEL_PROGRAM = r"""
-#include <pthread.h>
-#include <stdio.h>
-#include "tfc_runtime.h"
-
-static int hits[1000];
-static pthread_t owners[1000];
-
-static void Body(void* context, int64_t begin, int64_t end) {
-  int64_t i;
-  for (i = begin; i < end; ++i) {
-    hits[i] += *(int*)context;
-    owners[i] = pthread_self();
-  }
-}
-
-int main(void) {
-  static const int64_t sizes[] = {0, 1, 3, 7, 1000};
-  static const int threads[] = {0, 1, 3, 8, 200};
-  int one = 1, s, t;
-  for (s = 0; s < 5; ++s) {
-    for (t = 0; t < 5; ++t) {
-      int64_t i;
-      int distinct = 0;
-      for (i = 0; i < 1000; ++i) hits[i] = 0;
-      tfc_parallel_for(sizes[s], threads[t], Body, &one);
-      for (i = 0; i < sizes[s]; ++i) {
-        if (hits[i] != 1) return 1;
-        if (i == 0 || !pthread_equal(owners[i], owners[i - 1])) ++distinct;
-      }
-      for (i = sizes[s]; i < 1000; ++i) if (hits[i] != 0) return 2;
-      printf("%d ", distinct);
-    }
-  }
-  printf("\n");
-  return 0;
-}
-"""
+# --- the shared object's exports ----------------------------------------------------------------
 
 
-def test_runtime_parallel_for_covers_every_index_once(tmp_path: Path) -> None:
-    from compiler.export import CSRC_DIR
-
-    (tmp_path / "main.c").write_text(PARALLEL_PROGRAM)
-    run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", str(CSRC_DIR), "main.c",
-         str(CSRC_DIR / "tfc_parallel.c"), "-lpthread", "-o", "par"], tmp_path)
-    chunks = [int(v) for v in run(["./par"], tmp_path).stdout.split()]
-    # Contiguous chunks, one per thread: min(threads, n) of them (at least one for n > 0).
-    want = [0 if n == 0 else min(max(t, 1), n) for n in (0, 1, 3, 7, 1000)
-            for t in (0, 1, 3, 8, 200)]
-    assert chunks[:20] == want[:20] and chunks[20:] == [1, 1, 3, 8, 64]
-
-
-def test_runtime_code_is_linked_but_not_exported(tmp_path: Path) -> None:
+def test_library_exports_the_c_api(tmp_path: Path) -> None:
     lib = export(tmp_path, matmul_artifact(), "foo::bar::MatMulComp")
-    symbols = run(["nm", str(lib.library_path)]).stdout
     dynamic = run(["nm", "-D", "--defined-only", str(lib.library_path)]).stdout
-    assert "tfc_parallel_for" in symbols
-    assert "tfc_parallel_for" not in dynamic
     assert "foo_bar_MatMulComp_run" in dynamic and " entry" in dynamic
