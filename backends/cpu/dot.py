@@ -12,9 +12,8 @@ type, and a result narrower than float operands is computed in the operands' typ
 rounded once. Matrix-vector (N == 1) and vector-matrix (M == 1) products skip the packing;
 PRED and complex dots take a plain scalar loop nest.
 
-The scalar arithmetic (`accumulation_type`, `dot_accumulation_type`, `convert_scalar`,
-`add_scalar`, `mul_scalar`, `multiply_add`) lives in `backends/llvm/arith.py`, shared with
-the GPU kernels; it is re-exported here for the CPU kernels that import it from this module.
+The scalar arithmetic (`dot_accumulation_type`, `convert_scalar`, `multiply_add`, ...)
+lives in `backends/llvm/arith.py`, shared with the GPU kernels.
 """
 
 from __future__ import annotations
@@ -28,11 +27,9 @@ from llvmlite import ir
 from backends.cpu.gemm import GemmPlan, MatrixOperand, kernel_target
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.arith import (
-    accumulation_type,
     add_scalar,
     convert_scalar,
     dot_accumulation_type,
-    mul_scalar,
     multiply_add,
 )
 from backends.llvm.index import row_major_strides
@@ -376,13 +373,7 @@ def emit_dot(
 
 __all__ = [
     "DotView",
-    "accumulation_type",
-    "add_scalar",
-    "convert_scalar",
-    "dot_accumulation_type",
     "dot_view",
     "emit_dot",
     "group_strides",
-    "mul_scalar",
-    "multiply_add",
 ]

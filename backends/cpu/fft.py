@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from backends.cpu.dot import convert_scalar
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.llvm.arith import convert_scalar
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import F64, I64, alloca_at_entry, for_range, i64, loop_nest
 from hlo.dtypes import PrimitiveType, complex_component

@@ -37,6 +37,7 @@ from llvmlite import ir
 from backends.cpu.object import Target
 from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
 from backends.elemental_convert import convert
+from backends.llvm.arith import add_scalar, multiply_add
 from backends.llvm.irutil import (
     I32,
     I64,
@@ -679,7 +680,7 @@ class _MacroEmitter:
             a_vec = _splat(b, a_val, cfg.lanes)
             for v in range(cfg.nr_vectors):
                 slot = self.slots[r][v]
-                b.store(_multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
+                b.store(multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
 
     def store_full(self, c_tile: ir.Value, accumulate: ir.Value) -> None:
         """C tile (+)= accumulators with vector loads and stores (C is not aligned)."""
@@ -696,7 +697,7 @@ class _MacroEmitter:
                     for v in range(cfg.nr_vectors):
                         ptr = pointer(r, v)
                         old = b.load(ptr, typ=self.vec, align=align)
-                        total = _add_values(b, self.acc_t, old, b.load(self.slots[r][v]))
+                        total = add_scalar(b, self.acc_t, old, b.load(self.slots[r][v]))
                         b.store(total, ptr, align=align)
             with otherwise:
                 for r in range(cfg.mr):
@@ -718,26 +719,8 @@ class _MacroEmitter:
                 value = b.load(_gep(b, self.tile, self.elem, _add(b, src_row, j)), typ=self.elem)
                 dst = _gep(b, c_tile, self.elem, _add(b, dst_row, j))
                 old = b.load(dst, typ=self.elem)
-                total = _add_values(b, self.acc_t, old, value)
+                total = add_scalar(b, self.acc_t, old, value)
                 b.store(b.select(accumulate, total, value), dst)
-
-
-def _multiply_add(b: ir.IRBuilder, t: PrimitiveType, acc: ir.Value, x: ir.Value,
-                  y: ir.Value) -> ir.Value:
-    """acc + x * y on vectors; floats use llvm.fmuladd, which becomes one FMA where the
-    target has one."""
-    if t.is_float:
-        name = f"llvm.fmuladd.v{x.type.count}{_FLOAT_SUFFIX[t]}"
-        return intrinsic(b, name, x.type, [x, y, acc])
-    return b.add(acc, b.mul(x, y))
-
-
-_FLOAT_SUFFIX = {PrimitiveType.F16: "f16", PrimitiveType.F32: "f32", PrimitiveType.F64: "f64"}
-
-
-def _add_values(b: ir.IRBuilder, t: PrimitiveType, x: ir.Value, y: ir.Value) -> ir.Value:
-    """x + y for (vectors of) the accumulation type `t`."""
-    return b.fadd(x, y) if t.is_float else b.add(x, y)
 
 
 __all__ = [

@@ -18,8 +18,8 @@ from contextlib import AbstractContextManager
 
 from llvmlite import ir
 
-from backends.cpu.dot import accumulation_type, add_scalar, convert_scalar, mul_scalar
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.llvm.arith import accumulation_type, add_scalar, convert_scalar, mul_scalar
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     F64,

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from backends.cpu.dot import convert_scalar
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.llvm.arith import convert_scalar
 from backends.llvm.index import linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I32, I64, i64, if_then, intrinsic, llvm_type, loop_nest

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from backends.cpu.dot import convert_scalar, dot_accumulation_type, multiply_add
 from backends.gpu.dot_mma import try_emit_mma
 from backends.gpu.kernels import KernelContext, KernelFunction, emits_gpu, operand_slots, out_slot
 from backends.gpu.launch import (
@@ -38,6 +37,7 @@ from backends.gpu.launch import (
     thread_id,
     wide,
 )
+from backends.llvm.arith import convert_scalar, dot_accumulation_type, multiply_add
 from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import for_range, i64, llvm_type, zero

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
-from backends.cpu.dot import convert_scalar
 from backends.gpu.kernels import KernelContext, KernelFunction, operand_slots, out_slot
 from backends.gpu.launch import (
     MAX_STATIC_SHARED_BYTES,
@@ -45,6 +44,7 @@ from backends.gpu.launch import (
     ceil_div,
     thread_id,
 )
+from backends.llvm.arith import convert_scalar
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import F32, I8, I32, I64, for_range, i64, storage_type
 from hlo.dtypes import PrimitiveType
