@@ -70,6 +70,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-results", action="store_true", help="write no results file")
     parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also put the run's summary table into README.md's performance section",
+    )
+    parser.add_argument(
         "--peak-gflops",
         type=float,
         metavar="X",
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench import limits as machine
     from bench import peers as optional
     from bench.harness import CaseResult, run_case, summary_table
-    from bench.report import Table, write_results
+    from bench.report import Table, update_readme, write_results
 
     started = time.perf_counter()
     limits = machine.measure(args.peak_gflops, args.bandwidth_gbs)
@@ -163,6 +168,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not args.no_results:
         write_results(args.results, [*header, f"- total time: {elapsed:.0f} s"], tables)
         print(f"wrote {args.results}")
+    if args.readme:
+        update_readme(REPO_ROOT / "README.md", header, summary)
+        print(f"updated {REPO_ROOT / 'README.md'}")
     return 0
 
 

@@ -69,3 +69,21 @@ def write_results(path: Path, header: Sequence[str], tables: Sequence[Table]) ->
     parts = ["# Benchmark results", "", *header, ""]
     parts.extend(t.to_markdown() for t in tables)
     path.write_text("\n".join(parts))
+
+
+README_BEGIN = "<!-- bench:begin (written by `python -m bench --readme`) -->"
+README_END = "<!-- bench:end -->"
+
+
+def update_readme(path: Path, header: Sequence[str], summary: Table) -> None:
+    """Replace the block between the bench markers of `path` by the run's header and summary.
+
+    The markers must already be in the file (once each, in order), so that a run never
+    rewrites anything but its own section.
+    """
+    text = path.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{path} has no '{README_BEGIN}' ... '{README_END}' block")
+    block = "\n".join([README_BEGIN, "", *header, "", summary.to_markdown(), README_END])
+    path.write_text(text[:begin] + block + text[end + len(README_END):])
