@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -283,8 +284,10 @@ def _one_line(e: BaseException) -> str:
 
 
 def tfcompile_contender(hlo_text: str, args: list[np.ndarray]) -> Contender:
-    """The compiled module (compiler.compile, the in-process API) called on `args`."""
+    """The compiled module (compiler.compile, the in-process API) called on `args`, with as
+    many threads as this process may use (one under --single-thread), as the peers have."""
     exe = compiler.compile(hlo_text)
+    exe.threads = len(os.sched_getaffinity(0))
     return Contender(TFCOMPILE, lambda: exe(*args))
 
 
