@@ -19,14 +19,18 @@ import math
 from llvmlite import ir
 
 from backends.cpu_math.scalar import (
+    bits,
     call,
     clamp,
+    clamp_keeping_nan,
     exponent_and_mantissa,
     fconst,
     fma,
     horner,
+    iconst,
     is_nan,
     pow2,
+    round_product_to_int,
     round_to_int,
     scale_by_pow2,
     to_f32,
@@ -41,10 +45,16 @@ LN2 = 0.6931471805599453
 LN2_HI = 0.693359375
 LN2_LO = LN2 - LN2_HI
 
-# e^r = sum r^k / k! for |r| <= ln(2)/2: to r^7 the truncation is < 2^-27 relative.
-_EXP_TAYLOR = [1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040]
-# (e^r - 1 - r) / r^2 = sum r^k / (k + 2)!, to r^6 (expm1 to r^8): < 2^-30 relative.
-_EXPM1_TAIL = [1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320]
+# P(r) ~ (e^r - 1 - r) / r^2 for |r| <= 0.3535 (ln(2)/2 and the slack of an unfused
+# rounding to n): minimax polynomials of degree 4 (Lawson's iteration against 120-bit
+# references, coefficients then rounded to f32), one weighted for e^r = 1 + r + r^2 P(r)
+# (relative error < 2^-28), one for expm1 r = r + r^2 P(r) (< 2^-26). Taylor series of the
+# same accuracy need one (exp) and two (expm1, tanh) more multiply-adds per element.
+_EXP_TAIL = [0.4999999403953552, 0.16666509211063385, 0.04166853055357933,
+             0.008370140567421913, 0.0013811651151627302]
+_EXP_POLY = [1.0, 1.0, *_EXP_TAIL]
+_EXPM1_TAIL = [0.4999999701976776, 0.16666533052921295, 0.04166724532842636,
+               0.00836785975843668, 0.0013882266357541084]
 # 2^f = sum (f ln 2)^k / k! for |f| <= 1/2, to f^10: truncation < 2^-37 relative.
 _EXP2_TAYLOR = [LN2**k / math.factorial(k) for k in range(11)]
 
@@ -63,30 +73,38 @@ _LOG_TAIL_F64 = _atanh_tail(6)
 # --- exponentials --------------------------------------------------------------------------
 
 
-def _reduce_ln2(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+def _reduce_ln2(b: ir.IRBuilder, x: ir.Value, split: bool = True
+                ) -> tuple[ir.Value, ir.Value]:
     """(r, n) with x = n ln 2 + r, |r| <= ln(2)/2 (slightly more after rounding), n an i32.
 
-    x must be clamped to a range where n fits the exact-product bound of LN2_HI.
+    x must be clamped to a range where n fits the exact-product bound of LN2_HI; a NaN x
+    gives a NaN r (and some n). Without `split`, r = x - n ln2 in one step, which is off by
+    about n 2^-24 (less than 2^-24 with FMA): enough only where the result is scaled by
+    2^n for n <= 0, which shrinks that error with it (tanh).
     """
-    n, ni = round_to_int(b, b.fmul(x, fconst(x, LOG2E)))
+    n, ni = round_product_to_int(b, x, LOG2E)
+    if not split:
+        return fma(b, n, fconst(x, -LN2), x), ni
     r = fma(b, n, fconst(x, -LN2_HI), x)
     r = fma(b, n, fconst(x, -LN2_LO), r)
     return r, ni
 
 
 def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e^x = 2^n e^r, e^r by its Taylor series; 2^n is applied in two halves so that results
-    in the subnormal range and up to the overflow threshold are scaled exactly."""
-    # Beyond these bounds the result is 0 or inf anyway; NaN is restored at the end.
-    r, n = _reduce_ln2(b, clamp(b, x, -104.0, 89.0))
-    result = scale_by_pow2(b, horner(b, r, _EXP_TAYLOR), n)
-    return b.select(is_nan(b, x), x, result)
+    """e^x = 2^n e^r, e^r by a polynomial; 2^n is applied in two halves so that results in
+    the subnormal range and up to the overflow threshold are scaled exactly."""
+    # Beyond these bounds the result is 0 or inf anyway. A NaN x flows through the
+    # polynomial (NaN times any scale is NaN), so no select restores it.
+    r, n = _reduce_ln2(b, clamp_keeping_nan(b, x, -104.0, 89.0))
+    return scale_by_pow2(b, horner(b, r, _EXP_POLY), n)
 
 
-def _expm1_reduced(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """(q, n) with e^x - 1 = 2^n (q + 1) - 1, q = e^r - 1 by its Taylor series, for an x
-    already clamped to [-18, 89] (the exact-product range of _reduce_ln2)."""
-    r, n = _reduce_ln2(b, x)
+def _expm1_reduced(b: ir.IRBuilder, x: ir.Value, split: bool = True
+                   ) -> tuple[ir.Value, ir.Value]:
+    """(q, n) with e^x - 1 = 2^n (q + 1) - 1, q = e^r - 1 by a polynomial, for an x
+    already clamped to [-18, 89] (the exact-product range of _reduce_ln2); `split` as
+    there."""
+    r, n = _reduce_ln2(b, x, split)
     return fma(b, b.fmul(r, r), horner(b, r, _EXPM1_TAIL), r), n
 
 
@@ -109,20 +127,25 @@ def expm1_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 def tanh_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """tanh |x| = -u / (u + 2) with u = e^(-2|x|) - 1 in (-1, 0], with the sign of x.
+    """tanh |x| = v / (2 - v) with v = 1 - e^(-2|x|) in [0, 1), with the sign of x.
 
-    One expm1 and one division, no cancellation anywhere (u + 2 is in (1, 2]). The
-    exponent is never positive, so u = 2^n q + (2^n - 1) needs no halving, and for tiny x
-    (n = 0) u = q = -2|x| exactly, subnormals included, so the quotient is |x| exactly.
+    One expm1 and one division, no cancellation anywhere (2 - v is in (1, 2]). The
+    exponent is never positive, so v = (1 - 2^n) - 2^n q needs no halving, and for tiny x
+    (n = 0) v = -q = 2|x| exactly, subnormals included, so the quotient is |x| exactly.
+    v is +0 (never -0) at x = 0, so the magnitude is never negative and x's sign bit is
+    simply or-ed in. A NaN x stays NaN all the way through (no select restores it).
     """
     z = b.fmul(call(b, "fabs", x), fconst(x, -2.0))
-    # Beyond -18, tanh rounds to 1; NaN becomes -18 here and is restored at the end.
-    z = b.select(b.fcmp_unordered("<", z, fconst(x, -18.0)), fconst(x, -18.0), z)
-    q, n = _expm1_reduced(b, z)
+    # Beyond -18, tanh rounds to 1.
+    z = b.select(b.fcmp_ordered("<", z, fconst(x, -18.0)), fconst(x, -18.0), z)
+    # The one-step reduction is enough: its error in r, at most n 2^-24 for n > 0, is
+    # scaled by 2^-n in v (and n = 0 reduces exactly).
+    q, n = _expm1_reduced(b, z, split=False)
     scale = pow2(b, n, x.type)
-    u = fma(b, scale, q, b.fsub(scale, fconst(x, 1.0)))
-    magnitude = b.fdiv(u, b.fsub(fconst(x, -2.0), u))
-    return b.select(is_nan(b, x), x, call(b, "copysign", magnitude, x))
+    v = fma(b, b.fneg(scale), q, b.fsub(fconst(x, 1.0), scale))
+    magnitude = b.fdiv(v, b.fsub(fconst(x, 2.0), v))
+    sign = b.and_(bits(b, x), iconst(n, -(2**31)))
+    return b.bitcast(b.or_(bits(b, magnitude), sign), x.type)
 
 
 def exp2_f64(b: ir.IRBuilder, z: ir.Value) -> ir.Value:

@@ -76,6 +76,16 @@ def clamp(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
     return b.select(b.fcmp_ordered(">", low, fconst(x, hi)), fconst(x, hi), low)
 
 
+def clamp_keeping_nan(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
+    """x limited to [lo, hi], NaN kept (one max and one min instruction on x86 as well).
+
+    For approximations whose arithmetic carries a NaN argument through to the result by
+    itself, which saves the compare-and-select that would restore it at the end.
+    """
+    low = b.select(b.fcmp_ordered("<", x, fconst(x, lo)), fconst(x, lo), x)
+    return b.select(b.fcmp_ordered(">", low, fconst(x, hi)), fconst(x, hi), low)
+
+
 def bits(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """The IEEE bits of a float as an integer of the same width."""
     return b.bitcast(x, _LAYOUT[str(x.type)][2])
@@ -119,6 +129,26 @@ def round_to_int(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """
     n = call(b, "roundeven", x)
     return n, b.fptosi(n, I32)
+
+
+def round_product_to_int(b: ir.IRBuilder, x: ir.Value, factor: float
+                         ) -> tuple[ir.Value, ir.Value]:
+    """(n, int(n)) with n = x * factor rounded to an integer, int(n) an integer of x's width.
+
+    Adding 1.5 * 2^p (p the mantissa width) rounds the product to an integer in the
+    floating-point unit itself (to nearest, ties to even; with FMA the product is not
+    rounded first), and leaves that integer in the low bits of the sum's bit pattern, so
+    no float-to-integer conversion is needed: one multiply-add, one subtraction each way.
+    |x * factor| must stay below 2^(p-1); a NaN x gives a NaN n and an unspecified
+    (but defined) integer, never poison as `fptosi` would.
+    """
+    mantissa, bias, ity = _LAYOUT[str(x.type)]
+    magic = fconst(x, 1.5 * 2.0**mantissa)
+    shifted = fma(b, x, fconst(x, factor), magic)
+    n = b.fsub(shifted, magic)
+    # The bits of 1.5 * 2^p: the exponent p + bias, then the mantissa's top bit.
+    magic_bits = iconst(ity, ((mantissa + bias) << mantissa) | (1 << (mantissa - 1)))
+    return n, b.sub(bits(b, shifted), magic_bits)
 
 
 def exponent_and_mantissa(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:

@@ -285,6 +285,24 @@ def test_unary_special_values() -> None:
         assert not bad.any(), f"{op}: at {x[bad]} got {got[bad]}, want {want[bad]}"
 
 
+def _every_nan_payload_bit() -> np.ndarray:
+    """NaNs of both signs, quiet and signalling, with each single payload bit set, and with
+    all of them set: the approximations that let a NaN flow through their arithmetic (no
+    final select) must not turn any of them into a number."""
+    payloads = [1 << k for k in range(22)] + [(1 << 22) - 1]
+    patterns = [sign | 0x7F800000 | quiet | payload
+                for sign in (0, 0x80000000) for quiet in (0, 0x400000) for payload in payloads]
+    return np.array(patterns, np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("op", [c.op for c in UNARY_CASES])
+def test_unary_nan_of_any_payload_stays_nan(op: str) -> None:
+    x = _every_nan_payload_bit()
+    got = compiler.compile(unary_module(op, x.size))(x)
+    assert np.isnan(got).all(), f"{op}: NaN inputs {x[~np.isnan(got)].view(np.uint32)} " \
+                                f"gave {got[~np.isnan(got)]}"
+
+
 def test_binary_special_values() -> None:
     for op in ("power", "atan2"):
         rows = [(x, y, r) for o, x, y, r in BINARY_SPECIALS if o == op]
