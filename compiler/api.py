@@ -12,9 +12,10 @@ the names of the pipeline's passes (none without `optimize`), the resolved backe
 compiler, backend and runtime sources, so editing any of them invalidates old entries).
 The in-memory cache returns the same Executable for the same key; the on-disk cache
 (`TFCOMPILE_CACHE_DIR`, default `~/.cache/tfcompile-py`, empty = off) stores the object
-code and its metadata, written atomically (temporary file + `os.replace`) so that
-concurrent processes never read a partial entry. A corrupt or unreadable entry is ignored
-and recompiled.
+code and its metadata (for the GPU backend: the pickled GpuProgram, PTX and host plan,
+without its LLVM IR texts, and its checksum), written atomically (temporary file +
+`os.replace`) so that concurrent processes never read a partial entry. A corrupt or
+unreadable entry is ignored and recompiled.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import tempfile
 import threading
 from collections import OrderedDict
@@ -60,7 +62,8 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
     Args:
         module: the module, or its HLO text. It is never changed: passes run on a clone.
         backend: "cpu", or "gpu" (NVPTX through llvmlite, run through the CUDA driver;
-            returns a runtime.cuda.GpuExecutable and has no compile cache yet).
+            returns a runtime.cuda.GpuExecutable; options are `backends.gpu.GpuOptions`,
+            the architecture defaulting to the device's and keyed once resolved).
         optimize: run the default optimisation pipeline before code generation (False:
             compile the module as written).
         **options: backend options; for "cpu" see `backends.cpu.CpuOptions`
@@ -80,10 +83,7 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
     if not isinstance(optimize, bool):
         raise CompileError(f"optimize must be True or False, got {optimize!r}")
     if backend == "gpu":
-        from backends.gpu import compile as compile_gpu
-
-        gpu_module = optimize_module(module, "gpu")[0] if optimize else module
-        return compile_gpu(gpu_module, **options)  # type: ignore[return-value]
+        return _compile_gpu(module, optimize, options)  # type: ignore[return-value]
     opts = _resolved_options(CpuOptions.from_kwargs(**options))
     passes = pipeline_pass_names(backend) if optimize else ()
     key = fingerprint(module, backend, opts, passes)
@@ -97,10 +97,38 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
         artifact = compile_artifact(module, opts, optimize=optimize, backend=backend)
         _disk_store(key, artifact)
     exe = Executable(artifact)
+    _remember(key, exe)
+    return exe
+
+
+def _remember(key: str, exe: Any) -> None:
+    """Keep `exe` in the in-memory cache, dropping the least recently used entries."""
     with _lock:
         _memory[key] = exe
         while len(_memory) > _MEMORY_CACHE_SIZE:
             _memory.popitem(last=False)
+
+
+def _compile_gpu(module: HloModule, optimize: bool, options: dict[str, Any]) -> Any:
+    """compile(backend="gpu"): the in-memory cache, then the disk cache, then the compiler."""
+    from backends.gpu import GpuOptions, compile_to_program, resolve_options
+    from runtime.cuda import GpuExecutable
+
+    opts = resolve_options(GpuOptions.from_kwargs(**options))
+    passes = pipeline_pass_names("gpu") if optimize else ()
+    key = fingerprint(module, "gpu", opts, passes)
+    with _lock:
+        exe = _memory.get(key)
+        if exe is not None:
+            _memory.move_to_end(key)
+            return exe
+    program = gpu_disk_load(key)
+    if program is None:
+        target = optimize_module(module, "gpu")[0] if optimize else module
+        program = compile_to_program(target, opts)
+        gpu_disk_store(key, program)
+    exe = GpuExecutable(program)
+    _remember(key, exe)
     return exe
 
 
@@ -171,10 +199,11 @@ def compiler_version() -> str:
     return f"{COMPILER_VERSION}+{_source_hash}+llvmlite{llvmlite.__version__}"
 
 
-def fingerprint(module: HloModule, backend: str, options: CpuOptions,
+def fingerprint(module: HloModule, backend: str, options: Any,
                 passes: tuple[str, ...] = ()) -> str:
-    """The cache key of compiling `module` (its text before any pass) with `options`, after
-    the passes named `passes`, by this compiler version."""
+    """The cache key of compiling `module` (its text before any pass) with `options` (a
+    dataclass: CpuOptions or GpuOptions), after the passes named `passes`, by this
+    compiler version."""
     from hlo.printer import to_text
 
     h = hashlib.sha256()
@@ -234,6 +263,52 @@ def _disk_load(key: str) -> CpuArtifact | None:
             raise ValueError("object code does not match its checksum")
         return artifact_from_metadata(meta, code)
     except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("compile cache: ignoring entry %s: %s", key, e)
+        return None
+
+
+_GPU_FORMAT = 1
+
+
+def gpu_disk_store(key: str, program: Any) -> None:
+    """Write a GpuProgram under `key`: the pickle (LLVM IR texts dropped, PTX kept), then a
+    JSON file with its checksum, so a metadata file is only ever next to a complete entry."""
+    directory = _cache_dir()
+    if directory is None:
+        return
+    ptx = replace(program.ptx, llvm_ir="", optimized_ir="")
+    data = pickle.dumps(replace(program, ptx=ptx), protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {"format": _GPU_FORMAT, "sha256": hashlib.sha256(data).hexdigest()}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _atomic_write(directory / f"{key}.gpu.pkl", data)
+        _atomic_write(directory / f"{key}.gpu.json", json.dumps(meta).encode())
+    except OSError as e:
+        log.warning("compile cache: cannot write %s: %s", directory, e)
+
+
+def gpu_disk_load(key: str) -> Any:
+    """The GpuProgram stored under `key`, or None (absent, corrupt or of another format).
+
+    The pickle is the cache directory's own, as trusted as the object code the CPU entries
+    load into the process; its checksum guards against torn or damaged files.
+    """
+    directory = _cache_dir()
+    if directory is None:
+        return None
+    meta_path = directory / f"{key}.gpu.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != _GPU_FORMAT:
+            raise ValueError(f"unknown cache format {meta.get('format')!r}")
+        data = (directory / f"{key}.gpu.pkl").read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise ValueError("program does not match its checksum")
+        return pickle.loads(data)
+    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError,
+            AttributeError) as e:
         log.warning("compile cache: ignoring entry %s: %s", key, e)
         return None
 

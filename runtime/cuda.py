@@ -3,9 +3,10 @@
 A `GpuExecutable` loads a `GpuProgram`'s PTX into the primary context of device 0, uploads
 its constant pool once and keeps one device arena, reused by every call (calls on one
 executable are serialised by a lock). A call checks its arguments (`runtime.checks`),
-copies them into their arena slots, interprets the plan on the default stream (launches,
-device copies, and host-driven while/conditional, which read their predicate back), and
-copies the results out into fresh numpy arrays.
+copies them into their arena slots, runs the plan and copies the results out into fresh
+numpy arrays. Runs of launches and copies are recorded into CUDA graphs on first use and
+replayed afterwards (the buffers never move); host-driven while and conditional steps read
+their predicate back and pick what to replay next.
 
 The CUDA driver is reached through pycuda when it is installed, and otherwise through
 `libcuda` with ctypes (the same driver API calls: cuModuleLoadDataEx, cuLaunchKernel, ...),
@@ -17,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -49,10 +50,14 @@ class Driver(Protocol):
     def free(self, address: int) -> None: ...
     def htod(self, dst: int, src: np.ndarray) -> None: ...
     def dtoh(self, dst: np.ndarray, src: int) -> None: ...
-    def dtod(self, dst: int, src: int, nbytes: int) -> None: ...
+    def dtod(self, dst: int, src: int, nbytes: int, stream: Any = None) -> None: ...
     def load_module(self, ptx: str) -> Any: ...
     def function(self, module: Any, name: str) -> Any: ...
-    def launch(self, function: Any, dims: LaunchDims, addresses: Sequence[int]) -> None: ...
+    def launch(self, function: Any, dims: LaunchDims, addresses: Sequence[int],
+               stream: Any = None) -> None: ...
+    def new_stream(self) -> Any: ...
+    def free_stream(self, stream: Any) -> None: ...
+    def stream_handle(self, stream: Any) -> int: ...
     def synchronize(self) -> None: ...
     def compute_capability(self) -> tuple[int, int]: ...
     def active(self) -> Any: ...
@@ -90,6 +95,8 @@ class CtypesDriver:
         ]
         for fn in ("cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2"):
             getattr(self.lib, fn).argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_size_t]
+        self.lib.cuMemcpyDtoDAsync_v2.argtypes = [ctypes.c_uint64, ctypes.c_uint64,
+                                                  ctypes.c_size_t, ctypes.c_void_p]
         self.lib.cuMemFree_v2.argtypes = [ctypes.c_uint64]
         self.lib.cuMemAlloc_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
@@ -121,8 +128,12 @@ class CtypesDriver:
     def dtoh(self, dst: np.ndarray, src: int) -> None:
         self._check(self.lib.cuMemcpyDtoH_v2(dst.ctypes.data, src, dst.nbytes), "cuMemcpyDtoH")
 
-    def dtod(self, dst: int, src: int, nbytes: int) -> None:
-        self._check(self.lib.cuMemcpyDtoD_v2(dst, src, nbytes), "cuMemcpyDtoD")
+    def dtod(self, dst: int, src: int, nbytes: int, stream: Any = None) -> None:
+        if stream is None:
+            self._check(self.lib.cuMemcpyDtoD_v2(dst, src, nbytes), "cuMemcpyDtoD")
+        else:
+            self._check(self.lib.cuMemcpyDtoDAsync_v2(dst, src, nbytes, stream),
+                        "cuMemcpyDtoDAsync")
 
     def load_module(self, ptx: str) -> Any:
         module = ctypes.c_void_p()
@@ -142,14 +153,27 @@ class CtypesDriver:
                     f"cuModuleGetFunction({name})")
         return fn
 
-    def launch(self, function: Any, dims: LaunchDims, addresses: Sequence[int]) -> None:
+    def launch(self, function: Any, dims: LaunchDims, addresses: Sequence[int],
+               stream: Any = None) -> None:
         values = (ctypes.c_uint64 * max(len(addresses), 1))(*addresses)
         base = ctypes.addressof(values)
         pointers = (ctypes.c_void_p * max(len(addresses), 1))(
             *[base + 8 * k for k in range(len(addresses))])
         status = self.lib.cuLaunchKernel(function, *dims.grid, *dims.block, dims.shared_bytes,
-                                         None, pointers, None)
+                                         stream, pointers, None)
         self._check(status, "cuLaunchKernel")
+
+    def new_stream(self) -> Any:
+        # Flags 0: a blocking stream, ordered with the legacy default stream's copies.
+        stream = ctypes.c_void_p()
+        self._check(self.lib.cuStreamCreate(ctypes.byref(stream), 0), "cuStreamCreate")
+        return stream
+
+    def free_stream(self, stream: Any) -> None:
+        self._check(self.lib.cuStreamDestroy_v2(stream), "cuStreamDestroy")
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream.value or 0)
 
     def synchronize(self) -> None:
         self._check(self.lib.cuCtxSynchronize(), "cuCtxSynchronize")
@@ -205,8 +229,11 @@ class PyCudaDriver:
     def dtoh(self, dst: np.ndarray, src: int) -> None:
         self.cuda.memcpy_dtoh(dst, src)
 
-    def dtod(self, dst: int, src: int, nbytes: int) -> None:
-        self.cuda.memcpy_dtod(dst, src, nbytes)
+    def dtod(self, dst: int, src: int, nbytes: int, stream: Any = None) -> None:
+        if stream is None:
+            self.cuda.memcpy_dtod(dst, src, nbytes)
+        else:
+            self.cuda.memcpy_dtod_async(dst, src, nbytes, stream)
 
     def load_module(self, ptx: str) -> Any:
         try:
@@ -218,10 +245,21 @@ class PyCudaDriver:
         fn = module.get_function(name)
         return fn
 
-    def launch(self, function: Any, dims: LaunchDims, addresses: Sequence[int]) -> None:
+    def launch(self, function: Any, dims: LaunchDims, addresses: Sequence[int],
+               stream: Any = None) -> None:
         args = [np.uintp(a) for a in addresses]
         function(*args, grid=dims.grid[:2] if dims.grid[2] == 1 else dims.grid,
-                 block=dims.block, shared=dims.shared_bytes)
+                 block=dims.block, shared=dims.shared_bytes, stream=stream)
+
+    def new_stream(self) -> Any:
+        # pycuda's default flags make a blocking stream (see CtypesDriver.new_stream).
+        return self.cuda.Stream()
+
+    def free_stream(self, stream: Any) -> None:
+        pass  # pycuda destroys a Stream when its last reference goes
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream.handle)
 
     def synchronize(self) -> None:
         self.cuda.Context.synchronize()
@@ -266,6 +304,82 @@ def device_arch() -> str:
     return f"sm_{major}{minor}"
 
 
+# --- CUDA graphs ---------------------------------------------------------------------------------
+
+_CAPTURE_MODE_THREAD_LOCAL = 1
+
+
+class GraphApi:
+    """Stream capture and graph replay through libcuda with ctypes, for either driver.
+
+    pycuda has no graph API; libcuda is the same library it uses, so graphs captured here
+    record pycuda's launches too, in whichever context is current.
+    """
+
+    def __init__(self) -> None:
+        self.lib = ctypes.CDLL("libcuda.so.1")
+        vp = ctypes.c_void_p
+        self.lib.cuStreamBeginCapture_v2.argtypes = [vp, ctypes.c_int]
+        self.lib.cuStreamEndCapture.argtypes = [vp, vp]
+        self.lib.cuGraphInstantiateWithFlags.argtypes = [vp, vp, ctypes.c_ulonglong]
+        self.lib.cuGraphLaunch.argtypes = [vp, vp]
+        self.lib.cuGraphDestroy.argtypes = [vp]
+        self.lib.cuGraphExecDestroy.argtypes = [vp]
+
+    def _check(self, status: int, what: str) -> None:
+        if status != 0:
+            text = ctypes.c_char_p()
+            self.lib.cuGetErrorString(status, ctypes.byref(text))
+            message = text.value.decode() if text.value else "unknown error"
+            raise InternalError(f"CUDA driver call {what} failed: {message} ({status})")
+
+    def capture(self, stream: int, record: Callable[[], None]) -> ctypes.c_void_p:
+        """The executable graph of the work `record()` issues on `stream`."""
+        self._check(self.lib.cuStreamBeginCapture_v2(stream, _CAPTURE_MODE_THREAD_LOCAL),
+                    "cuStreamBeginCapture")
+        graph = ctypes.c_void_p()
+        try:
+            record()
+        finally:
+            # Ends the capture even when recording failed, so the stream is usable again.
+            ended = self.lib.cuStreamEndCapture(stream, ctypes.byref(graph))
+        self._check(ended, "cuStreamEndCapture")
+        executable = ctypes.c_void_p()
+        try:
+            self._check(self.lib.cuGraphInstantiateWithFlags(ctypes.byref(executable), graph, 0),
+                        "cuGraphInstantiateWithFlags")
+        finally:
+            self.lib.cuGraphDestroy(graph)
+        return executable
+
+    def launch(self, executable: ctypes.c_void_p, stream: int) -> None:
+        self._check(self.lib.cuGraphLaunch(executable, stream), "cuGraphLaunch")
+
+    def destroy(self, executable: ctypes.c_void_p) -> None:
+        self.lib.cuGraphExecDestroy(executable)
+
+
+_graph_api: GraphApi | None = None
+
+
+def graph_api() -> GraphApi:
+    """The process's GraphApi (libcuda loaded once)."""
+    global _graph_api
+    with _driver_lock:
+        if _graph_api is None:
+            _graph_api = GraphApi()
+        return _graph_api
+
+
+def straight_end(steps: Sequence[Step], start: int) -> int:
+    """The end of the run of launches and copies that starts at `steps[start]`: work with no
+    host decision inside, which one recorded graph replays (the buffers never move)."""
+    end = start
+    while end < len(steps) and isinstance(steps[end], (Launch, Copy)):
+        end += 1
+    return end
+
+
 # --- the executable ------------------------------------------------------------------------------
 
 
@@ -274,6 +388,12 @@ class GpuExecutable:
 
     Returns one ndarray for an array result, or the tuple of result leaves (nested tuples
     flattened) for a tuple result.
+
+    Each run of launches and copies between host decisions (the whole plan, when it has no
+    while or conditional) is recorded once into a CUDA graph and replayed by one
+    `cuGraphLaunch`, which removes the host's cost per kernel (most of a small model's
+    step). Set `use_graphs` False to launch step by step; `graph_error` tells why a capture
+    failed (the executable then launches step by step for good).
     """
 
     def __init__(self, program: GpuProgram) -> None:
@@ -284,6 +404,12 @@ class GpuExecutable:
         self._launch_args: dict[int, list[int]] = {}
         self._arena = 0
         self._constants = 0
+        self.use_graphs = True
+        self.graph_error: str | None = None
+        self._graphs: dict[tuple[int, int], Any] = {}
+        # The executable's own stream: the legacy default stream cannot be captured, and a
+        # stream shared with another executable could record that one's work in our graph.
+        self._stream: Any = None
         with self._driver.active():
             self._module = self._driver.load_module(program.ptx.ptx)
             for name in program.kernel_names:
@@ -307,7 +433,7 @@ class GpuExecutable:
             for slot, array in zip(self._param_slots, arrays, strict=True):
                 if array.nbytes:
                     d.htod(self.address(slot), array)
-            self._run(program.steps)
+            self._execute()
             results = []
             for slot in self._result_slots:
                 out = np.empty(slot.shape.dims, slot.shape.element_type.numpy)
@@ -334,26 +460,33 @@ class GpuExecutable:
             for slot, array in zip(self._param_slots, arrays, strict=True):
                 if array.nbytes:
                     d.htod(self.address(slot), array)
-            self._run(program.steps)
+            self._execute()
             d.synchronize()
             start = time.perf_counter()
             for _ in range(max(repeats, 1)):
-                self._run(program.steps)
+                self._execute()
             d.synchronize()
             return (time.perf_counter() - start) / max(repeats, 1)
 
-    def _run(self, steps: Sequence[Step]) -> None:
-        d = self._driver
-        for step in steps:
-            if isinstance(step, Launch):
-                addresses = self._launch_args.get(id(step))
-                if addresses is None:
-                    addresses = [self.address(s) for s in step.args]
-                    self._launch_args[id(step)] = addresses
-                d.launch(self._functions[step.kernel], step.dims, addresses)
-            elif isinstance(step, Copy):
-                d.dtod(self.address(step.dst), self.address(step.src), step.dst.nbytes)
-            elif isinstance(step, While):
+    @property
+    def uses_graph(self) -> bool:
+        """True once part of the plan has been recorded into a CUDA graph that runs replay."""
+        return bool(self._graphs)
+
+    def _execute(self) -> None:
+        """Run the plan once."""
+        self._run(self.program.steps)
+
+    def _run(self, steps: tuple[Step, ...]) -> None:
+        k = 0
+        while k < len(steps):
+            step = steps[k]
+            if isinstance(step, (Launch, Copy)):
+                end = straight_end(steps, k)
+                self._run_straight(steps, k, end)
+                k = end
+                continue
+            if isinstance(step, While):
                 self._run(step.cond)
                 while self._read_scalar(step.pred):
                     self._run(step.body)
@@ -362,6 +495,43 @@ class GpuExecutable:
                 self._run(step.branches[self._branch_index(step)])
             else:
                 raise InternalError(f"unknown plan step {step!r}")
+            k += 1
+
+    def _run_straight(self, steps: tuple[Step, ...], start: int, end: int) -> None:
+        """steps[start:end], launches and copies: replayed from their graph (recorded on
+        first use, keyed by their place in the plan) unless graphs are off or failed."""
+        if self.use_graphs and self.graph_error is None:
+            key = (id(steps), start)
+            try:
+                if self._stream is None:
+                    self._stream = self._driver.new_stream()
+                stream = self._stream
+                handle = self._driver.stream_handle(stream)
+                graph = self._graphs.get(key)
+                if graph is None:
+                    graph = graph_api().capture(
+                        handle, lambda: self._issue(steps[start:end], stream))
+                    self._graphs[key] = graph
+                graph_api().launch(graph, handle)
+                return
+            except Exception as e:  # no graph support: launching step by step still works
+                self.graph_error = f"{type(e).__name__}: {e}"
+        self._issue(steps[start:end], None)
+
+    def _issue(self, steps: Sequence[Step], stream: Any) -> None:
+        """Launch or copy each of `steps` (launches and copies only) on `stream`."""
+        d = self._driver
+        for step in steps:
+            if isinstance(step, Launch):
+                addresses = self._launch_args.get(id(step))
+                if addresses is None:
+                    addresses = [self.address(s) for s in step.args]
+                    self._launch_args[id(step)] = addresses
+                d.launch(self._functions[step.kernel], step.dims, addresses, stream)
+            else:
+                assert isinstance(step, Copy)
+                d.dtod(self.address(step.dst), self.address(step.src), step.dst.nbytes,
+                       stream)
 
     def _read_scalar(self, slot: Slot) -> Any:
         value = np.empty((), slot.shape.element_type.numpy)
@@ -382,6 +552,12 @@ class GpuExecutable:
             return
         try:
             with d.active():
+                for graph in self._graphs.values():
+                    graph_api().destroy(graph)
+                self._graphs.clear()
+                if self._stream is not None:
+                    d.free_stream(self._stream)
+                    self._stream = None
                 for address in (self._arena, self._constants):
                     if address:
                         d.free(address)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from backends.gpu.compiler import GpuOptions, compile_to_program
@@ -27,15 +28,27 @@ def compile(module: HloModule, **options: Any) -> GpuExecutable:
         UnsupportedOpError: an instruction has no GPU kernel.
         CompileError: code generation failed, or no GPU can be used.
     """
-    from runtime.cuda import GpuExecutable, device_arch
+    from runtime.cuda import GpuExecutable
 
-    opts = GpuOptions.from_kwargs(**options)
-    if opts.arch is None:
-        opts = GpuOptions(device_arch(), opts.ptx_version, opts.opt_level)
-    return GpuExecutable(compile_to_program(module, opts))
+    return GpuExecutable(compile_to_program(module, resolve_options(GpuOptions.from_kwargs(
+        **options))))
+
+
+def resolve_options(options: GpuOptions) -> GpuOptions:
+    """`options` with the architecture filled in from the current device (needs a GPU when
+    it is None), so that a compile-cache key names the real target.
+
+    Raises:
+        CompileError: no GPU can be used and no architecture was given.
+    """
+    if options.arch is not None:
+        return options
+    from runtime.cuda import device_arch
+
+    return replace(options, arch=device_arch())
 
 
 __all__ = [
     "GpuOptions", "GpuProgram", "GpuTarget", "assemble", "compile", "compile_to_program",
-    "ptxas_path",
+    "ptxas_path", "resolve_options",
 ]

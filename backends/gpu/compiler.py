@@ -7,11 +7,13 @@ root's slots are. Tuple, get-tuple-element, bitcast, reshape, copy and opt-barri
 rename slots (buffers are immutable once written), constants are slots of the pool.
 
 Instructions that compute become kernel launches: an opcode of `GPU_KERNELS` runs its
-emitter; an elemental one gets a one-thread-per-element kernel (`kernels.emit_elemental`);
+emitter; an elemental one gets a per-element kernel (`kernels.emit_elemental`); a loop
+fusion one such kernel over the fused expression, and an input fusion (a reduce of fused
+producers) the reduce's kernels reading the fused expression (`input_fusion.py`);
 an opcode of `misc.SERIAL_KERNELS` runs the CPU backend's loop code on one GPU thread;
 an opcode of `expand.EXPANSIONS` (batch normalisation) becomes a computation of other ops.
 Anything else is an UnsupportedOpError. Kernels are emitted once per instruction; called
-computations (call, while, conditional, non-elemental fusions) are instantiated at each
+computations (call, while, conditional, other fusions) are instantiated at each
 call site with the caller's slots, so their kernels are launched with different buffers.
 While and conditional are driven by the host, which reads the predicate or branch index
 back after computing it.
@@ -32,6 +34,7 @@ from backends.elemental import EMIT
 from backends.elemental_movement import literal_bytes
 from backends.gpu import kernels as gk
 from backends.gpu.expand import EXPANSIONS
+from backends.gpu.input_fusion import emit_input_fusion, is_input_fusion
 from backends.gpu.kernels import GPU_KERNELS, KernelFunction
 from backends.gpu.launch import LaunchDims
 from backends.gpu.plan import (
@@ -231,7 +234,7 @@ class CallSite:
         if rule is not None:
             return rule(self, instr, operands)
         host = HOST_RULES.get(op)
-        if host is not None and not (op is Opcode.FUSION and _is_loop_fusion(instr)):
+        if host is not None and not (op is Opcode.FUSION and _is_kernel_fusion(instr)):
             return host(self, instr, operands)
         if op in EXPANSIONS:
             steps, result = self.compiler.instantiate(self.compiler.expansion(instr), operands)
@@ -277,12 +280,18 @@ def _is_loop_fusion(instr: HloInstruction) -> bool:
     return gk.is_elemental_computation(instr.attrs["calls"]) and instr.shape.is_array
 
 
+def _is_kernel_fusion(instr: HloInstruction) -> bool:
+    """A fusion that becomes kernels of its own: a loop fusion or an input (reduce) fusion.
+    Other fusions run their instructions one by one, as a call does."""
+    return _is_loop_fusion(instr) or is_input_fusion(instr)
+
+
 def _emitter_for(instr: HloInstruction) -> gk.GpuKernelEmitter:
     from backends.gpu.misc import SERIAL_KERNELS, emit_serial
 
     op = instr.opcode
     if op is Opcode.FUSION:
-        return gk.emit_loop_fusion
+        return gk.emit_loop_fusion if _is_loop_fusion(instr) else emit_input_fusion
     if op in GPU_KERNELS:
         return GPU_KERNELS[op]
     if op in EMIT and instr.shape.is_array:

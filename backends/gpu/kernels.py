@@ -23,6 +23,7 @@ from llvmlite import ir
 
 from backends.elemental import EMIT, ElementalEmitter, Generator
 from backends.elemental_movement import scalar_constant
+from backends.gpu.lanes import LaneLoads, store_lanes, vectorizable
 from backends.gpu.launch import LaunchDims, for_elements, grid_stride_loop
 from backends.gpu.plan import BufferValue, Slot
 from backends.gpu.target_math import GpuMath
@@ -40,7 +41,7 @@ Operands = Mapping[HloInstruction, Generator]
 
 # The alignment promised for every buffer argument (lets NVPTX use 16-byte vector accesses).
 ARG_ALIGNMENT = 16
-# Consecutive elements per thread in per-element kernels, when the element count allows.
+# Consecutive elements per thread in per-element kernels (one 16-byte access for f32).
 UNROLL = 4
 
 
@@ -182,9 +183,11 @@ def is_scalar_constant(instr: HloInstruction) -> bool:
 
 
 def operand_generators(kernel: KernelFunction, operands: Sequence[HloInstruction],
-                       first_input: int = 0) -> dict[HloInstruction, Generator]:
+                       first_input: int = 0, lanes: LaneLoads | None = None
+                       ) -> dict[HloInstruction, Generator]:
     """Generators reading `operands`: rank-0 constants as immediates, the others from the
-    kernel's inputs `first_input`, `first_input + 1`, ... in order."""
+    kernel's inputs `first_input`, `first_input + 1`, ... in order (through `lanes`, which
+    turns a thread's reads of its own elements into vector loads, when given)."""
     gens: dict[HloInstruction, Generator] = {}
     k = first_input
     b = kernel.builder
@@ -195,13 +198,15 @@ def operand_generators(kernel: KernelFunction, operands: Sequence[HloInstruction
             gens[operand] = fixed_generator(scalar_constant(operand))
             continue
         array = kernel.inputs[k]
-        gens[operand] = _loader(b, array)
+        gens[operand] = _loader(b, array, lanes)
         k += 1
     return gens
 
 
-def _loader(b: ir.IRBuilder, array: IrArray) -> Generator:
-    return lambda index: array.load(b, index)
+def _loader(b: ir.IRBuilder, array: IrArray, lanes: LaneLoads | None) -> Generator:
+    if lanes is None:
+        return lambda index: array.load(b, index)
+    return lambda index: lanes.load(b, array, index)
 
 
 def buffer_operands(operands: Sequence[HloInstruction], slots: Sequence[BufferValue]
@@ -227,30 +232,41 @@ def element_loop_kernel(
     slots: Sequence[BufferValue],
     build: Callable[[KernelFunction, dict[HloInstruction, Generator]], Generator],
 ) -> None:
-    """A kernel storing generator(index) at every index of `out`, one thread per element.
+    """A kernel storing generator(index) at every index of `out`.
 
-    `build(kernel, operand generators)` returns the generator; it runs only when the kernel
-    is new.
+    Each thread computes UNROLL consecutive elements per item, reading the operands it needs
+    at those same elements with one vector load each and writing them with one vector store
+    (see lanes.py); the last `n % UNROLL` elements are computed one per thread by a second
+    loop. `build(kernel, operand generators)` returns the generator; it runs only when the
+    kernel is new.
     """
     n = out.shape.num_elements
     if n == 0:
         return
-    # Each thread computes UNROLL consecutive elements, so that elementwise operands and the
-    # output are read and written with vector instructions (LLVM's load/store vectoriser).
-    unroll = UNROLL if n % UNROLL == 0 and out.shape.element_type.byte_size <= 8 else 1
+    # Complex elements are structs, which LLVM vectors cannot hold: one element per thread.
+    width = UNROLL if vectorizable(out.shape.element_type) else 1
+    items, tail = divmod(n, width)
     kernel = ctx.kernel(role, [out], buffer_operands(operands, slots))
     if kernel.is_new:
         b = kernel.builder
-        generator = build(kernel, operand_generators(kernel, operands))
+        lanes = LaneLoads(n, width) if width > 1 else None
+        generator = build(kernel, operand_generators(kernel, operands, lanes=lanes))
         target = kernel.outputs[0]
-        with grid_stride_loop(b, n // unroll) as item:
-            first = b.mul(item, i64(unroll), flags=["nuw", "nsw"]) if unroll > 1 else item
-            for k in range(unroll):
-                i = b.add(first, i64(k), flags=["nuw", "nsw"]) if k else first
-                index = IrIndex.from_linear(b, i, out.shape)
-                target.store_linear(b, i, generator(index))
+        if lanes is not None and items:
+            with grid_stride_loop(b, items) as item:
+                first = b.mul(item, i64(width), flags=["nuw", "nsw"])
+                offsets = lanes.begin(b, first)
+                values = [generator(IrIndex.from_linear(b, i, out.shape)) for i in offsets]
+                store_lanes(b, target, first, values)
+                lanes.end()
+        # The elements past the last whole vector (all of them with width 1), one a thread.
+        start = items * width if lanes is not None else 0
+        if n - start:
+            with grid_stride_loop(b, n - start, name="tail") as t:
+                i = b.add(t, i64(start), flags=["nuw", "nsw"]) if start else t
+                target.store_linear(b, i, generator(IrIndex.from_linear(b, i, out.shape)))
         kernel.finish()
-    ctx.launch(kernel, for_elements(n // unroll))
+    ctx.launch(kernel, for_elements(max(items, tail)))
 
 
 def emit_elemental(ctx: KernelContext, instr: HloInstruction) -> None:

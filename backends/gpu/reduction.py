@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from llvmlite import ir
 
@@ -51,7 +52,6 @@ from backends.gpu.launch import (
 )
 from backends.gpu.plan import Slot, leaves
 from backends.llvm.index import delinearize, linearize
-from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import I1, I8, I64, for_range, i64, llvm_type, loop_nest
 from backends.llvm.window import window_input_index
 from hlo.attributes import Window
@@ -122,34 +122,90 @@ def _finish(ctx: KernelContext, b: ir.IRBuilder, comp: HloComputation, partial: 
     return [b.select(has, c, i) for c, i in zip(combined, inits, strict=True)]
 
 
-def _scalar_loads(b: ir.IRBuilder, arrays: Sequence[IrArray]) -> list[ir.Value]:
+def _scalar_loads(b: ir.IRBuilder, arrays: Sequence[Any]) -> list[ir.Value]:
     return [a.load(b, []) for a in arrays]
+
+
+class ReduceSource(Protocol):
+    """Where the kernels of a reduce read its inputs and initial values.
+
+    `BufferSource` reads the reduce's operand buffers; a reduce fused with the elementwise
+    producers of its inputs (`input_fusion.py`) computes them from the fusion's operands.
+    """
+
+    @property
+    def slots(self) -> list[Slot]:
+        """The buffers bound as the inputs of the kernel that walks the reduced elements."""
+
+    @property
+    def init_slots(self) -> list[Slot]:
+        """The buffers a combining kernel binds after its partials and flags."""
+
+    def inputs(self, kernel: KernelFunction) -> list[Any]:
+        """The reduce's inputs as arrays (`load`, `load_linear`, `element_type`, `shape`)
+        over the walking kernel's inputs."""
+
+    def walk_inits(self, kernel: KernelFunction) -> list[Any]:
+        """The initial values as rank-0 arrays, in the walking kernel (inputs `slots`)."""
+
+    def combine_inits(self, kernel: KernelFunction, first: int) -> list[Any]:
+        """The initial values as rank-0 arrays, in a combining kernel that bound
+        `init_slots` from its input `first` on."""
+
+
+@dataclass(frozen=True)
+class BufferSource:
+    """The inputs and initial values of a reduce, read from their buffers."""
+
+    input_slots: list[Slot]
+    init_buffers: list[Slot]
+
+    @property
+    def slots(self) -> list[Slot]:
+        return [*self.input_slots, *self.init_buffers]
+
+    @property
+    def init_slots(self) -> list[Slot]:
+        return list(self.init_buffers)
+
+    def inputs(self, kernel: KernelFunction) -> list[Any]:
+        return list(kernel.inputs[:len(self.input_slots)])
+
+    def walk_inits(self, kernel: KernelFunction) -> list[Any]:
+        return list(kernel.inputs[len(self.input_slots):])
+
+    def combine_inits(self, kernel: KernelFunction, first: int) -> list[Any]:
+        return list(kernel.inputs[first:])
 
 
 @emits_gpu(Opcode.REDUCE)
 def emit_reduce(ctx: KernelContext, instr: HloInstruction) -> None:
     n = len(instr.operands) // 2
     slots = [s for v in ctx.operands for s in leaves(v)]
-    inputs, inits = slots[:n], slots[n:]
+    emit_reduce_from(ctx, instr, BufferSource(slots[:n], slots[n:]))
+
+
+def emit_reduce_from(ctx: KernelContext, instr: HloInstruction, source: ReduceSource) -> None:
+    """The kernels of the reduce `instr` writing `ctx.out`, reading through `source`."""
     outs = leaves(ctx.out)
     outputs = outs[0].shape.num_elements
     if outputs == 0:
         return
-    dims = inputs[0].shape.dims
+    dims = instr.operands[0].shape.dims
     reduced = sorted(instr.attrs["dimensions"])
     rank = len(dims)
     size = math.prod(dims[d] for d in reduced)
     if size == 0 or not reduced:
-        _emit_per_output(ctx, instr, inputs, inits, outs, reduced, split=1)
+        _emit_per_output(ctx, instr, source, outs, reduced, split=1)
         return
     innermost = reduced == list(range(rank - len(reduced), rank))
     if innermost and size >= WARP:
-        _emit_rows(ctx, instr, inputs, inits, outs, size)
+        _emit_rows(ctx, instr, source, outs, size)
         return
     split = 1
     if outputs < SPLIT_MAX_OUTPUTS and size >= SPLIT_MIN_REDUCED:
         split = ceil_div(size, CHUNK)
-    _emit_per_output(ctx, instr, inputs, inits, outs, reduced, split)
+    _emit_per_output(ctx, instr, source, outs, reduced, split)
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -170,8 +226,8 @@ def _segments(rows: int, size: int) -> int:
     return min(ceil_div(size, SEGMENT), MAX_SEGMENTS)
 
 
-def _emit_rows(ctx: KernelContext, instr: HloInstruction, inputs: list[Slot],
-               inits: list[Slot], outs: list[Slot], size: int) -> None:
+def _emit_rows(ctx: KernelContext, instr: HloInstruction, source: ReduceSource,
+               outs: list[Slot], size: int) -> None:
     """One row of `size` contiguous elements per output; T threads per row (segment).
 
     A long row is cut into segments reduced by different blocks into partials, which a
@@ -187,22 +243,22 @@ def _emit_rows(ctx: KernelContext, instr: HloInstruction, inputs: list[Slot],
     dims = LaunchDims((grid, 1, 1), (per_row, rows_per_block, 1))
     geometry = RowGeometry(rows, size, per_row, rows_per_block, segments, seg_len)
     if segments == 1:
-        kernel = ctx.kernel(f"rows{per_row}", outs, [*inputs, *inits])
+        kernel = ctx.kernel(f"rows{per_row}", outs, source.slots)
         if kernel.is_new:
-            _fill_rows(ctx, kernel, comp, len(inputs), geometry)
+            _fill_rows(ctx, kernel, comp, source, geometry)
         ctx.launch(kernel, dims)
         return
     partials = [ctx.temp(Shape.array(s.shape.element_type, (segments, rows))) for s in outs]
     flags = ctx.temp(Shape.array(PrimitiveType.PRED, (segments, rows)))
     partial_slots = [p for p in partials if isinstance(p, Slot)]
     assert isinstance(flags, Slot) and len(partial_slots) == len(outs)
-    first = ctx.kernel(f"segments{per_row}", [*partial_slots, flags], list(inputs))
+    first = ctx.kernel(f"segments{per_row}", [*partial_slots, flags], source.slots)
     if first.is_new:
-        _fill_rows(ctx, first, comp, len(inputs), geometry)
+        _fill_rows(ctx, first, comp, source, geometry)
     ctx.launch(first, dims)
-    second = ctx.kernel("combine", outs, [*partial_slots, flags, *inits])
+    second = ctx.kernel("combine", outs, [*partial_slots, flags, *source.init_slots])
     if second.is_new:
-        _fill_combine(ctx, second, comp, len(outs), segments, rows)
+        _fill_combine(ctx, second, comp, source, len(outs), segments, rows)
     ctx.launch(second, for_elements(rows))
 
 
@@ -218,15 +274,16 @@ class RowGeometry:
     seg_len: int          # elements per segment
 
 
-def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
-               g: RowGeometry) -> None:
+def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
+               source: ReduceSource, g: RowGeometry) -> None:
     """Segment s of row r: partial over [s * seg_len, min((s + 1) * seg_len, size)).
 
     With one segment the kernel writes comp(init, partial) to out[r]; otherwise it writes
     the partial and its has-flag to [s, r] of its two outputs.
     """
     b = kernel.builder
-    xs = kernel.inputs[:n]
+    xs = source.inputs(kernel)
+    n = len(xs)
     types = [llvm_type(x.element_type) for x in xs]
     lane = wide(b, thread_id(b, "x"))
     block = wide(b, block_id(b))
@@ -252,7 +309,8 @@ def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
     is_writer = b.and_(active, b.icmp_unsigned("==", lane, i64(0)))
     with b.if_then(is_writer):
         if g.segments == 1:
-            results = _finish(ctx, b, comp, partial, _scalar_loads(b, kernel.inputs[n:]))
+            inits = source.walk_inits(kernel)
+            results = _finish(ctx, b, comp, partial, _scalar_loads(b, inits))
             for out, v in zip(kernel.outputs, results, strict=True):
                 out.store_linear(b, row, v)
         else:
@@ -313,15 +371,14 @@ def _from_storage(b: ir.IRBuilder, v: ir.Value, t: ir.Type) -> ir.Value:
 # --- one thread per output (optionally per chunk of the reduced elements) ----------------------
 
 
-def _emit_per_output(ctx: KernelContext, instr: HloInstruction, inputs: list[Slot],
-                     inits: list[Slot], outs: list[Slot], reduced: list[int],
-                     split: int) -> None:
+def _emit_per_output(ctx: KernelContext, instr: HloInstruction, source: ReduceSource,
+                     outs: list[Slot], reduced: list[int], split: int) -> None:
     comp: HloComputation = instr.attrs["to_apply"]
     outputs = outs[0].shape.num_elements
     if split <= 1:
-        kernel = ctx.kernel("walk", outs, [*inputs, *inits])
+        kernel = ctx.kernel("walk", outs, source.slots)
         if kernel.is_new:
-            _fill_walk(ctx, kernel, comp, len(inputs), reduced, outputs, split=1)
+            _fill_walk(ctx, kernel, comp, source, reduced, outputs, split=1)
         ctx.launch(kernel, for_elements(outputs))
         return
     partial_shapes = [Shape.array(s.shape.element_type, (split, outputs)) for s in outs]
@@ -330,18 +387,18 @@ def _emit_per_output(ctx: KernelContext, instr: HloInstruction, inputs: list[Slo
     flags = ctx.temp(flags_shape)
     partial_slots = [p for p in partials if isinstance(p, Slot)]
     assert isinstance(flags, Slot) and len(partial_slots) == len(outs)
-    first = ctx.kernel("chunks", [*partial_slots, flags], list(inputs))
+    first = ctx.kernel("chunks", [*partial_slots, flags], source.slots)
     if first.is_new:
-        _fill_walk(ctx, first, comp, len(inputs), reduced, outputs, split)
+        _fill_walk(ctx, first, comp, source, reduced, outputs, split)
     ctx.launch(first, for_elements(outputs * split))
-    second = ctx.kernel("combine", outs, [*partial_slots, flags, *inits])
+    second = ctx.kernel("combine", outs, [*partial_slots, flags, *source.init_slots])
     if second.is_new:
-        _fill_combine(ctx, second, comp, len(outs), split, outputs)
+        _fill_combine(ctx, second, comp, source, len(outs), split, outputs)
     ctx.launch(second, for_elements(outputs))
 
 
-def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
-               reduced: list[int], outputs: int, split: int) -> None:
+def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
+               source: ReduceSource, reduced: list[int], outputs: int, split: int) -> None:
     """Per (chunk, output) thread: combine the chunk's reduced elements.
 
     split == 1: the whole reduced space, written with the init to the outputs. Otherwise
@@ -349,7 +406,8 @@ def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
     writes its partial and has-flag at [c, output].
     """
     b = kernel.builder
-    xs = kernel.inputs[:n]
+    xs = source.inputs(kernel)
+    n = len(xs)
     dims = xs[0].shape.dims
     kept = [d for d in range(len(dims)) if d not in reduced]
     kept_dims = [dims[d] for d in kept]
@@ -373,7 +431,8 @@ def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
         if split == 1:
             with loop_nest(b, red_dims, name="r") as red_index:
                 visit(red_index)
-            results = _finish(ctx, b, comp, partial, _scalar_loads(b, kernel.inputs[n:]))
+            inits = source.walk_inits(kernel)
+            results = _finish(ctx, b, comp, partial, _scalar_loads(b, inits))
             for out, v in zip(kernel.outputs, results, strict=True):
                 out.store_linear(b, o, v)
         else:
@@ -389,13 +448,13 @@ def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
     kernel.finish()
 
 
-def _fill_combine(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation, n: int,
-                  split: int, outputs: int) -> None:
+def _fill_combine(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
+                  source: ReduceSource, n: int, split: int, outputs: int) -> None:
     """out[o] = comp(init, combination of the partials [c, o] that have a value)."""
     b = kernel.builder
     parts = kernel.inputs[:n]
     flags = kernel.inputs[n]
-    inits = kernel.inputs[n + 1:]
+    inits = source.combine_inits(kernel, n + 1)
     types = [llvm_type(p.element_type) for p in parts]
     partial = Partial(kernel, types, "acc")
     with grid_stride_loop(b, outputs) as o:

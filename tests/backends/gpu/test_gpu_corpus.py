@@ -45,7 +45,23 @@ def _tolerance(case: dict) -> tuple[float, float]:
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_corpus_case_on_gpu(case: dict, gpu_compile: Callable[..., Any]) -> None:
     text, args, want = _load(case)
-    got = gpu_compile(text)(*args)
+    _check(case, gpu_compile(text)(*args), want)
+
+
+@pytest.mark.skipif(not CASES, reason="../shared/corpus is not present")
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_optimized_corpus_case_on_gpu(case: dict, gpu_compile: Callable[..., Any]) -> None:
+    """The same through compile(backend="gpu"): the default pipeline's loop, input and
+    output fusions, and the CUDA graph replay, on a second call too."""
+    from compiler.api import compile as compile_module
+
+    text, args, want = _load(case)
+    exe = compile_module(text, backend="gpu")
+    _check(case, exe(*args), want)
+    _check(case, exe(*args), want)
+
+
+def _check(case: dict, got: Any, want: list[np.ndarray]) -> None:
     if not isinstance(got, tuple):
         got = (got,)
     name = case["name"]
