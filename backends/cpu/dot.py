@@ -9,8 +9,10 @@ and transposed matrices, batched or not) is read in place by the packed GEMM of
 `backends/cpu/gemm.py`, whose packing also converts to the accumulation type; any other
 operand is first copied row-major. f16/bf16 accumulate in f32, integers wrap in the result
 type, and a result narrower than float operands is computed in the operands' type and
-rounded once. Matrix-vector (N == 1) and vector-matrix (M == 1) products skip the packing;
-PRED and complex dots take a plain scalar loop nest.
+rounded once. Small products and thin ones (a few rows, B's columns contiguous) take the
+in-place kernel of `backends/cpu/gemm_direct.py` instead: no packing and no scratch.
+Matrix-vector products (N == 1) take a loop over K; PRED and complex dots take a plain
+scalar loop nest.
 
 The scalar arithmetic (`dot_accumulation_type`, `convert_scalar`, `multiply_add`, ...)
 lives in `backends/llvm/arith.py`, shared with the GPU kernels.
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from backends.cpu.gemm import GemmPlan, MatrixOperand, kernel_target
+from backends.cpu.gemm_direct import DirectPlan
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.arith import (
     add_scalar,
@@ -235,94 +238,197 @@ def _emit_gemm(
             out.store_linear(b, e, convert_scalar(b, value, acc_t, out.element_type))
 
 
+# --- products read in place -------------------------------------------------------------------
+
+# Products of at most this many multiply-adds are too small for packing to pay: they take the
+# in-place kernel whatever their operands' layouts (a 64 x 64 x 64 product).
+SMALL_WORK = 1 << 18
+
+
+def _is_small(view: DotView) -> bool:
+    return view.B * view.M * view.N * view.K <= SMALL_WORK
+
+
+def _lhs_rows_contiguous(view: DotView, lhs: IrArray, acc_t: PrimitiveType) -> bool:
+    """True when A's rows are acc_t and contiguous over K (the GEMV reads A in place)."""
+    strides = group_strides(lhs.shape, (view.lhs_batch, view.lhs_free, view.lhs_contract))
+    return strides is not None and strides[2] in (0, 1) and lhs.element_type is acc_t
+
+
+def _direct_operands(view: DotView, lhs: IrArray, rhs: IrArray,
+                     acc_t: PrimitiveType) -> tuple[MatrixOperand, MatrixOperand] | None:
+    """A and B as strided matrices read in place, when the in-place kernel suits the dot.
+
+    It does when the product is small, or thin (few enough rows for one or two register
+    tiles: B is then streamed about once, so packing it would only add a copy) with B's
+    columns contiguous in the accumulation type, as vector loads need. None otherwise, and
+    when an operand's dimension groups do not merge into single strides.
+    """
+    a_strides = group_strides(lhs.shape, (view.lhs_batch, view.lhs_free, view.lhs_contract))
+    b_strides = group_strides(rhs.shape, (view.rhs_batch, view.rhs_contract, view.rhs_free))
+    if a_strides is None or b_strides is None:
+        return None
+    a = MatrixOperand(lhs.element_type, *a_strides)
+    bm = MatrixOperand(rhs.element_type, *b_strides)
+    small = _is_small(view)
+    b_vectors = bm.column_stride == 1 and bm.element_type is acc_t
+    thin = view.M <= THIN_ROWS and b_vectors
+    return (a, bm) if small or thin else None
+
+
+# Products of at most this many rows (per batch element) read B in place when it is
+# contiguous: two row blocks of the in-place kernel's tile on AVX2.
+THIN_ROWS = 12
+
+
+def _emit_direct(
+    ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
+    acc_t: PrimitiveType,
+) -> bool:
+    """C = A @ B by the in-place kernel of backends/cpu/gemm_direct.py, converted to out's
+    type as it is stored; False (and nothing emitted) when the dot does not suit it."""
+    operands = _direct_operands(view, lhs, rhs, acc_t)
+    if operands is None:
+        return False
+    a, bm = operands
+    c = MatrixOperand(out.element_type, view.M * view.N, view.N, 1)
+    plan = DirectPlan.create(kernel_target(ctx), acc_t, view.B, view.M, view.N, view.K, a,
+                             bm, c)
+    b = ctx.builder
+    fn = plan.emit_range_function(ctx.module, f"{b.function.name}.dot")
+    plan.emit_call(b, fn, lhs.ptr, rhs.ptr, out.ptr, getattr(ctx, "threads", None))
+    return True
+
+
 # --- matrix-vector products -------------------------------------------------------------------
+
+
+# Rows of a matrix-vector product computed together: their independent FMA chains hide the
+# FMA latency, and the vector's loads are shared.
+GEMV_ROWS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _RowDots:
+    """out[b * rows + r] = sum_k P[b, r, k] * q[b, k], P's rows and q contiguous over k.
+
+    Strides are in elements of `p` and `q`, both of the accumulation type.
+    """
+
+    p: IrArray
+    p_batch: int
+    p_row: int
+    q: IrArray
+    q_batch: int
+    batch: int
+    rows: int
+    k: int
 
 
 def _emit_gemv(
     ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
     acc_t: PrimitiveType,
 ) -> None:
-    """C[b, m] = sum_k A[b, m, k] * B[b, k] with a vector of partial sums over k (N == 1)."""
+    """C[b, m] = sum_k A[b, m, k] * B[b, k] (N == 1): A's rows dotted with B's column."""
+    a_strides = group_strides(lhs.shape, (view.lhs_batch, view.lhs_free, view.lhs_contract))
+    if a_strides is None or not _lhs_rows_contiguous(view, lhs, acc_t):
+        lhs = _pack_lhs(ctx, view, lhs, acc_t)
+        a_strides = [view.M * view.K, view.K, 1]
+    q, q_batch = _contiguous_vector(ctx, rhs, view.batch_sizes, view.k_sizes,
+                                    view.rhs_batch + view.rhs_contract + view.rhs_free, acc_t)
+    dots = _RowDots(lhs, a_strides[0], a_strides[1], q, q_batch, view.B, view.M, view.K)
+    _emit_row_dots(ctx.builder, dots, out, acc_t)
+
+
+def _emit_vector_times_rows(
+    ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
+    acc_t: PrimitiveType,
+) -> bool:
+    """C[b, 0, n] = sum_k A[b, 0, k] * B[b, k, n] (M == 1) as B's columns dotted with A's
+    row, when B's columns are contiguous over K (B given transposed, as [N, K] weights
+    are): False (nothing emitted) otherwise."""
+    b_strides = group_strides(rhs.shape, (view.rhs_batch, view.rhs_free, view.rhs_contract))
+    if b_strides is None or b_strides[2] != 1 or rhs.element_type is not acc_t:
+        return False
+    q, q_batch = _contiguous_vector(ctx, lhs, view.batch_sizes, view.k_sizes,
+                                    view.lhs_batch + view.lhs_contract + view.lhs_free, acc_t)
+    dots = _RowDots(rhs, b_strides[0], b_strides[1], q, q_batch, view.B, view.N, view.K)
+    _emit_row_dots(ctx.builder, dots, out, acc_t)
+    return True
+
+
+def _contiguous_vector(
+    ctx: KernelContext, arr: IrArray, batch_sizes: tuple[int, ...], k_sizes: tuple[int, ...],
+    order: tuple[int, ...], acc_t: PrimitiveType,
+) -> tuple[IrArray, int]:
+    """The operand of one free element (dimensions in `order`: batch, contracting, free) as
+    acc_t vectors contiguous over K, and their batch stride: in place when it already is,
+    else copied into scratch."""
+    strides = group_strides(arr.shape, (order[:len(batch_sizes)],
+                                        order[len(batch_sizes):len(batch_sizes) + len(k_sizes)]))
+    if strides is not None and strides[1] in (0, 1) and arr.element_type is acc_t:
+        return arr, strides[0]
     b = ctx.builder
-    a = _pack_lhs(ctx, view, lhs, acc_t)
-    order = view.rhs_batch + view.rhs_contract + view.rhs_free
-    if _rhs_is_direct(view, rhs, acc_t):
-        vec = rhs
-    else:
-        vec = ctx.temp_array(Shape.array(acc_t, view.batch_sizes + view.k_sizes), name="dot.x")
-        dims = view.batch_sizes + view.k_sizes + view.n_sizes
-        nbk = len(view.batch_sizes) + len(view.k_sizes)
-        with loop_nest(b, dims, name="pack_x") as idx:
-            value = rhs.load(b, _operand_index(order, idx))
-            vec.store(b, idx[:nbk], convert_scalar(b, value, rhs.element_type, acc_t))
+    vec = ctx.temp_array(Shape.array(acc_t, batch_sizes + k_sizes), name="dot.x")
+    dims = batch_sizes + k_sizes + tuple(arr.shape.dims[d]
+                                         for d in order[len(batch_sizes) + len(k_sizes):])
+    nbk = len(batch_sizes) + len(k_sizes)
+    with loop_nest(b, dims, name="pack_x") as idx:
+        value = arr.load(b, _operand_index(order, idx))
+        vec.store(b, idx[:nbk], convert_scalar(b, value, arr.element_type, acc_t))
+    return vec, math.prod(k_sizes)
+
+
+def _emit_row_dots(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: PrimitiveType) -> None:
+    """The row dots, GEMV_ROWS rows at a time (then the remaining rows together)."""
+    groups, rest = divmod(dots.rows, GEMV_ROWS)
+    with for_range(b, 0, dots.batch, name="gemv.batch") as bi:
+        if groups:
+            with for_range(b, 0, groups, name="gemv.rows") as g:
+                _emit_row_group(b, dots, out, acc_t, bi, _nsw_mul(b, g, i64(GEMV_ROWS)),
+                                GEMV_ROWS)
+        if rest:
+            _emit_row_group(b, dots, out, acc_t, bi, i64(groups * GEMV_ROWS), rest)
+
+
+def _emit_row_group(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: PrimitiveType,
+                    bi: ir.Value, r0: ir.Value, count: int) -> None:
+    """Rows r0 .. r0 + count: one vector of partial sums over k per row, summed across its
+    lanes, then the last K % width products (the same operations for a row in any group)."""
     width = _vector_width(acc_t)
     vec_ty = ir.VectorType(llvm_type(acc_t), width)
-    big_k = view.K
-    body_k = big_k - big_k % width
-    acc_v = alloca_at_entry(b, vec_ty, name="gemv.accv")
-    acc_s = alloca_at_entry(b, llvm_type(acc_t), name="gemv.acc")
-    with loop_nest(b, (view.B, view.M), name="gemv") as (bi, m):
-        row = b.mul(b.add(b.mul(bi, i64(view.M), flags=_NOWRAP), m, flags=_NOWRAP),
-                    i64(big_k), flags=_NOWRAP)
-        xbase = b.mul(bi, i64(big_k), flags=_NOWRAP)
-        b.store(ir.Constant(vec_ty, [const(acc_t, 0)] * width), acc_v)
-        with for_range(b, 0, body_k, step=width, name="kv") as k:
-            av = b.load(_at(b, a.ptr, a.storage, _nsw_add(b, row, k)), typ=vec_ty,
-                        align=a.alignment)
-            xv = b.load(_at(b, vec.ptr, vec.storage, _nsw_add(b, xbase, k)), typ=vec_ty,
-                        align=vec.alignment)
-            b.store(multiply_add(b, acc_t, b.load(acc_v), av, xv), acc_v)
-        lanes = b.load(acc_v)
+    body_k = dots.k - dots.k % width
+    p, q = dots.p, dots.q
+    rows = [_nsw_add(b, _nsw_mul(b, bi, i64(dots.p_batch)),
+                     _nsw_mul(b, _nsw_add(b, r0, i64(i)), i64(dots.p_row)))
+            for i in range(count)]
+    q_base = _nsw_mul(b, bi, i64(dots.q_batch))
+    acc_v = [alloca_at_entry(b, vec_ty, name=f"gemv.accv{i}") for i in range(count)]
+    acc_s = [alloca_at_entry(b, llvm_type(acc_t), name=f"gemv.acc{i}") for i in range(count)]
+    for slot in acc_v:
+        b.store(ir.Constant(vec_ty, [const(acc_t, 0)] * width), slot)
+    with for_range(b, 0, body_k, step=width, name="kv") as k:
+        xv = b.load(_at(b, q.ptr, q.storage, _nsw_add(b, q_base, k)), typ=vec_ty,
+                    align=q.alignment)
+        for row, slot in zip(rows, acc_v, strict=True):
+            av = b.load(_at(b, p.ptr, p.storage, _nsw_add(b, row, k)), typ=vec_ty,
+                        align=p.alignment)
+            b.store(multiply_add(b, acc_t, b.load(slot), av, xv), slot)
+    for slot, total_slot in zip(acc_v, acc_s, strict=True):
+        lanes = b.load(slot)
         total = b.extract_element(lanes, ir.Constant(I32, 0))
         for lane in range(1, width):
             total = add_scalar(b, acc_t, total, b.extract_element(lanes, ir.Constant(I32, lane)))
-        b.store(total, acc_s)
-        with for_range(b, body_k, big_k, name="kr") as k:
-            av = a.load_linear(b, b.add(row, k, flags=_NOWRAP))
-            xv = vec.load_linear(b, b.add(xbase, k, flags=_NOWRAP))
-            b.store(multiply_add(b, acc_t, b.load(acc_s), av, xv), acc_s)
-        out_index = b.add(b.mul(bi, i64(view.M), flags=_NOWRAP), m, flags=_NOWRAP)
-        out.store_linear(b, out_index, convert_scalar(b, b.load(acc_s), acc_t, out.element_type))
-
-
-def _rhs_is_direct(view: DotView, rhs: IrArray, acc_t: PrimitiveType) -> bool:
-    """True when rhs already is B as acc_t[batch, K, N] row-major."""
-    order = view.rhs_batch + view.rhs_contract + view.rhs_free
-    return _is_direct(rhs, order, acc_t)
-
-
-def _emit_row_times_matrix(
-    ctx: KernelContext, view: DotView, lhs: IrArray, rhs: IrArray, out: IrArray,
-    acc_t: PrimitiveType,
-) -> None:
-    """C[b, 0, :] = sum_k A[b, 0, k] * B[b, k, :] for M == 1, streaming B once in place.
-
-    Packing B into panels would cost as much as the product itself here; the row of C is
-    accumulated in memory (out, or a scratch row when out has another type) by a
-    contiguous, vectorisable loop over N.
-    """
-    b = ctx.builder
-    a = _pack_lhs(ctx, view, lhs, acc_t)
-    direct = out.element_type is acc_t
-    row = out if direct else ctx.temp_array(Shape.array(acc_t, (view.N,)), name="dot.row")
-    big_n, big_k = view.N, view.K
-    zero = const(acc_t, 0)
-    with for_range(b, 0, view.B, name="vm.batch") as bi:
-        c_base = _nsw_mul(b, bi, i64(big_n)) if direct else i64(0)
-        b_base = _nsw_mul(b, bi, i64(big_k * big_n))
-        with for_range(b, 0, big_n, name="vm.clear") as j:
-            row.store_linear(b, _nsw_add(b, c_base, j), zero)
-        with for_range(b, 0, big_k, name="vm.k") as k:
-            a_val = a.load_linear(b, _nsw_add(b, _nsw_mul(b, bi, i64(big_k)), k))
-            b_row = _nsw_add(b, b_base, _nsw_mul(b, k, i64(big_n)))
-            with for_range(b, 0, big_n, name="vm.n") as j:
-                at = _nsw_add(b, c_base, j)
-                x = rhs.load_linear(b, _nsw_add(b, b_row, j))
-                row.store_linear(b, at, multiply_add(b, acc_t, row.load_linear(b, at), a_val, x))
-        if not direct:
-            with for_range(b, 0, big_n, name="vm.round") as j:
-                value = convert_scalar(b, row.load_linear(b, j), acc_t, out.element_type)
-                out.store_linear(b, _nsw_add(b, _nsw_mul(b, bi, i64(big_n)), j), value)
+        b.store(total, total_slot)
+    with for_range(b, body_k, dots.k, name="kr") as k:
+        xv = q.load_linear(b, _nsw_add(b, q_base, k))
+        for row, slot in zip(rows, acc_s, strict=True):
+            av = p.load_linear(b, _nsw_add(b, row, k))
+            b.store(multiply_add(b, acc_t, b.load(slot), av, xv), slot)
+    out_base = _nsw_add(b, _nsw_mul(b, bi, i64(dots.rows)), r0)
+    for i, slot in enumerate(acc_s):
+        value = convert_scalar(b, b.load(slot), acc_t, out.element_type)
+        out.store_linear(b, _nsw_add(b, out_base, i64(i)), value)
 
 
 # --- scalar fallback --------------------------------------------------------------------------
@@ -363,11 +469,11 @@ def emit_dot(
         return
     if acc_t.is_pred or acc_t.is_complex:
         _emit_scalar_dot(ctx, view, lhs, rhs, out, acc_t)
-    elif view.N == 1:
+    elif view.N == 1 and (_lhs_rows_contiguous(view, lhs, acc_t) or not _is_small(view)):
         _emit_gemv(ctx, view, lhs, rhs, out, acc_t)
-    elif view.M == 1 and _rhs_is_direct(view, rhs, acc_t):
-        _emit_row_times_matrix(ctx, view, lhs, rhs, out, acc_t)
-    else:
+    elif view.M == 1 and _emit_vector_times_rows(ctx, view, lhs, rhs, out, acc_t):
+        pass
+    elif not _emit_direct(ctx, view, lhs, rhs, out, acc_t):
         _emit_gemm(ctx, view, lhs, rhs, out, acc_t)
 
 

@@ -6,7 +6,9 @@ and run on numpy buffers against numpy products: strided and transposed operands
 strides, type conversion in packing, integer wrapping, an empty K, edge tiles, several
 blocks along every dimension (with deliberately small blocks), and the threading contract
 (a call over a sub-range writes exactly that part of C). Code for other targets (AVX-512,
-AArch64) is generated and its assembly checked for the intended vector instructions.
+AArch64) is generated and its assembly checked for the intended vector instructions. The
+tile shapes of the in-place kernel (backends/cpu/gemm_direct.py) are checked the same way;
+its results are tested through HLO in test_kernels_dot.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from backends.cpu.gemm import (
     target_caches,
     vector_unit,
 )
+from backends.cpu.gemm_direct import DirectPlan
 from hlo.dtypes import PrimitiveType
 from hlo.parser import parse
 
@@ -282,9 +285,9 @@ def test_empty_k_clears_c() -> None:
 
 DOT = """HloModule mm
 ENTRY main {
-  a = f32[64,64] parameter(0)
-  b = f32[64,64] parameter(1)
-  ROOT c = f32[64,64] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  a = f32[128,128] parameter(0)
+  b = f32[128,128] parameter(1)
+  ROOT c = f32[128,128] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}
 }
 """
 
@@ -314,3 +317,86 @@ def test_aarch64_code_uses_neon_fmla() -> None:
     asm = macro_kernel_asm(NEON)
     assert "tfcompile.gemm.macro.f32.8x12" in asm
     assert re.search(r"fmla\s+v\d+\.4s", asm)
+
+
+# --- the in-place kernel's tiles (backends/cpu/gemm_direct.py) --------------------------------
+
+
+def direct_plan(target: objcode.Target, m: int, n: int, acc_t: PrimitiveType = T.F32
+                ) -> DirectPlan:
+    operand = MatrixOperand(acc_t, 0, 1, 1)
+    return DirectPlan.create(target, acc_t, 1, m, n, 64, operand, operand, operand)
+
+
+@pytest.mark.parametrize("target,m,n,acc_t,lanes,rows,vectors", [
+    (AVX2, 1, 256, T.F32, 8, 1, 8),      # matrix-vector: eight FMA chains of one row
+    (AVX2, 1, 10, T.F32, 8, 1, 2),       # no wider than the product
+    (AVX2, 8, 256, T.F32, 8, 4, 3),      # two blocks of four rows, not six and two
+    (AVX2, 12, 256, T.F32, 8, 6, 2),
+    (AVX2, 1, 256, T.F64, 4, 1, 8),
+    (AVX512, 1, 256, T.F32, 16, 1, 8),
+    (AVX512, 8, 256, T.F32, 16, 8, 3),   # 32 registers: one block of eight rows
+    (NEON, 3, 100, T.F32, 4, 3, 8),
+    (SSE, 5, 100, T.F32, 4, 5, 2),
+])
+def test_direct_tile(target: objcode.Target, m: int, n: int, acc_t: PrimitiveType, lanes: int,
+                     rows: int, vectors: int) -> None:
+    plan = direct_plan(target, m, n, acc_t)
+    assert (plan.lanes, plan.rows, plan.vectors) == (lanes, rows, vectors)
+
+
+@pytest.mark.parametrize("target", [AVX2, AVX512, SSE, NEON])
+@pytest.mark.parametrize("m", [1, 3, 8, 12])
+def test_direct_tile_fits_the_register_file(target: objcode.Target, m: int) -> None:
+    plan = direct_plan(target, m, 4096)
+    # The accumulators leave registers for the broadcast A element and B's vectors.
+    assert plan.rows * plan.vectors <= vector_unit(target).registers - 4
+
+
+def test_direct_tiles_cover_the_product() -> None:
+    plan = direct_plan(AVX2, 11, 129)
+    assert plan.row_blocks * plan.rows >= 11 > (plan.row_blocks - 1) * plan.rows
+    assert plan.column_blocks * plan.width >= 129 > (plan.column_blocks - 1) * plan.width
+    assert plan.tiles == plan.row_blocks * plan.column_blocks
+
+
+THIN_DOT = """HloModule mv
+ENTRY main {
+  a = f32[1,512] parameter(0)
+  b = f32[512,256] parameter(1)
+  ROOT c = f32[1,256] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+"""
+
+
+def direct_kernel_asm(target: objcode.Target) -> str:
+    artifact = compile_to_object(parse(THIN_DOT), target_triple=target.triple,
+                                 target_cpu=target.cpu, target_features=target.features)
+    asm = artifact.asm()
+    assert "tfcompile.gemm.macro." not in asm
+    return asm
+
+
+def test_direct_kernel_avx2_code_uses_ymm_fma() -> None:
+    asm = direct_kernel_asm(AVX2)
+    assert re.search(r"vfmadd\d+ps\s+[^\n]*%ymm", asm)
+    assert "zmm" not in asm
+
+
+def test_direct_kernel_avx512_code_uses_zmm_fma() -> None:
+    assert re.search(r"vfmadd\d+ps\s+[^\n]*%zmm", direct_kernel_asm(AVX512))
+
+
+def test_direct_kernel_aarch64_code_uses_neon_fmla() -> None:
+    assert re.search(r"fmla\s+v\d+\.4s", direct_kernel_asm(NEON))
+
+
+def test_direct_passes_over_a_large_b() -> None:
+    operand = MatrixOperand(T.F32, 0, 1, 1)
+    plan = DirectPlan.create(AVX2, T.F32, 1, 1, 2048, 100, operand, operand, operand)
+    # 16 rows of 8 KiB per pass, equalised: 100 rows are seven passes of 15.
+    assert (plan.k_block, plan.k_blocks) == (15, 7)
+    narrow = MatrixOperand(T.BF16, 0, 1, 1)
+    plan = DirectPlan.create(AVX2, T.F32, 1, 1, 2048, 100, operand, operand, narrow)
+    # A narrower C cannot hold partial sums: one pass.
+    assert plan.k_blocks == 1

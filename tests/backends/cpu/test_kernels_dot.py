@@ -14,6 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import backends.cpu.gemm as cpu_gemm
+from backends.cpu import CpuOptions
+from compiler.api import compile_artifact
+from hlo.parser import parse
+from runtime.loader import Executable
 from tests.backends.cpu.test_kernels_common import check, compile_and_run, module_text
 
 RNG = np.random.default_rng(7)
@@ -252,3 +257,111 @@ def test_bf16_operands_with_f32_result() -> None:
                       "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
     (got,) = compile_and_run(text, a, b)
     np.testing.assert_allclose(got, a.astype(np.float32) @ b.astype(np.float32), 1e-5, 1e-5)
+
+
+# --- the in-place kernel (backends/cpu/gemm_direct.py) ---------------------------------------
+
+
+def matmul_text(m: int, k: int, n: int, out: str = "f32") -> str:
+    return dot_module(f"f32[{m},{k}]", f"f32[{k},{n}]", f"{out}[{m},{n}]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={0}")
+
+
+@pytest.mark.parametrize("m,k,n", [
+    (1, 784, 256),   # the batch-1 MLP layer: four full column blocks
+    (1, 256, 10),    # one block with a partial last vector
+    (2, 90, 70),     # rows and a column edge
+    (5, 40, 9),      # one row block of five, one vector and a one-lane edge
+    (8, 33, 40),     # two row blocks of four
+    (11, 70, 129),   # an uneven row edge and a one-column edge block
+    (12, 300, 17),
+    (3, 100, 1001),  # B read in passes of 15 rows, C's edge lanes reloaded between them
+])
+def test_thin_products(m: int, k: int, n: int) -> None:
+    a, b = random_array("f32", (m, k)), random_array("f32", (k, n))
+    (got,) = compile_and_run(matmul_text(m, k, n), a, b)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_thin_product_into_a_narrower_result() -> None:
+    a, b = random_array("f32", (3, 500)), random_array("f32", (500, 37))
+    (got,) = compile_and_run(matmul_text(3, 500, 37, "bf16"), a, b)
+    want = (a.astype(np.float64) @ b).astype(np.float32).astype(ml_dtypes.bfloat16)
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-2,
+                               atol=1e-2)
+
+
+def test_small_transposed_and_batched_operands() -> None:
+    # Both operands transposed and batched in the middle: B's columns are strided, so the
+    # in-place kernel gathers its vectors lane by lane.
+    text = dot_module("f32[6,3,7]", "f32[9,3,6]", "f32[3,7,9]",
+                      "lhs_batch_dims={1}, lhs_contracting_dims={0}, rhs_batch_dims={1}, "
+                      "rhs_contracting_dims={2}")
+    check(text, random_array("f32", (6, 3, 7)), random_array("f32", (9, 3, 6)), rtol=1e-5,
+          atol=1e-5)
+
+
+@pytest.mark.parametrize("m,k,n,scratch", [
+    (8, 12, 16, False),    # the training step's dots: small, read in place
+    (4, 8, 16, False),
+    (1, 784, 256, False),  # thin: B streamed once, in place
+    (12, 1000, 300, False),
+    (96, 200, 130, True),  # packing pays: panels in scratch
+])
+def test_only_products_that_pack_need_scratch(m: int, k: int, n: int, scratch: bool) -> None:
+    artifact = compile_artifact(parse(matmul_text(m, k, n)))
+    assert (artifact.temp_bytes > 0) == scratch
+
+
+def test_transposed_small_dot_needs_no_scratch() -> None:
+    text = dot_module("f32[8,4]", "f32[16,4]", "f32[8,16]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={1}")
+    assert compile_artifact(parse(text)).temp_bytes == 0
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 300, 200), (7, 50, 61), (3, 20, 37)])
+def test_in_place_kernel_identical_for_any_thread_count(
+        m: int, k: int, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every product is split across threads here: the column blocks (and row blocks, and
+    # their edge variants) computed by other threads must give the same bits.
+    monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
+    a, b = random_array("f32", (m, k)), random_array("f32", (k, n))
+    text = matmul_text(m, k, n)
+    # Compiled now, past the compile caches: the threshold is patched.
+    serial = Executable(compile_artifact(parse(text), CpuOptions(threads=1)))
+    parallel = Executable(compile_artifact(parse(text), CpuOptions(threads=3)))
+    assert "tfcompile.parallel_for" in parallel.artifact.llvm_ir
+    assert serial(a, b).tobytes() == parallel(a, b).tobytes()
+    np.testing.assert_allclose(serial(a, b), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+# --- matrix-vector products: rows dotted with a vector ---------------------------------------
+
+
+@pytest.mark.parametrize("lhs,rhs,out,attrs", [
+    # x @ W^T with W stored [N, K] (as torch keeps Linear weights): W's rows are dotted
+    # with x in place; 37 rows are nine groups of four and one row.
+    ("[1,300]", "[37,300]", "[1,37]", "lhs_contracting_dims={1}, rhs_contracting_dims={1}"),
+    ("[300]", "[38,300]", "[38]", "lhs_contracting_dims={0}, rhs_contracting_dims={1}"),
+    ("[3,1,41]", "[3,6,41]", "[3,1,6]",
+     "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={2}"),
+    # A^T @ x: A's rows are strided, copied (large) or read by the in-place kernel (small).
+    ("[700,500]", "[700]", "[500]", "lhs_contracting_dims={0}, rhs_contracting_dims={0}"),
+    ("[30,7]", "[30]", "[7]", "lhs_contracting_dims={0}, rhs_contracting_dims={0}"),
+    # The vector's K strided: copied contiguous first.
+    ("[6,90]", "[90,2]", "[6,2]", "lhs_contracting_dims={1}, rhs_contracting_dims={0}"),
+])
+def test_rows_dotted_with_a_vector(lhs: str, rhs: str, out: str, attrs: str) -> None:
+    a = random_array("f32", parse_dims(lhs))
+    b = random_array("f32", parse_dims(rhs))
+    check(dot_module(f"f32{lhs}", f"f32{rhs}", f"f32{out}", attrs), a, b, rtol=1e-4,
+          atol=1e-4)
+
+
+def test_vector_times_transposed_half_matrix() -> None:
+    # B is f16: not readable in place as f32 rows, so another kernel converts it.
+    a, b = random_array("f16", (1, 64)), random_array("f16", (33, 64))
+    text = dot_module("f16[1,64]", "f16[33,64]", "f32[1,33]",
+                      "lhs_contracting_dims={1}, rhs_contracting_dims={1}")
+    (got,) = compile_and_run(text, a, b)
+    np.testing.assert_allclose(got, a.astype(np.float32) @ b.astype(np.float32).T, 1e-4, 1e-4)
