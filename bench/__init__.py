@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "conv": "bench.bench_conv",
     "overhead": "bench.bench_overhead",
     "memory": "bench.bench_memory",
+    "train": "bench.bench_train",
 }
 
 __all__ = ["BENCHMARKS"]

@@ -154,7 +154,21 @@ def _vjp_of_call(fun: Callable[..., Any], argnums: tuple[int, ...], has_aux: boo
         leaves = [ctx.materialize(cts[k + j], m.instr.shape) for j, m in enumerate(markers)]
         k += len(markers)
         grads.append(pytree.tree_unflatten(treedef, leaves))
+    _drop_markers(marked)
     return value, aux, grads
+
+
+def _drop_markers(marked: Sequence[tuple[list[Tracer], Any]]) -> None:
+    """Make the users of each marker use the marked value itself.
+
+    The markers only keep the arguments apart while cotangents propagate; left in place
+    they would be copies of every parameter materialised on every call (no pass removes a
+    `copy`). A marker a Tracer still holds stays in the computation, so a later use of it
+    (an aux output, say) remains valid; unused, it is dead code.
+    """
+    for markers, _ in marked:
+        for m in markers:
+            m.instr.replace_all_uses_with(m.instr.operands[0])
 
 
 def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,

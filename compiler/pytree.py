@@ -38,17 +38,30 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
 
 def _flatten(node: Any, leaves: list[Any]) -> TreeDef:
     kind = type(node)
-    if kind is tuple:
-        return (TUPLE, tuple(_flatten(c, leaves) for c in node))
-    if kind is list:
-        return (LIST, tuple(_flatten(c, leaves) for c in node))
+    if kind is tuple or kind is list:
+        children = _flatten_children(node, leaves)
+        return (TUPLE if kind is tuple else LIST, children)
     if kind is dict:
         keys = _sorted_keys(node)
-        return (DICT, keys, tuple(_flatten(node[k], leaves) for k in keys))
+        return (DICT, keys, _flatten_children([node[k] for k in keys], leaves))
     if node is None:
         return NONE
     leaves.append(node)
     return LEAF
+
+
+def _flatten_children(nodes: Sequence[Any], leaves: list[Any]) -> tuple[TreeDef, ...]:
+    # Leaves are taken here rather than by a call each: `jit` flattens its arguments on
+    # every call, so this loop is per-call overhead.
+    children = []
+    for c in nodes:
+        kind = type(c)
+        if kind is tuple or kind is list or kind is dict or c is None:
+            children.append(_flatten(c, leaves))
+        else:
+            leaves.append(c)
+            children.append(LEAF)
+    return tuple(children)
 
 
 def _sorted_keys(d: dict[Any, Any]) -> tuple[Any, ...]:
@@ -91,7 +104,7 @@ def _build(treedef: TreeDef, it: Any) -> Any:
 def unflattener(treedef: TreeDef) -> Callable[[Sequence[Any]], Any]:
     """A function rebuilding trees of structure `treedef` from leaves, specialised for the
     common flat cases (one leaf, a tuple, list or dict of leaves) that `jit` returns on
-    every call."""
+    every call, and made of closures built once for nested ones."""
     if treedef == LEAF:
         return lambda leaves: leaves[0]
     if treedef == NONE:
@@ -104,7 +117,32 @@ def unflattener(treedef: TreeDef) -> Callable[[Sequence[Any]], Any]:
     if flat and treedef[0] == DICT:
         keys = treedef[1]
         return lambda leaves: dict(zip(keys, leaves, strict=True))
-    return lambda leaves: tree_unflatten(treedef, leaves)
+    build = _builder(treedef)
+    count = num_leaves(treedef)
+
+    def rebuild(leaves: Sequence[Any]) -> Any:
+        if len(leaves) != count:
+            raise ArgumentError(f"{len(leaves)} leaves for tree structure "
+                                f"{tree_repr(treedef)}, which holds {count}")
+        return build(iter(leaves))
+
+    return rebuild
+
+
+def _builder(treedef: TreeDef) -> Callable[[Any], Any]:
+    """A function taking a node of structure `treedef` from a leaf iterator."""
+    if treedef == LEAF:
+        return next
+    if treedef == NONE:
+        return lambda it: None
+    kind = treedef[0]
+    children = [_builder(c) for c in treedef[-1]]
+    if kind == TUPLE:
+        return lambda it: tuple([b(it) for b in children])
+    if kind == LIST:
+        return lambda it: [b(it) for b in children]
+    keys = treedef[1]
+    return lambda it: dict(zip(keys, [b(it) for b in children], strict=True))
 
 
 def num_leaves(treedef: TreeDef) -> int:

@@ -33,6 +33,12 @@ from compiler.pytree import tree_map  # noqa: E402
 
 Params = Any
 
+# AdamW, the same in the jitted step and in the numpy and JAX steps timed against it.
+WEIGHT_DECAY = 1e-4
+BETA1 = 0.9
+BETA2 = 0.999
+EPS = 1e-8
+
 
 def load_digits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test): 8x8 images scaled to [0, 1], 80/20 split."""
@@ -96,8 +102,8 @@ def cross_entropy(model: Callable[..., Any], params: Params, images: Any, labels
     return -cnp.mean(cnp.sum(logp * cnp.one_hot(labels, 10), axis=-1))
 
 
-def make_step(model: Callable[..., Any], weight_decay: float = 1e-4, b1: float = 0.9,
-              b2: float = 0.999, eps: float = 1e-8) -> Callable[..., Any]:
+def make_step(model: Callable[..., Any], weight_decay: float = WEIGHT_DECAY,
+              b1: float = BETA1, b2: float = BETA2, eps: float = EPS) -> Callable[..., Any]:
     """One AdamW step on a batch: (params, (m, v, t), images, labels, lr) -> same + loss.
 
     The learning rate is an argument (a Python float is a traced scalar, so a schedule
@@ -160,8 +166,8 @@ def train(name: str, model: Callable[..., Any], params: Params, data: Any, epoch
 
 
 def numpy_mlp_step(params: Params, opt: Any, images: np.ndarray, labels: np.ndarray,
-                   lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Any:
-    """The same MLP + Adam step, forward and backward by hand in numpy."""
+                   lr: float) -> Any:
+    """The same MLP + AdamW step, forward and backward by hand in numpy."""
     hs = [images.reshape(len(images), -1)]
     for layer in params[:-1]:
         hs.append(np.maximum(hs[-1] @ layer["w"] + layer["b"], 0))
@@ -180,12 +186,13 @@ def numpy_mlp_step(params: Params, opt: Any, images: np.ndarray, labels: np.ndar
             delta = (delta @ params[i]["w"].T) * (hs[i] > 0)
     m, v, t = opt
     t += 1
+    scale = lr * np.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
     for p, g, mi, vi in zip(params, grads, m, v, strict=True):
         for key in ("w", "b"):
-            mi[key] = b1 * mi[key] + (1 - b1) * g[key]
-            vi[key] = b2 * vi[key] + (1 - b2) * g[key] ** 2
-            scale = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-            p[key] -= scale * mi[key] / (np.sqrt(vi[key]) + eps)
+            mi[key] = BETA1 * mi[key] + (1 - BETA1) * g[key]
+            vi[key] = BETA2 * vi[key] + (1 - BETA2) * g[key] ** 2
+            p[key] *= 1 - lr * WEIGHT_DECAY
+            p[key] -= scale * mi[key] / (np.sqrt(vi[key]) + EPS)
     return params, (m, v, t), loss
 
 
@@ -217,13 +224,14 @@ def time_jax_mlp(params: Params, data: Any, batch: int, lr: float, steps: int = 
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
     @jax.jit
-    def step(p: Any, m: Any, v: Any, t: Any, x: Any, y: Any) -> Any:
+    def step(p: Any, m: Any, v: Any, t: Any, x: Any, y: Any, lr: Any) -> Any:
         loss, g = jax.value_and_grad(loss_fn)(p, x, y)
         t = t + 1.0
-        m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
-        v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
-        scale = lr * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
-        p = jax.tree_util.tree_map(lambda a, b, c: a - scale * b / (jnp.sqrt(c) + 1e-8), p, m, v)
+        m = jax.tree_util.tree_map(lambda a, b: BETA1 * a + (1 - BETA1) * b, m, g)
+        v = jax.tree_util.tree_map(lambda a, b: BETA2 * a + (1 - BETA2) * b * b, v, g)
+        scale = lr * jnp.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
+        p = jax.tree_util.tree_map(lambda a, b, c: a * (1 - lr * WEIGHT_DECAY)
+                                   - scale * b / (jnp.sqrt(c) + EPS), p, m, v)
         return p, m, v, t, loss
 
     x_train, y_train = data[0], data[1]
@@ -231,10 +239,10 @@ def time_jax_mlp(params: Params, data: Any, batch: int, lr: float, steps: int = 
     v = tree_map(np.zeros_like, params)
     state = (params, m, v, jnp.float32(0.0))
     x, y = x_train[:batch], y_train[:batch]
-    jax.block_until_ready(step(*state, x, y))  # compile
+    jax.block_until_ready(step(*state, x, y, lr))  # compile
     start = time.perf_counter()
     for _ in range(steps):
-        *state, loss = step(*state, x, y)
+        *state, loss = step(*state, x, y, lr)
     jax.block_until_ready(loss)
     return 1e3 * (time.perf_counter() - start) / steps
 

@@ -151,11 +151,18 @@ def _convolution_vjp(ctx: VjpContext, instr: HloInstruction, ct: Cot) -> list[Co
         kernel = _merge_axis(_split_axis(kernel, rhs_spec[0], groups), rhs_spec[0],
                              rhs_spec[1])
     kernel = prims.reverse(kernel, rhs_spec[2:])
+    # Swap the feature dims in memory rather than in the labels: the CPU backend's fast
+    # kernels take the forward conv's kernel layout (HWIO), and with its feature labels
+    # swapped (HWOI) the same convolution ran about ten times slower. The transpose is of
+    # the small kernel only.
+    swap = list(range(kernel.ndim))
+    swap[rhs_spec[0]], swap[rhs_spec[1]] = rhs_spec[1], rhs_spec[0]
+    kernel = prims.transpose(kernel, swap)
     lhs_pads = []
     for k, lo, n, o in zip(rhs_dilated, lows, lhs_dilated, out_dilated, strict=True):
         before = k - lo - 1
         lhs_pads.append((before, n + k - 1 - o - before))
-    ct_x = _conv(ct, kernel, _labels(out_spec, _swap(rhs_spec), lhs_spec), lhs_dil, lhs_pads,
+    ct_x = _conv(ct, kernel, _labels(out_spec, rhs_spec, lhs_spec), lhs_dil, lhs_pads,
                  strides, rhs_dil, feature_groups=groups)
 
     # Kernel cotangent: the input convolved with ct, batch and feature roles swapped.

@@ -4,16 +4,20 @@ Every gradient is computed by tracing `grad(f)` and running the module on the re
 evaluator in float64; the reference is a central difference of f (also evaluated) along
 random directions: <grad f(x), v> ~ (f(x + eps v) - f(x - eps v)) / (2 eps). Small cases
 also check every component. The tolerance (relative 1e-6 plus absolute 1e-9) is far
-above the O(eps^2) truncation error with eps = 1e-5 on these smooth functions.
+above the O(eps^2) truncation error with eps = 1e-5 on these smooth functions. Where JAX
+is installed, the gradients of the acceptance models are also compared with jax.grad's.
 """
 
 from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import compiler.numpy as cnp
-from compiler import lax
+from compiler import lax, pytree
 from compiler.autodiff import grad, grad_module, value_and_grad
 from compiler.jit import jit
 from compiler.vjp_rules import VJP, ZERO_VJP
@@ -61,23 +65,64 @@ def _rand(*shape, seed=0, positive=False):
 
 
 # --- the acceptance models ----------------------------------------------------------------------
+# Each loss takes a namespace `m` of array functions first, so that the same definition runs
+# with compiler.numpy here and with jax.numpy in the comparison with jax.grad below.
 
 
-def _mlp_loss(params, x, labels):
+def _tfcompile_ops() -> SimpleNamespace:
+    return SimpleNamespace(
+        np=cnp, relu=cnp.relu, sigmoid=cnp.sigmoid, log_softmax=cnp.log_softmax,
+        softmax=cnp.softmax, one_hot=cnp.one_hot, scan=lax.scan, conv=cnp.conv,
+        max_pool=cnp.max_pool, avg_pool=cnp.avg_pool)
+
+
+def _jax_ops(jax) -> SimpleNamespace:
+    """jax's equivalents of the functions the losses use (NHWC / HWIO convolutions)."""
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x, k, strides=1, padding="SAME"):
+        return jax.lax.conv_general_dilated(x, k, (strides, strides), padding,
+                                            dimension_numbers=dims)
+
+    def pool(x, init, op, window, strides, padding):
+        strides = window if strides is None else strides
+        return jax.lax.reduce_window(x, init, op, (1, window, window, 1),
+                                     (1, strides, strides, 1), padding)
+
+    return SimpleNamespace(
+        np=jax.numpy, relu=jax.nn.relu, sigmoid=jax.nn.sigmoid,
+        log_softmax=jax.nn.log_softmax, softmax=jax.nn.softmax, one_hot=jax.nn.one_hot,
+        scan=jax.lax.scan, conv=conv,
+        max_pool=lambda x, w, strides=None, padding="VALID": pool(
+            x, -np.inf, jax.lax.max, w, strides, padding),
+        avg_pool=lambda x, w, strides=None, padding="VALID": pool(
+            x, 0.0, jax.lax.add, w, strides, padding) / (w * w))
+
+
+OPS = _tfcompile_ops()
+MLP_LABELS = np.array([0, 3, 4, 1], np.int32)
+XENT_LABELS = np.array([2, 0, 1])
+
+
+def _mlp_loss(m, params, x):
     h = x
     for w, b in params[:-1]:
-        h = cnp.tanh(h @ w + b)
+        h = m.np.tanh(h @ w + b)
     w, b = params[-1]
     logits = h @ w + b
-    logp = cnp.log_softmax(logits, axis=-1)
-    return -cnp.mean(cnp.sum(logp * cnp.one_hot(labels, logits.shape[-1], logp.dtype), axis=-1))
+    logp = m.log_softmax(logits, axis=-1)
+    one_hot = m.one_hot(MLP_LABELS, logits.shape[-1], dtype=logp.dtype)
+    return -m.np.mean(m.np.sum(logp * one_hot, axis=-1))
+
+
+def _mlp_args():
+    params = [(_rand(6, 8, seed=1) * 0.5, _rand(8, seed=2)), (_rand(8, 5, seed=3), _rand(5))]
+    return [params, _rand(4, 6, seed=4)]
 
 
 def test_mlp_softmax_cross_entropy():
-    params = [(_rand(6, 8, seed=1) * 0.5, _rand(8, seed=2)), (_rand(8, 5, seed=3), _rand(5))]
-    x = _rand(4, 6, seed=4)
-    labels = np.array([0, 3, 4, 1], np.int32)
-    f = lambda p, x: _mlp_loss(p, x, labels)  # noqa: E731
+    params, x = _mlp_args()
+    f = functools.partial(_mlp_loss, OPS)
     fj = jit(f, backend="interpreter")
     gp = jit(grad(f), backend="interpreter")(params, x)
     assert isinstance(gp, list) and len(gp) == 2 and gp[0][0].shape == (6, 8)
@@ -91,23 +136,27 @@ def test_mlp_softmax_cross_entropy():
     assert analytic == pytest.approx(numeric, rel=RTOL)
 
 
-def _cnn_loss(k1, k2, w, x):
-    h = cnp.relu(cnp.conv(x, k1, strides=1, padding="SAME"))
-    h = cnp.max_pool(h, 2)
-    h = cnp.tanh(cnp.conv(h, k2, strides=2, padding="VALID"))
-    h = cnp.avg_pool(h, 2, strides=1, padding="SAME")
+def _cnn_loss(m, k1, k2, w, x):
+    h = m.relu(m.conv(x, k1, strides=1, padding="SAME"))
+    h = m.max_pool(h, 2)
+    h = m.np.tanh(m.conv(h, k2, strides=2, padding="VALID"))
+    h = m.avg_pool(h, 2, strides=1, padding="SAME")
     logits = h.reshape(h.shape[0], -1) @ w
-    return -cnp.sum(cnp.log_softmax(logits)[:, 1])
+    return -m.np.sum(m.log_softmax(logits)[:, 1])
 
 
-def test_cnn():
+def _cnn_args():
     k1, k2 = _rand(3, 3, 2, 3, seed=1), _rand(2, 2, 3, 4, seed=2)
     x = _rand(2, 8, 8, 2, seed=3)
     w = _rand(2 * 2 * 4, 3, seed=4) * 0.3
-    _directional_check(_cnn_loss, [k1, k2, w, x], directions=3)
+    return [k1, k2, w, x]
 
 
-def _lstm_loss(params, xs):
+def test_cnn():
+    _directional_check(functools.partial(_cnn_loss, OPS), _cnn_args(), directions=3)
+
+
+def _lstm_loss(m, params, xs):
     wx, wh, b = params
     hidden = wh.shape[0]
 
@@ -115,22 +164,25 @@ def _lstm_loss(params, xs):
         h, c = carry
         z = x @ wx + h @ wh + b
         i, f, g, o = (z[..., k * hidden:(k + 1) * hidden] for k in range(4))
-        c = cnp.sigmoid(f) * c + cnp.sigmoid(i) * cnp.tanh(g)
-        h = cnp.sigmoid(o) * cnp.tanh(c)
+        c = m.sigmoid(f) * c + m.sigmoid(i) * m.np.tanh(g)
+        h = m.sigmoid(o) * m.np.tanh(c)
         return (h, c), h
 
     batch = xs.shape[1]
-    zeros = cnp.zeros((batch, hidden), xs.dtype)
-    (h, _), hs = lax.scan(cell, (zeros, zeros), xs)
-    return cnp.sum(h ** 2) + cnp.mean(hs)
+    zeros = m.np.zeros((batch, hidden), xs.dtype)
+    (h, _), hs = m.scan(cell, (zeros, zeros), xs)
+    return m.np.sum(h ** 2) + m.np.mean(hs)
+
+
+def _lstm_args(hidden=3, steps=6):
+    params = (_rand(2, 4 * hidden, seed=1), _rand(hidden, 4 * hidden, seed=2) * 0.5,
+              _rand(4 * hidden, seed=3))
+    return [params, _rand(steps, 2, 2, seed=4)]
 
 
 def test_lstm_over_scan():
-    hidden = 3
-    params = (_rand(2, 4 * hidden, seed=1), _rand(hidden, 4 * hidden, seed=2) * 0.5,
-              _rand(4 * hidden, seed=3))
-    xs = _rand(6, 2, 2, seed=4)
-    f = _lstm_loss
+    params, xs = _lstm_args()
+    f = functools.partial(_lstm_loss, OPS)
     fj = jit(f, backend="interpreter")
     g_params, g_xs = jit(grad(f, argnums=(0, 1)), backend="interpreter")(params, xs)
     rng = np.random.default_rng(3)
@@ -145,52 +197,93 @@ def test_lstm_over_scan():
 
 
 def test_lstm_gradient_is_a_reverse_loop_not_unrolled():
-    hidden = 3
-    params = (_rand(2, 4 * hidden), _rand(hidden, 4 * hidden), _rand(4 * hidden))
-    xs = _rand(200, 2, 2)
-    module = jit(grad(_lstm_loss), backend="interpreter").lower(params, xs)
+    params, xs = _lstm_args(steps=200)
+    module = jit(grad(functools.partial(_lstm_loss, OPS)), backend="interpreter").lower(
+        params, xs)
     whiles = [i for c in module.computations for i in c.instructions if i.opcode is Opcode.WHILE]
     assert len(whiles) == 2  # the forward (with stacked residuals) and the reverse loop
     assert sum(len(c.instructions) for c in module.computations) < 400
 
 
-def _layernorm(x, gamma, beta):
-    mean = cnp.mean(x, axis=-1, keepdims=True)
-    var = cnp.var(x, axis=-1, keepdims=True)
-    y = (x - mean) / cnp.sqrt(var + 1e-5) * gamma + beta
-    return cnp.sum(cnp.sin(y) * y)
+def _layernorm(m, x, gamma, beta):
+    mean = m.np.mean(x, axis=-1, keepdims=True)
+    var = m.np.var(x, axis=-1, keepdims=True)
+    y = (x - mean) / m.np.sqrt(var + 1e-5) * gamma + beta
+    return m.np.sum(m.np.sin(y) * y)
+
+
+def _layernorm_args():
+    return [_rand(3, 5, seed=1), _rand(5, seed=2), _rand(5, seed=3)]
 
 
 def test_layernorm():
-    _directional_check(_layernorm, [_rand(3, 5, seed=1), _rand(5, seed=2), _rand(5, seed=3)],
-                       exhaustive=True)
+    _directional_check(functools.partial(_layernorm, OPS), _layernorm_args(), exhaustive=True)
 
 
-def _attention(wq, wk, wv, x):
+def _attention(m, wq, wk, wv, x):
     q, k, v = x @ wq, x @ wk, x @ wv
-    scores = cnp.einsum("bqd,bkd->bqk", q, k) / np.sqrt(q.shape[-1])
-    mask = cnp.tril(cnp.ones((x.shape[1], x.shape[1]), bool))
-    scores = cnp.where(mask, scores, -1e9)
-    out = cnp.matmul(cnp.softmax(scores, axis=-1), v)
-    return cnp.sum(out ** 2)
+    scores = m.np.einsum("bqd,bkd->bqk", q, k) / np.sqrt(q.shape[-1])
+    mask = m.np.tril(m.np.ones((x.shape[1], x.shape[1]), bool))
+    scores = m.np.where(mask, scores, -1e9)
+    out = m.np.matmul(m.softmax(scores, axis=-1), v)
+    return m.np.sum(out ** 2)
+
+
+def _attention_args():
+    return [_rand(4, 3, seed=1), _rand(4, 3, seed=2), _rand(4, 3, seed=3),
+            _rand(2, 5, 4, seed=4)]
 
 
 def test_attention():
-    args = [_rand(4, 3, seed=1), _rand(4, 3, seed=2), _rand(4, 3, seed=3), _rand(2, 5, 4, seed=4)]
-    _directional_check(_attention, args, directions=3)
+    _directional_check(functools.partial(_attention, OPS), _attention_args(), directions=3)
+
+
+def _xent(m, logits):
+    logp = m.log_softmax(logits)
+    return -m.np.mean(m.np.take_along_axis(logp, XENT_LABELS[:, None], axis=1))
 
 
 def test_softmax_cross_entropy_exhaustive():
-    labels = np.array([2, 0, 1])
-
-    def xent(logits):
-        return -cnp.mean(cnp.take_along_axis(cnp.log_softmax(logits), labels[:, None], axis=1))
-
-    g = _directional_check(xent, [_rand(3, 4)], exhaustive=True)[0]
+    g = _directional_check(functools.partial(_xent, OPS), [_rand(3, 4)], exhaustive=True)[0]
     x = _rand(3, 4)
     p = np.exp(x) / np.exp(x).sum(-1, keepdims=True)
-    p[np.arange(3), labels] -= 1
+    p[np.arange(3), XENT_LABELS] -= 1
     np.testing.assert_allclose(g, p / 3, rtol=1e-10)
+
+
+# name -> (loss(m, *args), its float64 arguments); every argument is differentiated.
+ACCEPTANCE_MODELS = {
+    "mlp": (_mlp_loss, _mlp_args),
+    "cnn": (_cnn_loss, _cnn_args),
+    "lstm_over_scan": (_lstm_loss, _lstm_args),
+    "layernorm": (_layernorm, _layernorm_args),
+    "attention": (_attention, _attention_args),
+    "softmax_cross_entropy": (_xent, lambda: [_rand(3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTANCE_MODELS))
+def test_acceptance_models_match_jax_grad(name):
+    """The same losses through jax.grad in float64 (only when JAX is installed)."""
+    jax = pytest.importorskip("jax")
+    loss, make_args = ACCEPTANCE_MODELS[name]
+    args = make_args()
+    argnums = tuple(range(len(args)))
+    ours = jit(grad(functools.partial(loss, OPS), argnums=argnums), backend="interpreter")(
+        *args)
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)  # float64, as the interpreter computes here
+    try:
+        theirs = jax.grad(functools.partial(loss, _jax_ops(jax)), argnums=argnums)(*args)
+        theirs = jax.tree_util.tree_map(np.asarray, theirs)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+    ours_leaves, ours_def = pytree.tree_flatten(ours)
+    theirs_leaves, theirs_def = pytree.tree_flatten(theirs)
+    assert ours_def == theirs_def
+    for a, b in zip(ours_leaves, theirs_leaves, strict=True):
+        assert a.dtype == np.float64 and b.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 # --- one check per VJP rule -----------------------------------------------------------------------

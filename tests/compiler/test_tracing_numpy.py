@@ -449,3 +449,16 @@ def test_leaked_tracer_is_reported():
     with pytest.raises(UnsupportedOpError, match="leaked"):
         jit(lambda x: x + leaked[0], backend="interpreter")(A)
     assert isinstance(leaked[0], Tracer)
+
+
+def test_nested_pytrees_round_trip_and_count_their_leaves():
+    from compiler.pytree import tree_flatten, unflattener
+
+    leaf = np.zeros(2)
+    tree = ([{"w": leaf, "b": 1.5}, None], ({"t": (2,)}, [3, [4, ()]]), {})
+    leaves, treedef = tree_flatten(tree)
+    assert len(leaves) == 5 and leaves[0] == 1.5 and leaves[1] is leaf and leaves[2:] == [2, 3, 4]
+    rebuilt = unflattener(treedef)(["b", "w", "t", "x", "y"])
+    assert rebuilt == ([{"w": "w", "b": "b"}, None], ({"t": ("t",)}, ["x", ["y", ()]]), {})
+    with pytest.raises(ArgumentError, match="4 leaves for tree structure"):
+        unflattener(treedef)([1, 2, 3, 4])
