@@ -4,7 +4,8 @@ Follows tfcompile's flags and defaults (`--graph`, `--config`, `--cpp_class`,
 `--entry_point=entry`, `--target_*`, `--out_function_object=out_model.o`,
 `--out_header=out.h`, `--out_metadata_object`, `--gen_name_to_index`,
 `--gen_program_shape`, `--dump_fetch_nodes`; boolean flags also take `=true`/`=false`) and
-adds `--hlo`, `--check`, `--out_library`, `--dump_hlo_dir`, `--arg_names/--result_names`
+adds `--hlo`, `--check`, `--out_library`, `--dump_hlo_dir`, `--explain`,
+`--arg_names/--result_names`
 and `--backend gpu` (with `--gpu_arch`): a library whose Run() launches CUDA kernels.
 Every user error (bad flags, unreadable or malformed input, a failing compile or link)
 prints `error: ...` to stderr without a traceback and exits with status 1. This file only
@@ -123,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "pthreads (needs a C compiler: $CC, cc, gcc or clang)")
     p.add_argument("--dump_hlo_dir", default="", metavar="DIR",
                    help="dump the module after each compiler pass and each backend stage")
+    _flag(p, "--explain", "also write <object without .o>.explain.txt next to the object "
+                          "file: each fusion decision (fused or not, and why) and each "
+                          "buffer of the compiled code (where it lives, reused or not, in "
+                          "place or not, and why)")
     p.add_argument("--arg_names", default="", metavar="A,B,...",
                    help="for --hlo: comma-separated names of the flattened arguments (empty "
                         "entries for unnamed ones), giving accessors such as arg_A_data(); "
@@ -230,6 +235,30 @@ def _dump_stages(directory: Path, module: HloModule, artifact: Any) -> None:
         (directory / name).write_text(text())
 
 
+def explain_path(object_path: str) -> Path:
+    """Where --explain writes: next to the object file, `out_model.o` -> `out_model.explain.txt`."""
+    path = Path(object_path)
+    return path.with_name(f"{path.stem if path.suffix == '.o' else path.name}.explain.txt")
+
+
+def explanation(artifact: Any) -> str:
+    """What the compiler decided and why: the pipeline's explainable passes (fusion, buffer
+    assignment of the optimised module), then the buffers of the compiled entry function
+    (kernel scratch included), as the code uses them."""
+    extra = getattr(artifact, "extra", {})
+    sections = []
+    pipeline = extra.get("pipeline")
+    if pipeline is not None:
+        sections.append(pipeline.explain())
+    assignment = extra.get("buffer_assignment")
+    if assignment is not None:
+        sections.append("== buffers of the compiled code (kernel scratch included) ==\n"
+                        + assignment.explain())
+    if not sections:
+        return "no explanation: this backend records no fusion or buffer decisions\n"
+    return "\n".join(sections)
+
+
 def compile_from_args(args: argparse.Namespace) -> list[str]:
     """Compile and write what the flags ask for; returns notes to print (skipped outputs)."""
     from backends.libspec import check_identifier, parse_cpp_class
@@ -263,6 +292,11 @@ def compile_from_args(args: argparse.Namespace) -> list[str]:
                                       args.target_cpu or None, args.target_features or None)
     if args.dump_hlo_dir:
         _dump_stages(Path(args.dump_hlo_dir), module, artifact)
+    notes = []
+    if args.explain:
+        path = explain_path(args.out_function_object)
+        path.write_text(explanation(artifact))
+        notes.append(f"wrote the compiler's decisions to {path}")
     library = write_library(
         artifact,
         cpp_class=args.cpp_class,
@@ -277,7 +311,7 @@ def compile_from_args(args: argparse.Namespace) -> list[str]:
         gen_program_shape=args.gen_program_shape,
         metadata_path=Path(args.out_metadata_object) if args.out_metadata_object else None,
     )
-    return list(library.notes)
+    return [*notes, *library.notes]
 
 
 def dump_fetch_nodes(args: argparse.Namespace) -> str:

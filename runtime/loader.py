@@ -140,11 +140,15 @@ class PythonCall:
         leaves: Sequence[np.ndarray] | None = self._quick_leaves(args)
         if leaves is None:
             leaves = check_arguments(self._params, args, self._names)
-        results = [alloc(dims, dtype) for alloc, dims, dtype in self.results]
+        results = self.new_results()
         self.run(leaves, results)
         if self._single:
             return results[0]
         return tuple(results)
+
+    def new_results(self) -> list[np.ndarray]:
+        """Fresh arrays for the results (64-byte aligned when large)."""
+        return [alloc(dims, dtype) for alloc, dims, dtype in self.results]
 
     def run(self, leaves: Sequence[np.ndarray], results: Sequence[np.ndarray]) -> None:
         """Call the entry point on checked, C-contiguous argument and result arrays."""
@@ -273,10 +277,36 @@ class Executable:
                              fallback, post=post, name=self.artifact.symbol, keep=[self._code])
 
     def run_into(self, args: Sequence[Any], results: Sequence[np.ndarray]) -> None:
-        """Run writing into caller-owned result arrays (C-contiguous, right shape/dtype)."""
-        leaves = self._python.check(args)
+        """Run writing into caller-owned result arrays (C-contiguous, right shape/dtype).
+
+        A result array must not share memory with an argument (the code may keep
+        temporaries in a result's buffer before writing it), except that a result the
+        module aliases with a parameter (`input_output_alias`: donation) may be that
+        parameter's own array, which is then updated in place.
+        """
+        leaves = self._python._quick_leaves(tuple(args)) or self._python.check(args)
         self._python.check_results(results)
+        donated = self._donated()
+        for j, r in enumerate(results):
+            for i, a in enumerate(leaves):
+                if r is a and (donated is None or (i, j) in donated):
+                    continue
+                if np.may_share_memory(r, a):
+                    raise ArgumentError(f"result {j} shares memory with argument {i}, and "
+                                        "the module does not alias them")
         self._python.run(leaves, results)
+
+    def new_results(self) -> list[np.ndarray]:
+        """Fresh arrays for the results, as a call would allocate them (for `run_into`)."""
+        return self._python.new_results()
+
+    def _donated(self) -> set[tuple[int, int]] | None:
+        """(argument leaf, result leaf) pairs the code aliases, or None if not recorded
+        (code from the disk cache: the caller is trusted)."""
+        assignment = self.artifact.extra.get("buffer_assignment")
+        if assignment is None:
+            return None
+        return {(a.argument, a.result) for a in getattr(assignment, "aliases", [])}
 
     def __repr__(self) -> str:
         return f"<Executable {self.artifact.symbol} ({self.artifact.triple})>"

@@ -194,6 +194,33 @@ def test_dump_hlo_dir(capsys, matmul_hlo: Path, tmp_path: Path) -> None:
     assert "define" in (dump / "matmul.llvm_opt.ll").read_text()
 
 
+def test_explain_writes_decisions_and_reasons(capsys, tmp_path: Path) -> None:
+    hlo = REPO.parent / "shared" / "corpus" / "hlo" / "mlp_train_step.hlo"
+    if not hlo.exists():
+        pytest.skip("../shared/corpus is not present")
+    status, _, err = cli(capsys, "--hlo", str(hlo), "--cpp_class", "A", "--explain",
+                         "--out_function_object", str(tmp_path / "m.o"),
+                         "--out_header", str(tmp_path / "m.h"))
+    assert status == 0, err
+    path = tmp_path / "m.explain.txt"
+    assert f"wrote the compiler's decisions to {path}" in err
+    text = path.read_text()
+    # Fusion: done and not done, each with its reason.
+    assert "== fusion ==" in text
+    assert "\nfused: " in text and "elementwise or re-indexing producer" in text
+    assert "not fused: exp.2 into the fusion of reduce_sum.68: producer is an expensive op " \
+           "used 2 times" in text
+    # Buffers: reused / in place / in a result's buffer, and not, each with its reason.
+    assert "== buffers of the compiled code (kernel scratch included) ==" in text
+    for fragment in ("reuses the space of", "in place of", "in result 1's buffer",
+                     "not in place: ", "is still read later by", "output: written straight "
+                     "into result", "parameter: the caller's argument buffer"):
+        assert fragment in text, fragment
+    assert "--explain" in tfcompile_cli.build_parser().format_help()
+    assert tfcompile_cli.explain_path("dir/model.o") == Path("dir/model.explain.txt")
+    assert tfcompile_cli.explain_path("model.obj") == Path("model.obj.explain.txt")
+
+
 # --- TensorFlow graphs --------------------------------------------------------------------------
 def write_graph(tmp_path: Path, graph: object, config: str, name: str = "g") -> list[str]:
     """Write a GraphDef as text and a config; returns the --graph/--config flags."""

@@ -17,7 +17,12 @@ elementwise ops (read at the very index it writes), or a dynamic-update-slice's 
 may write in place into an operand buffer that dies at that very step and has the same
 size. Remaining buffers are packed
 greedily, largest first, at the lowest offset not overlapping any buffer live at the same
-time. Computations called by while/call/conditional are handled conservatively: each
+time. In the entry computation, the caller's result buffers hold temporaries too before
+their result is written (XLA counts output allocations apart from its temporaries as
+well): a buffer that dies before the step that writes a result, or that this step updates
+in place, may live in that result's buffer, when it fits and the result's element type is
+at least as aligned. Computations called by while/call/conditional are handled
+conservatively: each
 gets one block, the sum of its own temporaries, live for the whole run; fused
 computations need none (their values stay in registers).
 
@@ -25,6 +30,13 @@ A backend assigns each computation it emits as a function (`computation=`), leav
 the conservative callee blocks (`callee_blocks=False`) and instead adds, with
 `place_scratch`, the bytes each instruction needs only while it runs (kernel scratch, the
 arenas of the computations it calls), packed around the buffers live at that step.
+
+Donation: the module header's `input_output_alias={ {k}: (p, {}, may-alias) }` asks that
+result leaf k be returned in parameter p's buffer. The result is written straight into the
+parameter (`OutputAlias.direct`) when every other read of the parameter happens before the
+step that writes the result and that step reads the parameter only at the index it writes
+(as an in-place update), or not at all; otherwise it is computed in the arena and copied
+into the parameter once every instruction has run, and `OutputAlias.note` says why.
 
 `assign_buffers(module)` returns a BufferAssignment with offsets, the arena size, the
 no-reuse size and `explain()`. `BufferAssignmentPass` runs it in a pipeline without
@@ -34,12 +46,14 @@ changing the module and keeps the result.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from compiler.passes.copy_insertion import OutputAlias, input_output_aliases
 from hlo.computation import HloComputation
 from hlo.dtypes import PrimitiveType
-from hlo.errors import InternalError
+from hlo.errors import CompileError, InternalError
 from hlo.instruction import HloInstruction
 from hlo.module import HloModule
 from hlo.opcodes import Opcode, Trait
@@ -55,6 +69,18 @@ _CALLS_CODE = frozenset({Opcode.WHILE, Opcode.CALL, Opcode.CONDITIONAL})
 
 def _aligned(size: int, alignment: int) -> int:
     return (size + alignment - 1) // alignment * alignment
+
+
+def lowest_gap(live: list[Allocation], size: int) -> int:
+    """The lowest offset where `size` bytes overlap none of the `live` allocations."""
+    offset = 0
+    for a in sorted(live, key=lambda a: a.offset):
+        if a.size == 0:
+            continue
+        if offset + size <= a.offset:
+            break  # fits in the gap below a (and so below every later one)
+        offset = max(offset, a.offset + a.size)
+    return offset
 
 
 @dataclass(eq=False)
@@ -94,15 +120,25 @@ class Allocation:
     end: int
     offset: int = -1
     note: str = ""
+    # The result leaf whose buffer holds this allocation (at `offset`), None for the arena.
+    result: int | None = None
 
     @property
     def name(self) -> str:
         return self.buffers[0].label
 
+    @property
+    def bytes_used(self) -> int:
+        """The largest buffer it holds (`size` is that rounded up to the alignment)."""
+        return max(b.size for b in self.buffers)
+
 
 @dataclass
 class BufferAssignment:
-    """The result: buffers, allocations, sizes and the reasons behind them."""
+    """The result: buffers, allocations, sizes and the reasons behind them.
+
+    `allocations` are the arena's; `in_results` those placed in the entry's result buffers
+    before the results are written (`Allocation.result` says which)."""
 
     module: str
     buffers: list[LogicalBuffer]
@@ -113,6 +149,8 @@ class BufferAssignment:
     order: list[HloInstruction] = field(default_factory=list)
     # id(instruction) -> its value: a LogicalBuffer, a tuple of values, or None (tokens).
     values: dict[int, _Value] = field(default_factory=dict)
+    aliases: list[OutputAlias] = field(default_factory=list)
+    in_results: list[Allocation] = field(default_factory=list)
 
     @property
     def temp_bytes(self) -> int:
@@ -129,7 +167,7 @@ class BufferAssignment:
         """The arena offset of an instruction's buffer (None if it is not in the arena)."""
         for b in self.buffers:
             if b.name == name and b.index == index and b.allocation is not None:
-                return b.allocation.offset
+                return None if b.allocation.result is not None else b.allocation.offset
         return None
 
     def value_of(self, instr: HloInstruction) -> _Value:
@@ -144,13 +182,8 @@ class BufferAssignment:
                           step, size)
         alloc = Allocation([b], _aligned(size, self.alignment), step, step)
         b.allocation = alloc
-        live = sorted((a for a in self.allocations
-                       if a.start <= step <= a.end and a.size > 0), key=lambda a: a.offset)
-        offset = 0
-        for a in live:
-            if offset + alloc.size <= a.offset:
-                break
-            offset = max(offset, a.offset + a.size)
+        live = [a for a in self.allocations if a.start <= step <= a.end]
+        offset = lowest_gap(live, alloc.size)
         alloc.offset = offset
         b.note = "scratch of this step only"
         self.buffers.append(b)
@@ -162,10 +195,18 @@ class BufferAssignment:
         lines = [f"buffer assignment of module {self.module}: arena {self.temp_bytes} bytes "
                  f"(no reuse: {self.no_reuse_bytes} bytes), {self.alignment}-byte aligned"]
         for b in sorted(self.buffers, key=lambda b: (b.start, b.label)):
-            place = f"@{b.allocation.offset}" if b.allocation is not None else "-"
+            place = "-"
+            if b.allocation is not None:
+                place = f"@{b.allocation.offset}"
+                if b.allocation.result is not None:
+                    place = f"r{b.allocation.result}@{b.allocation.offset}"
             lines.append(f"  step {b.start:>4}-{b.end:<4} {b.label:<28} "
                          f"{b.shape.to_text(with_layout=False):<20} {b.size:>9} B {place:>8}  "
                          f"{b.kind}: {b.note}")
+        for a in self.aliases:
+            how = "written in place" if a.direct else "copied at the end"
+            lines.append(f"  result {a.result} aliases argument {a.argument} "
+                         f"(parameter {a.parameter}): {how}: {a.note}")
         return "\n".join(lines) + "\n"
 
 
@@ -253,9 +294,15 @@ def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
 _SCHEDULE_LIMIT = 4000
 
 
-def memory_schedule(comp: HloComputation) -> list[HloInstruction]:
+def memory_schedule(comp: HloComputation,
+                    reads_first: Sequence[tuple[HloInstruction, HloInstruction]] = ()
+                    ) -> list[HloInstruction]:
     """Every instruction of `comp` (dead ones too), operands first, in an order that keeps
-    few bytes live: a greedy list schedule (see the module docstring)."""
+    few bytes live: a greedy list schedule (see the module docstring).
+
+    Each (parameter, writer) of `reads_first` asks that every other reader of the parameter
+    that does not depend on the writer run before it (so that the writer may update the
+    parameter's buffer in place: donation); dropped if they cannot all hold at once."""
     order = comp.post_order()
     if len(order) > _SCHEDULE_LIMIT:
         return order
@@ -283,6 +330,13 @@ def memory_schedule(comp: HloComputation) -> list[HloInstruction]:
     for first, then in zip(effects, effects[1:], strict=False):
         after[id(first)].append(then)
         waiting[id(then)] += 1
+    for param, writer in reads_first:
+        downstream = _dependents(writer)
+        for instr in order:
+            if instr is not writer and id(param) in reads[id(instr)] \
+                    and id(instr) not in downstream:
+                after[id(instr)].append(writer)
+                waiting[id(writer)] += 1
 
     def own_bytes(instr: HloInstruction) -> int:
         if instr.opcode in _ALIASING or instr.opcode in (Opcode.PARAMETER, Opcode.CONSTANT):
@@ -306,29 +360,80 @@ def memory_schedule(comp: HloComputation) -> list[HloInstruction]:
             if waiting[id(user)] == 0:
                 ready.append(user)
     if len(scheduled) != len(order):
+        if reads_first:  # the requests contradict one another: schedule without them
+            return memory_schedule(comp)
         raise InternalError(f"{comp.name}: cannot schedule (a cycle?)")
     return scheduled
 
 
+def _dependents(instr: HloInstruction) -> set[int]:
+    """Every instruction that (transitively) uses `instr`'s value, by id."""
+    found: set[int] = set()
+    stack = list(instr.users)
+    while stack:
+        user = stack.pop()
+        if id(user) not in found:
+            found.add(id(user))
+            stack.extend(user.users)
+    return found
+
+
+def _definers(value: HloInstruction) -> list[HloInstruction]:
+    """The instruction that computes each array leaf of `value` (looking through tuple,
+    get-tuple-element, reshape and bitcast, which make no buffer)."""
+    if value.opcode is Opcode.TUPLE:
+        return [d for o in value.operands for d in _definers(o)]
+    instr = value
+    while instr.opcode in (Opcode.GET_TUPLE_ELEMENT, Opcode.RESHAPE, Opcode.BITCAST):
+        source = instr.operands[0]
+        if instr.opcode is Opcode.GET_TUPLE_ELEMENT and source.opcode is Opcode.TUPLE:
+            source = source.operands[instr.attrs["index"]]
+        instr = source
+    return [instr] * sum(1 for s in value.shape.leaves() if s.is_array)
+
+
+def _element_alignment(b: LogicalBuffer) -> int:
+    return int(b.shape.element_type.numpy.alignment)
+
+
 class _Assigner:
     def __init__(self, module: HloModule, alignment: int, computation: HloComputation | None,
-                 callee_blocks: bool) -> None:
+                 callee_blocks: bool, result_space: bool = True) -> None:
         self.module = module
         self.alignment = alignment
         self.entry = computation if computation is not None else module.entry_computation
         self.callee_blocks = callee_blocks
-        self.order = memory_schedule(self.entry)
+        # Only the entry's results are the caller's own, distinct buffers: a called
+        # computation's result buffers may be its caller's (loop state updated in place).
+        self.is_entry = self.entry is module.entry_computation
+        self.result_space = result_space and self.is_entry
+        self.aliases = input_output_aliases(module) if self.is_entry else []
+        self.order = memory_schedule(self.entry, self._reads_first())
         self.values: dict[int, _Value] = {}
         self.buffers: list[LogicalBuffer] = []
         self.readers: dict[int, list[tuple[int, str]]] = {}  # buffer -> (step, reader)
+        self.roots: list[LogicalBuffer] = []  # the root's leaves, one per result
+
+    def _reads_first(self) -> list[tuple[HloInstruction, HloInstruction]]:
+        """(parameter, writer of its aliased result) for the schedule: the other reads of a
+        donated parameter go first where they can, so the result can be written in place."""
+        if not self.aliases:
+            return []
+        assert self.entry.root is not None
+        writers = _definers(self.entry.root)
+        params = {p.attrs["parameter_number"]: p for p in self.entry.parameters}
+        return [(params[a.parameter], writers[a.result]) for a in self.aliases
+                if params[a.parameter].shape.is_array]
 
     def run(self) -> BufferAssignment:
         self._build_values()
+        self._decide_aliases()
         allocations = self._allocations()
-        self._pack(allocations)
+        in_results = self._pack(allocations)
+        arena = [a for a in allocations if a.result is None]
         steps = [i.name for i in self.order]
-        return BufferAssignment(self.module.name, self.buffers, allocations, self.alignment,
-                                steps, self.order, self.values)
+        return BufferAssignment(self.module.name, self.buffers, arena, self.alignment,
+                                steps, self.order, self.values, self.aliases, in_results)
 
     # --- values and liveness ----------------------------------------------------------------
 
@@ -349,7 +454,8 @@ class _Assigner:
                 self.buffers.extend(_leaves(value))
             self.values[id(instr)] = value
         assert self.entry.root is not None
-        for k, b in enumerate(_leaves(self.values[id(self.entry.root)])):
+        self.roots = _leaves(self.values[id(self.entry.root)])
+        for k, b in enumerate(self.roots):
             b.end = last
             if b.kind == "temp":
                 b.kind = "output"
@@ -359,6 +465,49 @@ class _Assigner:
                 b.note, b.end = "the caller's argument buffer", last
             elif b.kind == "constant":
                 b.note = "static data in the object file"
+
+    # --- donation -----------------------------------------------------------------------------
+
+    def _decide_aliases(self) -> None:
+        """Whether each aliased result can be written straight into its argument."""
+        arguments = [b for p in sorted(self.entry.parameters,
+                                       key=lambda p: p.attrs["parameter_number"])
+                     for b in _leaves(self.values[id(p)])]
+        for alias in self.aliases:
+            arg, out = arguments[alias.argument], self.roots[alias.result]
+            others = [k for k, b in enumerate(self.roots) if b is arg and k != alias.result]
+            if others:
+                raise CompileError(
+                    f"{self.module.name}: result {alias.result} is to be returned in "
+                    f"parameter {alias.parameter}'s buffer, which is also returned as "
+                    f"result {others[0]}: copy one of them first")
+            alias.direct, alias.note = self._alias_verdict(alias, arg, out)
+            if not alias.direct and out.kind == "output":
+                out.kind = "temp"  # computed in the arena, copied into the argument
+            out.note = f"aliased with {arg.label}: {alias.note}"
+
+    def _alias_verdict(self, alias: OutputAlias, arg: LogicalBuffer,
+                       out: LogicalBuffer) -> tuple[bool, str]:
+        if out is arg:
+            return True, "the argument itself is returned"
+        if out.kind != "output":
+            return False, f"the result is a {out.kind} buffer"
+        first = next(k for k, b in enumerate(self.roots) if b is out)
+        if first != alias.result:
+            return False, f"the result's buffer is result {first}'s"
+        writer = self.order[out.start]
+        later = [(s, n) for s, n in self.readers.get(id(arg), []) if s > out.start]
+        if later:
+            return False, (f"not in place: {arg.label} is still read by {later[0][1]} "
+                           f"(step {later[0][0]}) after {writer.name} writes the result "
+                           f"(step {out.start})")
+        if not any(s == out.start for s, _ in self.readers.get(id(arg), [])):
+            return True, (f"{writer.name} writes the result after every read of "
+                          f"{arg.label}")
+        reason = self._in_place_refusal(writer, out, arg)
+        if reason is not None:
+            return False, f"not in place: {reason}"
+        return True, f"{writer.name} updates {arg.label} in place (read at the index written)"
 
     # --- in place and allocations -----------------------------------------------------------
 
@@ -397,37 +546,51 @@ class _Assigner:
         b.allocation = alloc
         return alloc
 
+    def _in_place_operands(self, instr: HloInstruction) -> tuple[list[HloInstruction],
+                                                                 set[int]]:
+        """The operands `instr` reads only at the index it writes (so it may overwrite
+        them), and the buffers it also reads at other indices."""
+        if instr.has(Trait.ELEMENTWISE):
+            return list(instr.operands), set()
+        if instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE:
+            others = {id(leaf) for o in instr.operands[1:]
+                      for leaf in _leaves(self.values[id(o)])}
+            return [instr.operands[0]], others
+        if instr.opcode is Opcode.FUSION and instr.attrs.get("kind") == "kLoop":
+            safe = _elementwise_operands(instr)
+            others = {id(leaf) for k, o in enumerate(instr.operands) if k not in safe
+                      for leaf in _leaves(self.values[id(o)])}
+            return [instr.operands[k] for k in sorted(safe)], others
+        return [], set()
+
+    def _in_place_refusal(self, instr: HloInstruction, value: LogicalBuffer,
+                          host: LogicalBuffer) -> str | None:
+        """Why `instr` cannot write `value` over `host` at its own step (None: it can)."""
+        candidates, others = self._in_place_operands(instr)
+        if not any(self.values[id(o)] is host for o in candidates):
+            return f"{instr.name} ({instr.opcode.value}) reads {host.label} at other indices"
+        if id(host) in others:
+            what = "the update or an index" if instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE \
+                else "an operand read at other indices"
+            return f"{host.label} is also read as {what}"
+        if host.size != value.size:
+            return f"{host.label} has a different size"
+        return None
+
     def _in_place_host(self, step: int, instr: HloInstruction,
                        value: LogicalBuffer) -> LogicalBuffer | None:
         """The operand buffer `instr` can overwrite, or None (with the reason noted)."""
-        others: set[int] = set()
-        if instr.has(Trait.ELEMENTWISE):
-            candidates = list(instr.operands)
-        elif instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE:
-            candidates = [instr.operands[0]]
-        elif instr.opcode is Opcode.FUSION and instr.attrs.get("kind") == "kLoop":
-            safe = _elementwise_operands(instr)
-            candidates = [instr.operands[k] for k in sorted(safe)]
-            # A buffer also passed as another operand may be read at other indices.
-            others = {id(leaf) for k, o in enumerate(instr.operands) if k not in safe
-                      for leaf in _leaves(self.values[id(o)])}
-        else:
-            return None
+        candidates, _ = self._in_place_operands(instr)
         reasons = []
         for o in candidates:
             host = self.values[id(o)]
             if not isinstance(host, LogicalBuffer):
                 continue
-            if id(host) in others:
-                reasons.append(f"{host.label} is also read at other indices")
+            refusal = self._in_place_refusal(instr, value, host)
+            if refusal is not None:
+                reasons.append(refusal)
             elif host.kind != "temp":
                 reasons.append(f"{host.label} is a {host.kind} buffer")
-            elif host.size != value.size:
-                reasons.append(f"{host.label} has a different size")
-            elif instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE and any(
-                    host is leaf for o2 in instr.operands[1:] for leaf in _leaves(
-                        self.values[id(o2)])):
-                reasons.append(f"{host.label} is also read as the update or an index")
             elif host.end > step:
                 later = [n for s, n in self.readers.get(id(host), []) if s > step]
                 reasons.append(f"{host.label} is still read later by {later[0]}")
@@ -451,29 +614,80 @@ class _Assigner:
 
     # --- packing ------------------------------------------------------------------------------
 
-    def _pack(self, allocations: list[Allocation]) -> None:
+    def _pack(self, allocations: list[Allocation]) -> list[Allocation]:
+        """Place every allocation, largest first: in a result's buffer if one is free while
+        it lives, else at the lowest arena offset free while it lives. Returns the former."""
+        ordered = sorted(allocations, key=lambda a: (-a.size, a.start))
+        slots = self._result_slots()
         placed: list[Allocation] = []
-        for alloc in sorted(allocations, key=lambda a: (-a.size, a.start)):
+        in_results: list[Allocation] = []
+        for alloc in ordered:
+            if self._into_result(alloc, slots):
+                in_results.append(alloc)
+                continue
             live = [p for p in placed if p.start <= alloc.end and alloc.start <= p.end]
-            offset = 0
-            for p in sorted(live, key=lambda p: p.offset):
-                if p.size == 0:
-                    continue
-                if offset + alloc.size <= p.offset:
-                    break  # fits in the gap below p (and so below every later one)
-                offset = max(offset, p.offset + p.size)
-            alloc.offset = offset
+            alloc.offset = lowest_gap(live, alloc.size)
             alloc.note = self._why(alloc, placed, live)
             placed.append(alloc)
             first = alloc.buffers[0]
             first.note = f"{alloc.note}; {first.note}" if first.note else alloc.note
+        return in_results
+
+    def _result_slots(self) -> list[tuple[int, LogicalBuffer, list[Allocation]]]:
+        """(result number, its buffer, the allocations it holds) of each result buffer free
+        for temporaries before it is written: the entry's own outputs, not aliased ones."""
+        if not self.result_space:
+            return []
+        aliased = {a.result for a in self.aliases}
+        slots = []
+        for k, b in enumerate(self.roots):
+            first = next(j for j, r in enumerate(self.roots) if r is b)
+            if b.kind == "output" and first == k and k not in aliased and b.size > 0:
+                slots.append((k, b, []))
+        return sorted(slots, key=lambda s: s[1].size)  # best fit: smallest first
+
+    def _into_result(self, alloc: Allocation,
+                     slots: list[tuple[int, LogicalBuffer, list[Allocation]]]) -> bool:
+        """Place `alloc` in a result buffer that is free while it lives, if one is."""
+        need = alloc.bytes_used
+        if alloc.size == 0 or any(b.kind != "temp" for b in alloc.buffers):
+            return False
+        align = max(_element_alignment(b) for b in alloc.buffers)
+        for k, out, held in slots:
+            if need > out.size or align > _element_alignment(out):
+                continue
+            if alloc.end == out.start and self._updated_in_place(alloc, out):
+                limit = 0  # the result overwrites its last buffer element by element
+            elif alloc.end < out.start:
+                limit = out.size - need
+            else:
+                continue
+            live = [a for a in held if a.start <= alloc.end and alloc.start <= a.end]
+            offset = lowest_gap(live, need)
+            if offset > limit:
+                continue
+            alloc.offset, alloc.result = offset, k
+            alloc.note = (f"in result {k}'s buffer ({out.label}), which is written only "
+                          f"at step {out.start}")
+            first = alloc.buffers[0]
+            first.note = f"{alloc.note}; {first.note}" if first.note else alloc.note
+            held.append(alloc)
+            return True
+        return False
+
+    def _updated_in_place(self, alloc: Allocation, out: LogicalBuffer) -> bool:
+        """Whether `out`'s writer overwrites the buffer of `alloc` that dies at its step."""
+        last = max(alloc.buffers, key=lambda b: b.end)
+        return last.size == out.size and self._in_place_refusal(
+            self.order[out.start], out, last) is None
 
     def _why(self, alloc: Allocation, placed: list[Allocation], live: list[Allocation]) -> str:
         reused = [p for p in placed if p not in live and p.offset < alloc.offset + alloc.size
                   and alloc.offset < p.offset + p.size]
         if reused:
-            return (f"reuses the space of {reused[0].name} (dead after step "
-                    f"{reused[0].end})")
+            other = reused[0]
+            return (f"reuses the space of {other.name} (live at steps {other.start}-"
+                    f"{other.end} only, apart from this one)")
         if not placed:
             return "fresh space (the first, largest buffer)"
         big_enough = [p.name for p in live if p.size >= alloc.size]
@@ -484,7 +698,7 @@ class _Assigner:
 
 def assign_buffers(module: HloModule, alignment: int = ALIGNMENT, *,
                    computation: HloComputation | None = None,
-                   callee_blocks: bool = True) -> BufferAssignment:
+                   callee_blocks: bool = True, result_space: bool = True) -> BufferAssignment:
     """Assign arena offsets to the temporaries of `computation` (default: the entry).
 
     Args:
@@ -495,8 +709,10 @@ def assign_buffers(module: HloModule, alignment: int = ALIGNMENT, *,
         callee_blocks: reserve a conservative block for each computation called by
             while/call/conditional (False: the caller adds what they need with
             `place_scratch`).
+        result_space: let temporaries live in the entry's result buffers before the
+            results are written (False: only in the arena).
     """
-    assignment = _Assigner(module, alignment, computation, callee_blocks).run()
+    assignment = _Assigner(module, alignment, computation, callee_blocks, result_space).run()
     log.debug("buffer_assignment: %s: arena %d bytes, %d without reuse", module.name,
               assignment.temp_bytes, assignment.no_reuse_bytes)
     return assignment

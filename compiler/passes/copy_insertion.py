@@ -9,6 +9,9 @@ must never overwrite a value someone else still reads. This pass makes that expl
   the next state never clobbers another that is still to be read;
 - the entry root: an element that is an entry parameter or a constant, or appears twice,
   is copied, so entry parameters are never written and every result has its own buffer.
+Results that the module header aliases with a parameter (`input_output_alias`, donation)
+are read here as `OutputAlias` records (`input_output_aliases`); buffer assignment decides
+whether each is written in place or copied in at the end.
 The evaluator sees copies as identities, so results are unchanged. Runs after fusion
 (copies are not fused) and before buffer assignment. Idempotent: the copies it adds are
 used once and are neither parameters nor constants.
@@ -17,14 +20,19 @@ used once and are neither parameters nor constants.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import ClassVar
 
 from compiler.pipeline import computations_to_visit
+from hlo.attributes import Raw
 from hlo.computation import HloComputation
+from hlo.errors import CompileError
 from hlo.instruction import HloInstruction
 from hlo.module import HloModule
 from hlo.opcodes import Opcode
+from hlo.shape import Shape
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +152,80 @@ class CopyInsertion:
         entry.remove_dead()
         log.debug("copy_insertion: copied %d entry result element(s)", sum(fix))
         return True
+
+
+@dataclass
+class OutputAlias:
+    """Result leaf `result` returned in the buffer of argument leaf `argument` (entry
+    parameter `parameter`), as the module's input_output_alias asks.
+
+    Attributes:
+        direct: the result is written straight into the argument (no copy); False: it is
+            copied there after every instruction has run.
+        note: why (not) direct, for `explain()`.
+    """
+
+    result: int
+    argument: int
+    parameter: int
+    direct: bool = False
+    note: str = ""
+
+
+_ALIAS_ENTRY = re.compile(r"\{([\d,\s]*)\}\s*:\s*\(\s*(\d+)\s*,\s*\{([\d,\s]*)\}[^)]*\)")
+
+
+def input_output_aliases(module: HloModule) -> list[OutputAlias]:
+    """The module header's input_output_alias as (result leaf, argument leaf) pairs.
+
+    Raises:
+        CompileError: an entry that names no array leaf of the entry's results/parameters,
+            a result and parameter leaf of different shapes, or a leaf named twice.
+    """
+    raw = module.attrs.get("input_output_alias")
+    if raw is None:
+        return []
+    text = raw.text if isinstance(raw, Raw) else str(raw)
+    entry = module.entry_computation
+    results = entry.program_shape().result
+    params = sorted(entry.parameters, key=lambda p: p.attrs["parameter_number"])
+    aliases = []
+    for out_index, number, in_index in _ALIAS_ENTRY.findall(text):
+        out = tuple(int(i) for i in out_index.replace(",", " ").split())
+        arg = tuple(int(i) for i in in_index.replace(",", " ").split())
+        parameter = int(number)
+        result = _leaf_number(results, out)
+        argument = None
+        if parameter < len(params):
+            before = sum(_leaf_count(p.shape) for p in params[:parameter])
+            inside = _leaf_number(params[parameter].shape, arg)
+            argument = None if inside is None else before + inside
+        if result is None or argument is None:
+            raise CompileError(f"{module.name}: input_output_alias {{{out_index}}}: "
+                               f"({number}, {{{in_index}}}) names no array result and "
+                               "parameter leaf")
+        where = f"{module.name}: input_output_alias {{{out_index}}}: ({number}, {{{in_index}}})"
+        out_shape = [s for s in results.leaves() if s.is_array][result]
+        arg_shape = [s for p in params for s in p.shape.leaves() if s.is_array][argument]
+        if not out_shape.compatible(arg_shape):
+            raise CompileError(f"{where}: the result is {out_shape.to_text(with_layout=False)}"
+                               f" but the parameter {arg_shape.to_text(with_layout=False)}")
+        if any(a.result == result or a.argument == argument for a in aliases):
+            raise CompileError(f"{where}: the result or the parameter is aliased twice")
+        aliases.append(OutputAlias(result, argument, parameter))
+    return aliases
+
+
+def _leaf_count(shape: Shape) -> int:
+    return sum(1 for s in shape.leaves() if s.is_array)
+
+
+def _leaf_number(shape: Shape, index: tuple[int, ...]) -> int | None:
+    """The position among `shape`'s array leaves of the leaf at shape index `index`."""
+    number = 0
+    for i in index:
+        if not shape.is_tuple or i >= len(shape.tuple_shapes):
+            return None
+        number += sum(_leaf_count(s) for s in shape.tuple_shapes[:i])
+        shape = shape.tuple_shapes[i]
+    return number if shape.is_array else None

@@ -117,6 +117,71 @@ def test_donated_arguments_are_updated_in_place():
     assert total == pytest.approx(7.0)
 
 
+def test_donated_sgd_step_writes_straight_into_the_argument():
+    @jit(donate_argnums=0)
+    def sgd(w, g):
+        return w - 0.1 * g
+
+    w = np.linspace(-1, 1, 256 * 160, dtype=np.float32).reshape(256, 160)  # 160 KiB
+    g = np.arange(256 * 160, dtype=np.float32).reshape(256, 160) / 1000
+    want = w - np.float32(0.1) * g
+    new_w = sgd(w, g)
+    assert new_w is w
+    np.testing.assert_allclose(w, want, rtol=1e-6)
+    assert "input_output_alias={ {0}: (0, {}, may-alias) }" in to_text(sgd.lower(w, g))
+    (line,) = sgd.stats.donations
+    assert line.startswith("argument 'w' <- result 0: written in place, no copy")
+    # The compiled code has no copy into the argument: one kernel reads and writes it.
+    (entry,) = sgd._cache.values()
+    assert "llvm.memcpy" not in entry.run.artifact.llvm_ir.split("define internal void "
+                                                                 "@\"comp.")[1]
+    assert sgd(w, g) is w
+    np.testing.assert_allclose(w, want - np.float32(0.1) * g, rtol=1e-6)
+
+
+def test_donated_argument_read_after_the_update_falls_back_to_a_copy():
+    @jit(donate_argnums=0)
+    def step(w, g):
+        new = w - g
+        return new, w + new @ new  # reads w after new (which needs all of w) is made
+
+    w = np.linspace(-1, 1, 200 * 200, dtype=np.float32).reshape(200, 200)
+    g = np.full((200, 200), 0.5, np.float32)
+    want_new, want_other = w - g, w + (w - g) @ (w - g)
+    new, other = step(w, g)
+    assert new is w
+    np.testing.assert_allclose(new, want_new)
+    np.testing.assert_allclose(other, want_other, rtol=1e-4, atol=1e-3)
+    (line,) = step.stats.donations
+    assert "copied in at the end: not in place: w is still read by" in line
+
+
+def test_small_donations_are_copied_after_a_native_call():
+    @jit(donate_argnums=0)
+    def sgd(w, g):
+        return w - g
+
+    w = np.ones(4, np.float32)
+    assert sgd(w, np.ones(4, np.float32)) is w and w.tolist() == [0.0] * 4
+    (line,) = sgd.stats.donations
+    assert "copied after the call" in line
+
+
+def test_a_donated_array_that_cannot_be_updated_is_copied():
+    @jit(donate_argnums=0)
+    def sgd(w, g):
+        return w - g
+
+    n = 64 * 1024  # 256 KiB: passed as the result's buffer when it can be
+    w = np.ones(n, np.float32)
+    w.flags.writeable = False
+    out = sgd(w, np.ones(n, np.float32))
+    assert out is not w and not out.any() and w.all()
+    strided = np.ones(2 * n, np.float32)[::2]
+    out = sgd(strided, np.ones(n, np.float32))
+    assert out is not strided and not out.any() and strided.all()
+
+
 def test_lowering_is_deterministic():
     def f(x, w):
         _, ys = lax.scan(lambda c, v: (c + v @ w, cnp.tanh(c)), cnp.zeros(2), x)
@@ -184,6 +249,22 @@ def test_cpu_fast_path_reuses_the_entry():
     for _ in range(5):
         f(x)
     assert (f.stats.misses, f.stats.hits) == (1, 4)
+
+
+def test_pytree_calls_with_python_numbers_take_the_tree_fast_path(monkeypatch):
+    step = jit(lambda params, lr: {k: v - lr * v for k, v in params.items()})
+    params = {"w": np.ones((3, 2), np.float32), "b": np.arange(2, dtype=np.float32)}
+    step(params, 0.5)
+    # Once the entry is cached, a call with the same tree must not trace or look up again.
+    monkeypatch.setattr(step, "_call_slow", None)
+    for lr in (0.25, 0.125):
+        out = step(params, lr)
+        np.testing.assert_allclose(out["w"], (1 - lr) * params["w"])
+        np.testing.assert_allclose(out["b"], (1 - lr) * params["b"])
+    assert (step.stats.misses, step.stats.hits) == (1, 2)
+    monkeypatch.undo()
+    step({"w": np.ones((4, 2), np.float32), "b": params["b"]}, 0.5)
+    assert step.stats.misses == 2 and "f32[3,2] -> f32[4,2]" in step.stats.miss_reasons[1]
 
 
 def test_second_process_hits_the_disk_cache(tmp_path):

@@ -127,6 +127,45 @@ def test_run_into_caller_buffers(exe) -> None:
         exe.run_into((x, np.int32(5)), [np.empty((3, 2), np.float32), k])
 
 
+DONATING = """HloModule donating, input_output_alias={ {0}: (0, {}, may-alias) }
+
+ENTRY main {
+  w = f32[4] parameter(0)
+  g = f32[4] parameter(1)
+  n = f32[4] subtract(w, g)
+  s = f32[] constant(0)
+  sum = f32[] reduce(g, s), dimensions={0}, to_apply=add
+  ROOT t = (f32[4], f32[]) tuple(n, sum)
+}
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT c = f32[] add(a, b)
+}
+"""
+
+
+def test_aliased_result_updates_the_argument_only_when_passed_as_its_buffer() -> None:
+    donating = compiler.compile(parse(DONATING))
+    assert [a.direct for a in donating.artifact.extra["buffer_assignment"].aliases] == [True]
+    w = np.array([1, 2, 3, 4], np.float32)
+    g = np.ones(4, np.float32)
+    # A plain call allocates the result: the argument is copied there first, not written.
+    n, total = donating(w, g)
+    assert n.tolist() == [0, 1, 2, 3] and total == 4
+    assert w.tolist() == [1, 2, 3, 4]
+    # Passing the argument as the result's buffer (donation) updates it in place.
+    k = np.empty((), np.float32)
+    donating.run_into((w, g), [w, k])
+    assert w.tolist() == [0, 1, 2, 3] and k == 4
+    # Any other sharing between results and arguments is refused.
+    with pytest.raises(hlo.ArgumentError, match="result 0 shares memory with argument 1"):
+        donating.run_into((w, g), [g, k])
+    with pytest.raises(hlo.ArgumentError, match="result 0 shares memory with argument 0"):
+        compiler.compile(parse(SINGLE)).run_into([x := np.ones(4)], [x])
+
+
 def test_concurrent_calls_from_threads_are_independent(exe) -> None:
     errors: list[str] = []
 

@@ -37,7 +37,7 @@ def _with_square(text: str) -> str:
 
 def test_elementwise_chain_updates_in_place() -> None:
     module = parse(_with_square(_chain("sq")))
-    result = assign_buffers(module)
+    result = assign_buffers(module, result_space=False)
     assert result.offset_of("a") == result.offset_of("b") == result.offset_of("c")
     # a/b/c share one slice; the transpose t is live together with it (d aliases c).
     assert result.temp_bytes == 2 * 1024
@@ -73,12 +73,16 @@ ENTRY main {
   ROOT c = f32[64] negate(rb)
 }
 """
-    result = assign_buffers(parse(text))
+    result = assign_buffers(parse(text), result_space=False)
     # a dies when ta is made; b may take a's place, c goes to the result.
     assert result.offset_of("b") == result.offset_of("a")
     assert result.offset_of("ta") != result.offset_of("a")
     assert "reuses the space of a" in result.explain()
     assert result.offset_of("c") is None
+    # With the result's buffer free until c is written, a and b live there instead.
+    hosted = assign_buffers(parse(text))
+    assert hosted.offset_of("a") is None and hosted.offset_of("b") is None
+    assert hosted.temp_bytes == 256  # ta alone
 
 
 def test_pass_keeps_the_module_and_explains() -> None:
@@ -109,3 +113,18 @@ def test_no_two_live_buffers_overlap_on_the_corpus() -> None:
                 in_space = x.offset < y.offset + y.size and y.offset < x.offset + x.size
                 assert not (in_time and in_space), (
                     f"{case['name']}: {x.name} and {y.name} share bytes while both live")
+        # What lives in a result's buffer fits there and is dead (or updated in place)
+        # when the result is written.
+        outputs = [b for b in result.buffers if b.kind == "output"]
+        assert all(x.result is None for x in allocations)
+        for i, x in enumerate(result.in_results):
+            for y in result.in_results[i + 1:]:
+                in_time = x.start <= y.end and y.start <= x.end
+                in_space = x.result == y.result and (
+                    x.offset < y.offset + y.size and y.offset < x.offset + x.size)
+                assert not (in_time and in_space), (case["name"], x.name, y.name)
+            out = [b for b in outputs if f"written straight into result {x.result}" in b.note]
+            assert len(out) == 1, (case["name"], x.name)
+            assert x.offset + x.bytes_used <= out[0].size, (case["name"], x.name)
+            assert x.end < out[0].start or (x.end == out[0].start and x.offset == 0), (
+                case["name"], x.name)
