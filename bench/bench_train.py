@@ -22,6 +22,7 @@ convolutions, forward and backward (weight and input gradients).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -240,10 +241,12 @@ def cnn_flops(batch: int) -> int:
 
 
 def tfcompile_contender(model: Callable[..., Any], args: tuple[Any, ...]) -> Contender:
-    """`compiler.jit` of the step, called on the numpy arguments (traced on the first call)."""
+    """`compiler.jit` of the step, called on the numpy arguments (traced on the first call),
+    on as many threads as the process may use (one under --single-thread), as its peers."""
     from compiler.jit import jit
 
-    step = jit(functools.partial(train_step, tfcompile_kit(), model))
+    threads = len(os.sched_getaffinity(0))
+    step = jit(functools.partial(train_step, tfcompile_kit(), model), threads=threads)
     step(*args)  # traces and compiles, which would otherwise be the harness's one warm-up
     return Contender("tfcompile", lambda: step(*args), flatten)
 
