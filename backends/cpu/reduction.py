@@ -19,8 +19,9 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
+from backends.cpu.conv import call_ranges, range_function
 from backends.cpu.kernels import BufferValue, KernelContext, emits
-from backends.llvm.index import linearize
+from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I1,
@@ -33,6 +34,8 @@ from backends.llvm.irutil import (
     loop_nest,
 )
 from backends.llvm.window import window_input_index
+from backends.scalar_computation import emit_scalar_computation
+from backends.target_math import TargetMath
 from hlo.attributes import Window
 from hlo.computation import HloComputation
 from hlo.instruction import HloInstruction
@@ -48,6 +51,10 @@ _REORDERABLE = frozenset({
 # Partial accumulators of a split reduction, and the least reduced size worth splitting.
 PARTIALS = 8
 MIN_SPLIT = 4 * PARTIALS
+# Reduce-windows of at least this many outputs are split across threads (when the
+# caller passes a thread count), in chunks of at least half as many: a thread costs about
+# 25 us to start and join, the time a 2x2 max pool takes for some 60K outputs.
+PARALLEL_MIN_OUTPUTS = 1 << 17
 
 
 def as_list(value: BufferValue) -> list[IrArray]:
@@ -241,28 +248,80 @@ def _reduce_into_output(
 def emit_reduce_window(
     ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue], out: BufferValue
 ) -> None:
-    """out[o] = combine of the inputs over the window at o (padding skipped), from init."""
-    b = ctx.builder
+    """out[o] = combine of the inputs over the window at o (padding skipped), from init.
+
+    Over materialised buffers the loop is a range function of its own (its pointers
+    `noalias`, so that it vectorises); with a thread count and at least
+    PARALLEL_MIN_OUTPUTS outputs it is split across threads, each output element computed
+    as the serial loop computes it.
+    """
     n = len(operands) // 2
     inputs, inits = operands[:n], operands[n:]
     outs = as_list(out)
     comp: HloComputation = instr.attrs["to_apply"]
     window: Window = instr.attrs["window"]
+    out_dims = outs[0].shape.dims
+    # Rows: every output dim but the innermost, whose loop (contiguous, of a known trip
+    # count) is what vectorises.
+    inner = out_dims[-1] if out_dims else 1
+    rows = math.prod(out_dims[:-1])
+    buffers = [*inputs, *inits, *outs]
+    if not all(isinstance(a, IrArray) for a in buffers):
+        _reduce_window_rows(ctx.builder, ctx.math, comp, window, inputs, inits, outs,
+                            i64(0), i64(rows))
+        return
+    fn, b = range_function(ctx.module, f"{ctx.builder.function.name}.rw",
+                           [f"buf{k}" for k in range(len(buffers))])
+    local = [IrArray(arg, a.shape, a.invariant)
+             for arg, a in zip(fn.args[:len(buffers)], buffers, strict=True)]
+    _reduce_window_rows(b, ctx.math, comp, window, local[:n], local[n:2 * n], local[2 * n:],
+                        fn.args[-2], fn.args[-1])
+    b.ret_void()
+    threads = getattr(ctx, "threads", None)
+    parallel = threads is not None and rows * inner >= PARALLEL_MIN_OUTPUTS
+    call_ranges(ctx.builder, fn, [a.ptr for a in buffers], rows,
+                max(1, PARALLEL_MIN_OUTPUTS // 2 // inner), threads if parallel else None)
+
+
+def _reduce_window_rows(
+    b: ir.IRBuilder,
+    math_: TargetMath,
+    comp: HloComputation,
+    window: Window,
+    inputs: list[IrArray],
+    inits: list[IrArray],
+    outs: list[IrArray],
+    begin: ir.Value,
+    end: ir.Value,
+) -> None:
+    """The reduce-window of output rows [begin, end) (a row: every output index that
+    differs only in the innermost dimension)."""
     in_dims = inputs[0].shape.dims
     out_dims = outs[0].shape.dims
-    acc = Accumulators(ctx, outs, "rw.acc")
-    win_sizes = [wd.size for wd in window.dims]
-    with loop_nest(b, out_dims, name="rw.out") as oi:
-        acc.store([init.load(b, []) for init in inits])
-        with loop_nest(b, win_sizes, name="rw.win") as wi:
-            index, valid = window_input_index(b, window, in_dims, out_dims, oi, wi)
-            if valid is None:
-                acc.combine(comp, [x.load(b, index) for x in inputs])
-            else:
-                with if_then(b, valid):
-                    acc.combine(comp, [x.load(b, index) for x in inputs])
-        for arr, v in zip(outs, acc.load(), strict=True):
-            arr.store(b, oi, v)
+    slots = [alloca_at_entry(b, llvm_type(a.element_type), name=f"rw.acc{k}")
+             for k, a in enumerate(outs)]
+
+    def combine(values: list[ir.Value]) -> None:
+        current = [b.load(slot) for slot in slots]
+        results = emit_scalar_computation(b, math_, comp, [*current, *values])
+        for slot, v in zip(slots, results, strict=True):
+            b.store(v, slot)
+
+    with for_range(b, begin, end, name="rw.row") as row:
+        outer = delinearize(b, row, out_dims[:-1])
+        with loop_nest(b, out_dims[-1:], name="rw.out") as last:
+            oi = [*outer, *last]
+            for slot, init in zip(slots, inits, strict=True):
+                b.store(init.load(b, []), slot)
+            with loop_nest(b, [wd.size for wd in window.dims], name="rw.win") as wi:
+                index, valid = window_input_index(b, window, in_dims, out_dims, oi, wi)
+                if valid is None:
+                    combine([x.load(b, index) for x in inputs])
+                else:
+                    with if_then(b, valid):
+                        combine([x.load(b, index) for x in inputs])
+            for arr, slot in zip(outs, slots, strict=True):
+                arr.store(b, oi, b.load(slot))
 
 
 @emits(Opcode.SELECT_AND_SCATTER)

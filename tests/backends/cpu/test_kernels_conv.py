@@ -6,7 +6,10 @@ dilation, window reversal, feature groups (grouped and depthwise), batch groups,
 and half-precision element types, and a convolution without spatial dimensions; then each
 of the three paths in turn: the direct loop nest (small kernels above), the implicit
 im2col GEMM (kernels too large for the direct loop, 128 x 128 features), and depthwise
-(unrolled windows over contiguous or strided features, channel multipliers, large windows).
+(unrolled windows over contiguous or strided features, channel multipliers, large windows);
+the register-tiled direct path (float convolutions of one group with smaller kernels: tile
+edges, K blocks, every window feature, other layouts and element types); and results that
+are bit-identical for 1, 2 and 3 threads on the tiled and GEMM paths.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from backends.cpu.compiler import compile_to_object
+import backends.cpu.conv as cpu_conv
+import backends.cpu.gemm as cpu_gemm
+import compiler
+from backends.cpu.compiler import CpuOptions
 from backends.cpu.gemm import target_caches
 from backends.cpu.object import Target
+from compiler.api import compile_artifact
+from hlo.evaluator import evaluate
 from hlo.parser import parse
-from tests.backends.cpu.test_kernels_common import check, module_text
+from runtime.loader import Executable
+from tests.backends.cpu.test_kernels_common import assert_close, check, module_text
 
 RNG = np.random.default_rng(11)
 
@@ -54,6 +63,11 @@ CASES = [
      "window={size=2x3x2}, dim_labels=b012f_012io->b012f"),
     ("no_spatial_dims", "[2,3]", "[3,4]", "[2,4]", "dim_labels=bf_io->bf"),
 ]
+
+
+def compiled_ir(text: str) -> str:
+    """The LLVM IR of `text` as `check` compiled it (from the in-memory compile cache)."""
+    return compiler.compile(parse(text)).artifact.llvm_ir
 
 
 def parse_dims(text: str) -> tuple[int, ...]:
@@ -134,7 +148,7 @@ def test_fast_paths(name: str, lhs: str, rhs: str, out: str, attrs: str) -> None
     text = conv_module("f32", lhs, rhs, out, attrs)
     check(text, x, k, rtol=1e-4, atol=1e-3)
     # The case exercises the path it is named after (loop names show in the LLVM IR).
-    llvm_ir = compile_to_object(parse(text)).llvm_ir
+    llvm_ir = compiled_ir(text)
     if name.startswith("gemm"):
         if target_caches(Target.resolve()).l2 <= 2 * 1024 * 1024:
             assert "tfcompile.gemm.macro" in llvm_ir
@@ -162,3 +176,107 @@ def test_depthwise_f64() -> None:
     x = RNG.standard_normal(parse_dims(lhs))
     k = RNG.standard_normal(parse_dims(rhs))
     check(conv_module("f64", lhs, rhs, out, attrs), x, k, rtol=1e-12, atol=1e-12)
+
+
+# --- register-tiled direct path -----------------------------------------------------------
+
+# Float convolutions of one group whose kernels sit in a quarter of L2. Output features
+# that do not fill whole register tiles (10, 20, 40), pixel counts that do not fill whole
+# tiles, and windows whose K is split into several blocks (5x5x32, and 400 input features)
+# exercise the tile edges and the accumulation into C.
+TILED_CASES = [
+    ("tiled_nhwc_same", "[2,9,7,8]", "[3,3,8,32]", "[2,9,7,32]",
+     "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f"),
+    ("tiled_edges", "[3,5,7,3]", "[3,3,3,20]", "[3,5,7,20]",
+     "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f"),
+    ("tiled_stride_negative_pad", "[1,11,10,6]", "[3,3,6,40]", "[1,4,5,40]",
+     "window={size=3x3 stride=2x2 pad=-1_0x0_1}, dim_labels=b01f_01io->b01f"),
+    ("tiled_dilations_reversal", "[1,6,7,5]", "[3,2,5,10]", "[1,10,15,10]",
+     "window={size=3x2 pad=2_1x1_2 lhs_dilate=2x2 rhs_dilate=2x1 rhs_reversal=0x1}, "
+     "dim_labels=b01f_01io->b01f"),
+    ("tiled_k_blocks", "[2,6,6,32]", "[5,5,32,16]", "[2,6,6,16]",
+     "window={size=5x5 pad=2_2x2_2}, dim_labels=b01f_01io->b01f"),
+    ("tiled_split_features", "[2,3,4,400]", "[1,1,400,20]", "[2,3,4,20]",
+     "window={size=1x1}, dim_labels=b01f_01io->b01f"),
+    ("tiled_nchw_oihw", "[2,6,5,7]", "[24,6,3,3]", "[2,24,5,7]",
+     "window={size=3x3 pad=1_1x1_1}, dim_labels=bf01_oi01->bf01"),
+    ("tiled_one_d", "[3,17,4]", "[5,4,16]", "[3,7,16]",
+     "window={size=5 stride=2 pad=0_1}, dim_labels=b0f_0io->b0f"),
+    ("tiled_three_d", "[2,4,5,3,2]", "[2,3,2,2,16]", "[2,3,3,2,16]",
+     "window={size=2x3x2}, dim_labels=b012f_012io->b012f"),
+    ("tiled_no_spatial_dims", "[7,9]", "[9,17]", "[7,17]", "dim_labels=bf_io->bf"),
+]
+
+
+@pytest.mark.parametrize("name,lhs,rhs,out,attrs", TILED_CASES, ids=[c[0] for c in TILED_CASES])
+def test_tiled_path(name: str, lhs: str, rhs: str, out: str, attrs: str) -> None:
+    x = RNG.standard_normal(parse_dims(lhs)).astype(np.float32)
+    k = RNG.standard_normal(parse_dims(rhs)).astype(np.float32)
+    text = conv_module("f32", lhs, rhs, out, attrs)
+    check(text, x, k, rtol=1e-4, atol=1e-4)
+    llvm_ir = compiled_ir(text)
+    assert ".tiles" in llvm_ir and "tfcompile.gemm.macro" not in llvm_ir
+
+
+def test_tiled_path_f16_and_f64() -> None:
+    _, lhs, rhs, out, attrs = TILED_CASES[2]
+    x = RNG.standard_normal(parse_dims(lhs)).astype(np.float16)
+    k = (RNG.standard_normal(parse_dims(rhs)) / 4).astype(np.float16)
+    check(conv_module("f16", lhs, rhs, out, attrs), x, k, rtol=2e-3, atol=2e-3)
+    x64 = RNG.standard_normal(parse_dims(lhs))
+    k64 = RNG.standard_normal(parse_dims(rhs))
+    check(conv_module("f64", lhs, rhs, out, attrs), x64, k64, rtol=1e-12, atol=1e-12)
+
+
+def test_tiled_path_output_fused_bias_relu() -> None:
+    """conv + bias + relu as JAX prints it (an output fusion): the tiles write the fusion's
+    buffer, the epilogue updates it in place."""
+    text = module_text(["f32[2,8,8,3]", "f32[3,3,3,24]", "f32[24]"], [
+        "c = f32[2,8,8,24] convolution(p0, p1), window={size=3x3 pad=1_1x1_1}, "
+        "dim_labels=b01f_01io->b01f",
+        "bb = f32[2,8,8,24] broadcast(p2), dimensions={3}",
+        "a = f32[2,8,8,24] add(c, bb)",
+        "z = f32[] constant(0)",
+        "zb = f32[2,8,8,24] broadcast(z), dimensions={}",
+        "r = f32[2,8,8,24] maximum(a, zb)",
+    ])
+    args = [RNG.standard_normal(s).astype(np.float32) for s in ((2, 8, 8, 3), (3, 3, 3, 24),
+                                                                (24,))]
+    check(text, *args, rtol=1e-4, atol=1e-4)
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+THREAD_CASES = [TILED_CASES[0], TILED_CASES[2], TILED_CASES[4], TILED_CASES[6], GEMM_CASES[0],
+                GEMM_CASES[3]]
+
+
+@pytest.fixture
+def low_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split even these small convolutions (and their padded copies) across threads."""
+    monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(cpu_conv, "PARALLEL_MIN_COPY", 1)
+
+
+@pytest.mark.usefixtures("low_thresholds")
+@pytest.mark.parametrize("name,lhs,rhs,out,attrs", THREAD_CASES,
+                         ids=[c[0] for c in THREAD_CASES])
+def test_identical_for_any_thread_count(name: str, lhs: str, rhs: str, out: str,
+                                        attrs: str) -> None:
+    x = RNG.standard_normal(parse_dims(lhs)).astype(np.float32)
+    k = RNG.standard_normal(parse_dims(rhs)).astype(np.float32)
+    text = conv_module("f32", lhs, rhs, out, attrs)
+    # Compiled now, past the compile caches: the thresholds are patched.
+    exe = Executable(compile_artifact(parse(text), CpuOptions()))
+    assert "tfcompile.parallel_for" in exe.artifact.llvm_ir
+    results = []
+    for threads in (1, 2, 3):
+        exe.threads = threads
+        results.append(np.asarray(exe(x, k)))
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+    assert_close(results[0], evaluate(parse(text), x, k)[0], rtol=1e-4, atol=1e-3)
+
+
+def test_small_convolutions_stay_serial() -> None:
+    _, lhs, rhs, out, attrs = TILED_CASES[1]
+    assert "tfcompile.parallel_for" not in compiled_ir(conv_module("f32", lhs, rhs, out, attrs))

@@ -5,8 +5,8 @@ output), before and after a kept dim (register blocks combined into the output),
 none of the dims, a non-identity init, variadic argmax, zero-size inputs, random dims, and
 the split accumulation of long reductions (which must stay within f32 rounding of the exact
 sum). reduce-window: padding, strides, base and window dilation, variadic windows,
-non-identity inits. select-and-scatter: overlapping windows, padding, and the
-first-selected-wins rule for ties.
+non-identity inits, and results bit-identical for 1, 2 and 3 threads. select-and-scatter:
+overlapping windows, padding, and the first-selected-wins rule for ties.
 """
 
 from __future__ import annotations
@@ -16,7 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.backends.cpu.test_kernels_common import check, compile_and_run, module_text
+import backends.cpu.reduction as cpu_reduction
+from backends.cpu.compiler import CpuOptions
+from compiler.api import compile_artifact
+from hlo.evaluator import evaluate
+from hlo.parser import parse
+from runtime.loader import Executable
+from tests.backends.cpu.test_kernels_common import (
+    assert_close,
+    check,
+    compile_and_run,
+    module_text,
+)
 from tests.backends.hlo_text import ARGMAX, scalar_computation
 
 RNG = np.random.default_rng(5)
@@ -136,16 +147,46 @@ def test_reduce_window(in_dims: tuple[int, ...], out_dims: tuple[int, ...], wind
 
 def test_variadic_reduce_window() -> None:
     x = RNG.integers(0, 5, (3, 8)).astype(np.float32)
-    text = module_text(
-        ["f32[3,8]"],
-        ["iota = s32[3,8] iota(), iota_dimension=1",
-         "minus_inf = f32[] constant(-inf)",
-         "zero = s32[] constant(0)",
-         "r = (f32[3,4], s32[3,4]) reduce-window(p0, iota, minus_inf, zero), "
-         "window={size=1x3 stride=1x2 pad=0_0x1_0}, to_apply=argmax"],
-        ARGMAX,
-    )
-    check(text, x)
+    check(VARIADIC_WINDOW, x)
+
+
+VARIADIC_WINDOW = module_text(
+    ["f32[3,8]"],
+    ["iota = s32[3,8] iota(), iota_dimension=1",
+     "minus_inf = f32[] constant(-inf)",
+     "zero = s32[] constant(0)",
+     "r = (f32[3,4], s32[3,4]) reduce-window(p0, iota, minus_inf, zero), "
+     "window={size=1x3 stride=1x2 pad=0_0x1_0}, to_apply=argmax"],
+    ARGMAX,
+)
+
+
+@pytest.mark.parametrize("text,shape", [
+    (window_module("f32", (3, 9, 8, 5), (3, 5, 4, 5),
+                   "size=1x3x2x1 stride=1x2x2x1 pad=0_0x1_1x0_0x0_0", "maximum", "-inf"),
+     (3, 9, 8, 5)),
+    (window_module("f32", (7, 6), (7, 3), "size=1x3 stride=1x2 pad=0_0x1_0", "add", "0.5"),
+     (7, 6)),
+    (VARIADIC_WINDOW, (3, 8)),
+], ids=["pool", "rows", "variadic"])
+def test_reduce_window_identical_for_any_thread_count(monkeypatch: pytest.MonkeyPatch,
+                                                      text: str,
+                                                      shape: tuple[int, ...]) -> None:
+    """Split even these small windows across threads: bit-identical for 1, 2 and 3."""
+    monkeypatch.setattr(cpu_reduction, "PARALLEL_MIN_OUTPUTS", 2)
+    x = RNG.integers(-4, 5, shape).astype(np.float32)
+    # Compiled now, past the compile caches: the threshold is patched.
+    exe = Executable(compile_artifact(parse(text), CpuOptions()))
+    assert "tfcompile.parallel_for" in exe.artifact.llvm_ir
+    results = []
+    for threads in (1, 2, 3):
+        exe.threads = threads
+        got = exe(x)
+        results.append(got if isinstance(got, tuple) else (got,))
+    for got in results[1:]:
+        assert all(g.tobytes() == f.tobytes() for g, f in zip(got, results[0], strict=True))
+    for g, w in zip(results[0], evaluate(parse(text), x), strict=True):
+        assert_close(g, w)
 
 
 GE_F32 = """ge {
