@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from backends.cpu.conv import call_ranges, range_function
+from backends.cpu.conv_tiled import call_ranges, range_function
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray

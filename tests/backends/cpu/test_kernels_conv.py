@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import backends.cpu.conv as cpu_conv
+import backends.cpu.conv_tiled as conv_tiled
 import backends.cpu.gemm as cpu_gemm
 import compiler
 from backends.cpu.compiler import CpuOptions
@@ -255,7 +255,7 @@ THREAD_CASES = [TILED_CASES[0], TILED_CASES[2], TILED_CASES[4], TILED_CASES[6], 
 def low_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split even these small convolutions (and their padded copies) across threads."""
     monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
-    monkeypatch.setattr(cpu_conv, "PARALLEL_MIN_COPY", 1)
+    monkeypatch.setattr(conv_tiled, "PARALLEL_MIN_COPY", 1)
 
 
 @pytest.mark.usefixtures("low_thresholds")
