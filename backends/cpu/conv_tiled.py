@@ -65,10 +65,16 @@ PARALLEL_MIN_COPY = 1 << 19
 MAX_UNROLLED_SEGMENT = 32
 
 
+# Convolutions of fewer multiply-adds take the direct loop nest: for them the padded input
+# copy (arena bytes) outweighs the time the tiles save (a few microseconds at most).
+TILED_MIN_MACS = 1 << 15
+
+
 def tiled_applies(conv: ConvGeometry) -> bool:
-    """Whether the register-tiled path computes `conv`: one float group, data to read."""
-    return (conv.acc_t.is_float and conv.groups == 1 and conv.kernel_in > 0
-            and math.prod(conv.kernel_sizes) > 0)
+    """Whether the register-tiled path computes `conv`: one float group, enough work."""
+    macs = conv.pixels * conv.kernel_out * conv.kernel_in * math.prod(conv.kernel_sizes)
+    return (conv.acc_t.is_float and conv.groups == 1 and macs > 0
+            and macs >= TILED_MIN_MACS)
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,13 @@ TILED_CASES = [
 ]
 
 
+@pytest.fixture
+def tiled_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the tiled path for these small convolutions too (below TILED_MIN_MACS)."""
+    monkeypatch.setattr(conv_tiled, "TILED_MIN_MACS", 0)
+
+
+@pytest.mark.usefixtures("tiled_at_any_size")
 @pytest.mark.parametrize("name,lhs,rhs,out,attrs", TILED_CASES, ids=[c[0] for c in TILED_CASES])
 def test_tiled_path(name: str, lhs: str, rhs: str, out: str, attrs: str) -> None:
     x = RNG.standard_normal(parse_dims(lhs)).astype(np.float32)
@@ -218,6 +225,7 @@ def test_tiled_path(name: str, lhs: str, rhs: str, out: str, attrs: str) -> None
     assert ".tiles" in llvm_ir and "tfcompile.gemm.macro" not in llvm_ir
 
 
+@pytest.mark.usefixtures("tiled_at_any_size")
 def test_tiled_path_f16_and_f64() -> None:
     _, lhs, rhs, out, attrs = TILED_CASES[2]
     x = RNG.standard_normal(parse_dims(lhs)).astype(np.float16)
@@ -245,6 +253,19 @@ def test_tiled_path_output_fused_bias_relu() -> None:
     check(text, *args, rtol=1e-4, atol=1e-4)
 
 
+def test_small_convolutions_take_the_direct_loop_without_scratch() -> None:
+    """Below TILED_MIN_MACS no padded copy: the corpus cnn_forward's convolutions (4608
+    multiply-adds here) keep an arena as small as XLA's."""
+    text = conv_module("f32", "[2,8,8,1]", "[3,3,1,4]", "[2,8,8,4]",
+                       "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f")
+    x = RNG.standard_normal((2, 8, 8, 1)).astype(np.float32)
+    k = RNG.standard_normal((3, 3, 1, 4)).astype(np.float32)
+    check(text, x, k, rtol=1e-5, atol=1e-5)
+    assert ".tiles" not in compiled_ir(text)
+    # One row of accumulators (4 features, one 64-byte slot), no 800-byte padded copy.
+    assert compiler.compile(text).artifact.temp_bytes == 64
+
+
 # --- threads ----------------------------------------------------------------------------------
 
 THREAD_CASES = [TILED_CASES[0], TILED_CASES[2], TILED_CASES[4], TILED_CASES[6], GEMM_CASES[0],
@@ -256,6 +277,7 @@ def low_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split even these small convolutions (and their padded copies) across threads."""
     monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
     monkeypatch.setattr(conv_tiled, "PARALLEL_MIN_COPY", 1)
+    monkeypatch.setattr(conv_tiled, "TILED_MIN_MACS", 0)
 
 
 @pytest.mark.usefixtures("low_thresholds")
