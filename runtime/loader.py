@@ -26,6 +26,7 @@ import ctypes
 import inspect
 import operator
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ import numpy as np
 from backends.cpu import CpuArtifact
 from backends.cpu.compiler import MT_SUFFIX
 from backends.cpu.object import LLVM_LOCK, Target, target_machine
-from backends.cpu.threads import MAX_THREADS
+from backends.cpu.threads import MAX_THREADS, START_HOOK, STOP_HOOK
 from hlo import debug_options
 from hlo.errors import ArgumentError, CompileError
 from hlo.shape import Shape
@@ -81,6 +82,14 @@ class LoadedCode:
             self._engine.finalize_object()
             address = self._engine.get_function_address(artifact.symbol)
             mt_address = self._engine.get_function_address(artifact.symbol + MT_SUFFIX)
+            start = self._engine.get_function_address(START_HOOK)
+            stop = self._engine.get_function_address(STOP_HOOK)
+        if start and stop:
+            # The JIT runs no module constructors or destructors: start the thread pool's
+            # fast mode here, and join its workers before the engine unmaps their code
+            # (weakref callbacks run before the instance, and so the engine, is released).
+            ctypes.CFUNCTYPE(None)(start)()
+            weakref.finalize(self, ctypes.CFUNCTYPE(None)(stop))
         if not address:
             raise CompileError(f"symbol {artifact.symbol} not found in the object code")
         self.address = address

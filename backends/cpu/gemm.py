@@ -60,8 +60,10 @@ _NOWRAP = ("nuw", "nsw")
 K_UNROLL = 4
 
 # Products of at least this many multiply-adds are split across threads when asked, into
-# at most PARALLEL_MAX_CHUNKS chunks (each needs its own packing scratch).
-PARALLEL_MIN_WORK = 1 << 21
+# at most PARALLEL_MAX_CHUNKS chunks (each needs its own packing scratch). Measured with the
+# thread pool spinning between regions (threads.py, managed): 2 threads win from about
+# 1x256x256 (4.8 -> 3.5 us) and tie at half that.
+PARALLEL_MIN_WORK = 1 << 16
 PARALLEL_MAX_CHUNKS = 8
 
 

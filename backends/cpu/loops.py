@@ -40,8 +40,9 @@ INTERLEAVE_MIN_TRIP = 4096
 INTERLEAVE_COUNT = 4
 
 # Elementwise loops over at least this many elements are split across threads, in chunks
-# of at least this many (smaller chunks cost more in thread start-up than they save).
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# of at least this many (smaller chunks cost more in the fork-join than they save: with the
+# pool spinning, 2 chunks of 8K f32 win for an add, 4K ones tie).
+PARALLEL_MIN_ELEMENTS = 1 << 13
 
 
 def emit_elemental_loop(b: ir.IRBuilder, out: IrArray, generator: Generator,

@@ -3,12 +3,21 @@
 Products and elementwise loops above a size threshold run on `tfcompile.parallel_for`
 (backends/cpu/threads.py). The thresholds are lowered in some tests so that small modules
 (the corpus sample) take the parallel paths too; those compile without the cache.
+
+The pool behind it is tested in both of its modes: unmanaged (code loaded by the JIT, which
+runs no constructors: workers sleep after every region) and managed (constructors ran, or a
+loader called START_HOOK: workers spin between regions).
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +27,7 @@ import backends.cpu.gemm as cpu_gemm
 import backends.cpu.loops as cpu_loops
 import compiler
 from backends.cpu import CpuOptions, compile_to_object
+from backends.cpu.threads import START_HOOK, STOP_HOOK
 from compiler.api import compile_artifact
 from hlo.errors import ArgumentError, CompileError
 from hlo.parser import parse
@@ -162,6 +172,122 @@ def test_mt_entry_point_through_ctypes() -> None:
         code.mt_function(args, results, temps.ctypes.data, count)
         outs.append(c.tobytes())
     assert len(set(outs)) == 1
+
+
+def _hook(exe: Executable, name: str) -> None:
+    """Call the pool hook `name` of the code `exe` runs."""
+    address = exe._code._engine.get_function_address(name)
+    assert address, f"{name} is not exported"
+    ctypes.CFUNCTYPE(None)(address)()
+
+
+@pytest.mark.parametrize("managed", [False, True])
+def test_concurrent_callers_share_one_executable(managed: bool) -> None:
+    """Callers racing for the pool: one owns it, the others run their regions serially."""
+    exe = _fresh(dot_module(300, 200, 500))
+    if managed:
+        _hook(exe, START_HOOK)
+    rng = np.random.default_rng(3)
+    cases = [_inputs((300, 200), (200, 500))]
+    cases += [[rng.standard_normal(s).astype(np.float32) for s in ((300, 200), (200, 500))]
+              for _ in range(3)]
+    want = [exe(*args).tobytes() for args in cases]
+    exe.threads = 2
+    failures: list[str] = []
+
+    def caller(index: int) -> None:
+        for rep in range(25):
+            k = (index + rep) % len(cases)
+            if exe(*cases[k]).tobytes() != want[k]:
+                failures.append(f"caller {index} call {rep}")
+
+    workers = [threading.Thread(target=caller, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not failures
+    if managed:
+        _hook(exe, STOP_HOOK)
+        # The pool is gone and unmanaged again; a later call makes a new one.
+        assert exe(*cases[1]).tobytes() == want[1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+@pytest.mark.parametrize("managed", [False, True])
+def test_forked_child_computes_with_threads(managed: bool) -> None:
+    """The child has none of the parent's workers: its pool must start new ones."""
+    exe = _fresh(dot_module(300, 200, 500), threads=2)
+    if managed:
+        _hook(exe, START_HOOK)
+    a, b = _inputs((300, 200), (200, 500))
+    want = exe(a, b).tobytes()  # the parent's workers exist now
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            same = all(exe(a, b).tobytes() == want for _ in range(3))
+            exe.threads = 3  # grow the child's new pool
+            code = 0 if same and exe(a, b).tobytes() == want else 1
+        finally:
+            os._exit(code)
+    assert _exit_code(pid, timeout=60.0) == 0
+    assert exe(a, b).tobytes() == want
+
+
+def _exit_code(pid: int, timeout: float) -> int | None:
+    """The exit code of child `pid`, or None (and the child killed) if it hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None
+
+
+EXIT_SCRIPT = r"""
+import gc, sys
+import numpy as np
+import backends.cpu.loops as loops
+loops.PARALLEL_MIN_ELEMENTS = 2
+import ctypes
+from backends.cpu import CpuOptions
+from backends.cpu.threads import START_HOOK
+from compiler.api import compile_artifact
+from hlo.parser import parse
+from runtime.loader import Executable
+text = "HloModule n\nENTRY e {\n a = f32[4096] parameter(0)\n ROOT n = f32[4096] negate(a)\n}"
+artifact = compile_artifact(parse(text), CpuOptions(), optimize=False)
+a = np.arange(4096, dtype=np.float32)
+for _ in range(20):
+    # Dropped right after a threaded call: the code is unmapped while workers exist.
+    exe = Executable(artifact)
+    exe.threads = 4
+    assert exe(a).tobytes() == (-a).tobytes()
+    del exe
+    gc.collect()
+keep = Executable(artifact)
+if sys.argv[1] == "managed":
+    ctypes.CFUNCTYPE(None)(keep._code._engine.get_function_address(START_HOOK))()
+keep.threads = 2
+for _ in range(50):
+    assert keep(a).tobytes() == (-a).tobytes()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("mode", ["unmanaged", "managed"])
+def test_process_exits_cleanly_after_threaded_calls(mode: str) -> None:
+    """Workers left by unloaded code, and workers alive at exit, neither crash nor hang."""
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, mode], cwd=root,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["done"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 65, 2.0, True, "2"])
