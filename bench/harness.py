@@ -286,8 +286,9 @@ def _one_line(e: BaseException) -> str:
 def tfcompile_contender(hlo_text: str, args: list[np.ndarray]) -> Contender:
     """The compiled module (compiler.compile, the in-process API) called on `args`, with as
     many threads as this process may use (one under --single-thread), as the peers have."""
-    exe = compiler.compile(hlo_text)
-    exe.threads = len(os.sched_getaffinity(0))
+    # Compiled for that count, so that calls take the native path (`exe.threads = n` would
+    # switch them to the Python one).
+    exe = compiler.compile(hlo_text, threads=len(os.sched_getaffinity(0)))
     return Contender(TFCOMPILE, lambda: exe(*args))
 
 
