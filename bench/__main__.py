@@ -70,6 +70,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-results", action="store_true", help="write no results file")
     parser.add_argument(
+        "--no-torch-compile",
+        action="store_true",
+        help="leave out the torch.compile contender (it compiles each case for tens of seconds)",
+    )
+    parser.add_argument(
         "--readme",
         action="store_true",
         help="also put the run's summary table into README.md's performance section",
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     started = time.perf_counter()
     limits = machine.measure(args.peak_gflops, args.bandwidth_gbs)
-    peers = optional.load(args.single_thread)
+    peers = optional.load(args.single_thread, not args.no_torch_compile)
     header = describe_run(argv, args, limits, peers)
     for line in header:
         print(line)

@@ -189,6 +189,8 @@ def cases(peers: Peers) -> list[Case]:
         case.add(lambda args=args: numpy_contender(cnn, args), "numpy")
         case.add(lambda args=args: peers.jax_contender(cnn, args), "jax")
         case.add(lambda args=args: peers.torch_contender(cnn, args), "torch")
+        case.add(lambda args=args: peers.torch_contender(cnn, args, compiled=True),
+                 "torch.compile")
         out_shape = [batch, CLASSES]
         case.add(
             lambda args=args, s=out_shape: peers.onnx_contender(onnx_nodes, args, s), "onnxruntime"

@@ -88,5 +88,6 @@ def cases(peers: Peers) -> list[Case]:
     case.add(lambda: numpy_contender(chain, [x]), "numpy")
     case.add(lambda: peers.jax_contender(chain, [x]), "jax")
     case.add(lambda: peers.torch_contender(chain, [x]), "torch")
+    case.add(lambda: peers.torch_contender(chain, [x], compiled=True), "torch.compile")
     case.add(lambda: peers.onnx_contender(onnx_nodes, [x], [N]), "onnxruntime")
     return [case]

@@ -62,6 +62,8 @@ def cases(peers: Peers) -> list[Case]:
         case.add(lambda fn=fn, x=x: numpy_contender(fn, [x]), "numpy")
         case.add(lambda fn=fn, x=x: peers.jax_contender(fn, [x]), "jax")
         case.add(lambda fn=fn, x=x: peers.torch_contender(fn, [x]), "torch")
+        case.add(lambda fn=fn, x=x: peers.torch_contender(fn, [x], compiled=True),
+                 "torch.compile")
         case.add(
             lambda op=onnx_op, x=x: peers.onnx_contender(_onnx_nodes(op), [x], [N]),
             "onnxruntime",

@@ -56,5 +56,6 @@ def cases(peers: Peers) -> list[Case]:
     case.add(lambda: numpy_contender(matmul, [a, b]), "numpy")
     case.add(lambda: peers.jax_contender(matmul, [a, b]), "jax")
     case.add(lambda: peers.torch_contender(matmul, [a, b]), "torch")
+    case.add(lambda: peers.torch_contender(matmul, [a, b], compiled=True), "torch.compile")
     case.add(lambda: peers.onnx_contender(onnx_nodes, [a, b], [SIZE, SIZE]), "onnxruntime")
     return [case]

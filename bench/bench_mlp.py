@@ -109,6 +109,8 @@ def cases(peers: Peers) -> list[Case]:
         case.add(lambda args=args: numpy_contender(mlp, args), "numpy")
         case.add(lambda args=args: peers.jax_contender(mlp, args), "jax")
         case.add(lambda args=args: peers.torch_contender(mlp, args), "torch")
+        case.add(lambda args=args: peers.torch_contender(mlp, args, compiled=True),
+                 "torch.compile")
         out_shape = [batch, LAYERS[-1]]
         case.add(
             lambda args=args, s=out_shape: peers.onnx_contender(onnx_nodes, args, s), "onnxruntime"

@@ -69,4 +69,5 @@ def cases(peers: Peers) -> list[Case]:
         c.add(lambda: numpy_contender(plus_one, [x]), "numpy")
         c.add(lambda: peers.jax_contender(plus_one, [x]), "jax")
         c.add(lambda: peers.torch_contender(plus_one, [x]), "torch")
+        c.add(lambda: peers.torch_contender(plus_one, [x], compiled=True), "torch.compile")
     return [jitted, compiled]

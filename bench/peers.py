@@ -1,4 +1,5 @@
-"""Optional peers: JAX (jax.jit), PyTorch CPU and onnxruntime, each used only if installed.
+"""Optional peers: JAX (jax.jit), PyTorch CPU (eager and torch.compile) and onnxruntime, each
+used only if installed.
 
 numpy is always a peer and needs nothing here. Every other peer is an optional import: when
 it is absent the contender becomes a Skip with a note saying how to install it, and the
@@ -32,6 +33,7 @@ class Peers:
     """The optional peer frameworks that could be imported, and why the others could not."""
 
     single_thread: bool
+    torch_compile: bool = True
     modules: dict[str, Any] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
 
@@ -56,19 +58,29 @@ class Peers:
         return Contender("jax", run)
 
     def torch_contender(
-        self, fn: Callable[..., Any], args: Sequence[np.ndarray]
+        self, fn: Callable[..., Any], args: Sequence[np.ndarray], compiled: bool = False
     ) -> Contender | Skip:
-        """fn(torch, *tensors) under torch.inference_mode; the tensors share `args`' memory."""
+        """fn(torch, *tensors) under torch.inference_mode, eager or (`compiled`) through
+        torch.compile, whose compilation (tens of seconds) happens here, before timing; the
+        tensors share `args`' memory."""
+        name = "torch.compile" if compiled else "torch"
         if "torch" not in self.modules:
-            return Skip("torch", self.missing["torch"])
+            return Skip(name, self.missing["torch"])
+        if compiled and not self.torch_compile:
+            return Skip(name, "not run (--no-torch-compile)")
         torch = self.modules["torch"]
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in args]
+        call = functools.partial(fn, torch)
+        if compiled:
+            call = torch.compile(call)
 
         def run() -> Any:
             with torch.inference_mode():
-                return fn(torch, *tensors)
+                return call(*tensors)
 
-        return Contender("torch", run, lambda t: t.numpy())
+        if compiled:
+            run()
+        return Contender(name, run, lambda t: t.numpy())
 
     def onnx_contender(
         self,
@@ -111,9 +123,10 @@ class Peers:
         return Contender("onnxruntime", run)
 
 
-def load(single_thread: bool) -> Peers:
-    """Import the optional peers that are installed."""
-    peers = Peers(single_thread)
+def load(single_thread: bool, torch_compile: bool = True) -> Peers:
+    """Import the optional peers that are installed (`torch_compile`: also time PyTorch's
+    torch.compile, which takes tens of seconds to compile each case)."""
+    peers = Peers(single_thread, torch_compile)
     if _try_import(peers, "jax", "jax", "pip install jax"):
         # A jax with CUDA support would otherwise run the peer on a GPU.
         peers.modules["jax"].config.update("jax_platforms", "cpu")
