@@ -72,6 +72,7 @@ class Word(enum.IntEnum):
     their own, found through ARG_SPECS and RESULT_SPECS."""
 
     ENTRY = 0  # address of void entry(void* const* args, void* const* results, void* temps)
+    # (or of its `_mt` form: see THREADS)
     NARGS = 1
     NRESULTS = 2
     RETURNS = 3  # a Returns
@@ -84,6 +85,9 @@ class Word(enum.IntEnum):
     POST = 10  # PyObject*: called on the result tuple in Returns.POST
     ARG_SPECS = 11  # address of NARGS x ArgSpec words
     RESULT_SPECS = 12  # address of NRESULTS x ResultSpec words
+    # 0: ENTRY is as above; n > 0: ENTRY is the `_mt` form, which takes a fourth argument,
+    # the thread count (int32), and is called with n.
+    THREADS = 13
 
 
 HEADER_WORDS = len(Word)
@@ -159,6 +163,13 @@ class NativeCall:
     @property
     def releases_gil(self) -> bool:
         return bool(self._descriptor[Word.RELEASE_GIL])
+
+    def retarget(self, entry: int, threads: int = 0) -> None:
+        """Run the entry point at `entry` from the next call on: with `threads` > 0 the
+        `_mt` form `entry(args, results, temps, threads)` (same arena), else the plain one.
+        Calls read these words with the GIL held, so a running call is not affected."""
+        self._descriptor[Word.ENTRY] = entry
+        self._descriptor[Word.THREADS] = threads
 
 
 class _Descriptor(ctypes.Array):  # type: ignore[type-arg]
@@ -530,16 +541,13 @@ class _Trampoline:
         arena.add_incoming(cached, before)
         arena.add_incoming(fresh, allocated)
         release = b.icmp_signed("!=", self.word(self.desc, Word.RELEASE_GIL), i64(0))
-        # Typed as a pointer to the entry's function type, which is what `call` needs.
-        entry_type = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
-        entry = self.word(self.desc, Word.ENTRY, entry_type.as_pointer())
         with b.if_else(release) as (released, held):
             with released:
                 state = self.call("save_thread")
-                b.call(entry, [pointers, result_pointers, arena])
+                self.call_entry(pointers, result_pointers, arena)
                 self.call("restore_thread", state)
             with held:
-                b.call(entry, [pointers, result_pointers, arena])
+                self.call_entry(pointers, result_pointers, arena)
         # Keep the arena unless another call put one back meanwhile.
         empty = b.icmp_unsigned("==", b.load(slot, typ=PTR), null)
         with b.if_else(empty) as (keep, drop):
@@ -549,6 +557,22 @@ class _Trampoline:
                 self.call("free", arena)
         calls = b.gep(self.desc, [i64(Word.CALLS)], source_etype=I64)
         b.store(b.add(b.load(calls, typ=I64), i64(1)), calls)
+
+    def call_entry(self, pointers: ir.Value, result_pointers: ir.Value, arena: ir.Value
+                   ) -> None:
+        """Call ENTRY: the plain form, or the `_mt` form with THREADS when that is set."""
+        b = self.b
+        threads = self.word(self.desc, Word.THREADS)
+        plain = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
+        mt = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I32])
+        with b.if_else(b.icmp_signed("==", threads, i64(0))) as (single, counted):
+            with single:
+                # Typed as a pointer to the entry's function type, which `call` needs.
+                entry = self.word(self.desc, Word.ENTRY, plain.as_pointer())
+                b.call(entry, [pointers, result_pointers, arena])
+            with counted:
+                entry = self.word(self.desc, Word.ENTRY, mt.as_pointer())
+                b.call(entry, [pointers, result_pointers, arena, b.trunc(threads, I32)])
 
     def build_return(self, nres: ir.Value, results: ir.Value, call_args: ir.Value) -> None:
         b = self.b

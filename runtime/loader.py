@@ -15,9 +15,9 @@ the native path, per thread on the Python path), so one Executable may be called
 several threads at once.
 
 Threads: `exe.threads = n` makes later calls run the entry point `<symbol>_mt` with n
-threads (results are identical for every n). The count the code was compiled with
-(`threads=` compile option, default 1) uses the native path; another one takes the Python
-path, whose few microseconds matter only for work too small to gain from threads anyway.
+threads (results are identical for every n), through the same native call (or Python
+path); the count the code was compiled with (`threads=` compile option, default 1) runs
+the plain entry point.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class LoadedCode:
         self.address = address
         self.function = _ENTRY_TYPE(address)
         # None for code compiled before entry points took a thread count.
+        self.mt_address = mt_address or 0
         self.mt_function = _MT_ENTRY_TYPE(mt_address) if mt_address else None
 
 
@@ -252,7 +253,12 @@ class Executable:
         self._threads = count
         compiled = count == self._compiled_threads
         self._python.threads = None if compiled else count
-        self._call = self.native.function if compiled and self.native else self._python
+        if self.native is not None:
+            # The native call switches to the `_mt` entry with this count (same arena).
+            if compiled:
+                self.native.retarget(self._code.address)
+            else:
+                self.native.retarget(self._code.mt_address, count)
 
     # `exe(*arrays)` runs `self._call` (the native builtin, or the Python path) with no Python
     # frame in between: __call__ is a property returning it, where a `def __call__` forwarding

@@ -124,6 +124,19 @@ def test_compiled_thread_count_matches_set_count() -> None:
     assert serial(a, b).tobytes() == parallel(a, b).tobytes()
 
 
+def test_setting_threads_keeps_the_native_call() -> None:
+    exe = _fresh(dot_module(300, 200, 500))
+    if exe.native is None:
+        pytest.skip("native calls are unavailable in this process")
+    a, b = _inputs((300, 200), (200, 500))
+    want = exe(a, b).tobytes()
+    for count in (2, 3, 1):
+        exe.threads = count
+        before = exe.native.calls
+        assert exe(a, b).tobytes() == want
+        assert exe.native.calls == before + 1, f"threads={count} left the native path"
+
+
 def test_small_products_stay_serial() -> None:
     exe = _fresh(dot_module(8, 8, 8))
     assert "tfcompile.parallel_for" not in exe.artifact.llvm_ir
