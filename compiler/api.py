@@ -36,6 +36,7 @@ import llvmlite
 
 from backends.cpu import CpuArtifact, CpuOptions, compile_to_object
 from backends.cpu.object import Target
+from backends.cpu.threads import MAX_THREADS
 from compiler.pipeline import Pipeline
 from hlo import debug_options
 from hlo.dtypes import PrimitiveType
@@ -67,7 +68,8 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
         optimize: run the default optimisation pipeline before code generation (False:
             compile the module as written).
         **options: backend options; for "cpu" see `backends.cpu.CpuOptions`
-            (target_cpu, target_features, opt_level, entry_symbol).
+            (target_cpu, target_features, opt_level, entry_symbol, threads: by default
+            the number of CPUs this process may use; `exe.threads` changes it later).
 
     Raises:
         HloParseError: malformed HLO text.
@@ -84,6 +86,9 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
         raise CompileError(f"optimize must be True or False, got {optimize!r}")
     if backend == "gpu":
         return _compile_gpu(module, optimize, options)  # type: ignore[return-value]
+    # In process, large loops use every CPU this process may use by default (as XLA's CPU
+    # client does); exported libraries keep CpuOptions' one thread (tfcompile's default).
+    options.setdefault("threads", min(len(os.sched_getaffinity(0)), MAX_THREADS))
     opts = _resolved_options(CpuOptions.from_kwargs(**options))
     passes = pipeline_pass_names(backend) if optimize else ()
     key = fingerprint(module, backend, opts, passes)
