@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -29,7 +28,7 @@ from backends.cpu.gemm import (
     target_caches,
 )
 from backends.cpu.kernels import KernelContext
-from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
+from backends.cpu.threads import call_ranges, range_function
 from backends.llvm.arith import (
     add_scalar,
     convert_scalar,
@@ -39,8 +38,6 @@ from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I32,
-    I64,
-    PTR,
     alloca_at_entry,
     const,
     for_range,
@@ -189,40 +186,6 @@ def emit_tiled(ctx: KernelContext, conv: ConvGeometry, lhs: IrArray, rhs: IrArra
                 max(1, min_work // 2 // tile_work), threads if parallel else None)
     if not direct:
         store_output(ctx, conv, c, out)
-
-
-def call_ranges(b: ir.IRBuilder, fn: ir.Function, pointers: list[ir.Value], n: int,
-                grain: int, threads: ir.Value | None) -> None:
-    """Call `void fn(pointers..., i64 begin, i64 end)` over [0, n): once, or split into
-    chunks of at least `grain` on up to `threads` threads."""
-    if threads is None or n < 2 * grain:
-        b.call(fn, [*pointers, i64(0), i64(n)])
-        return
-    body = new_body(b.module, f"{fn.name}.chunk")
-    bb = ir.IRBuilder(body.append_basic_block("entry"))
-    ctx, begin, end, _ = body.args
-    bb.call(fn, [*unpack_context(bb, ctx, len(pointers)), begin, end])
-    bb.ret_void()
-    emit_parallel_for(b, body, pack_context(b, pointers), n, grain, threads)
-
-
-def range_function(module: ir.Module, name: str, pointers: Sequence[str]
-                   ) -> tuple[ir.Function, ir.IRBuilder]:
-    """An internal `void f(ptr..., i64 begin, i64 end)` and a builder in its body block
-    (its entry block, for allocas, branches there)."""
-    fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(pointers) + [I64, I64])
-    fn = ir.Function(module, fnty, name=module.get_unique_name(name))
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
-    for arg, arg_name in zip(fn.args, [*pointers, "begin", "end"], strict=True):
-        arg.name = arg_name
-        if arg.type == PTR:
-            arg.add_attribute("noalias")
-    entry = fn.append_basic_block("entry")
-    b = ir.IRBuilder(fn.append_basic_block("body"))
-    ir.IRBuilder(entry).branch(fn.blocks[1])
-    return fn, b
 
 
 def _padded_copy_function(module: ir.Module, name: str, tiled: _Tiled,

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from backends.cpu.conv_tiled import call_ranges, range_function
 from backends.cpu.kernels import BufferValue, KernelContext, emits
+from backends.cpu.threads import call_ranges, range_function
 from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
