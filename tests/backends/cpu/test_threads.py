@@ -378,3 +378,60 @@ def test_cpp_class_set_thread_count_gives_the_same_result(tmp_path: Path) -> Non
     c = a @ b
     got = [float(v) for v in done.stdout.split()]
     np.testing.assert_allclose(got, [c[0, 0], c[-1, -1]], rtol=1e-5)
+
+
+DLCLOSE_PROGRAM = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef void (*mt_entry)(void* const*, void* const*, void*, int);
+
+/* Load the library, run its entry on 3 threads, unload it: three times over. The pool's
+   workers must be joined by the library's destructor, since after dlclose no thread may
+   still run (or wake up in) its unmapped code. */
+int main(int argc, char** argv) {
+  size_t temp_bytes = strtoul(argv[3], NULL, 10);
+  float* a = malloc(200 * 150 * sizeof(float));
+  float* b = malloc(150 * 300 * sizeof(float));
+  float* c = malloc(200 * 300 * sizeof(float));
+  void* temps = aligned_alloc(64, (temp_bytes + 64) / 64 * 64);
+  for (int i = 0; i < 200 * 150; ++i) a[i] = (float)(i % 13) * 0.25f - 1.5f;
+  for (int i = 0; i < 150 * 300; ++i) b[i] = (float)(i % 7) * 0.5f - 1.25f;
+  for (int round = 0; round < 3; ++round) {
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) { fprintf(stderr, "%s\n", dlerror()); return 2; }
+    mt_entry run = (mt_entry)dlsym(lib, argv[2]);
+    if (!run) { fprintf(stderr, "%s\n", dlerror()); return 3; }
+    void* args[2] = {a, b};
+    void* results[1] = {c};
+    run(args, results, temps, 3);
+    if (dlclose(lib) != 0) return 4;
+    usleep(20000);
+  }
+  printf("%.6f %.6f\n", c[0], c[200 * 300 - 1]);
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_library_unloaded_after_threaded_runs_leaves_no_workers(tmp_path: Path) -> None:
+    from compiler.export import export_library
+
+    module = parse(dot_module(200, 150, 300))
+    export_library(module, tmp_path / "g", cpp_class="t::Gemm", entry_point="g_entry")
+    temp_bytes = compile_to_object(parse(dot_module(200, 150, 300))).temp_bytes
+    (tmp_path / "main.c").write_text(DLCLOSE_PROGRAM)
+    subprocess.run(["gcc", "-std=c11", "-D_DEFAULT_SOURCE", "-O1", "-Wall", "-Werror", "main.c",
+                    "-ldl", "-o", "prog"], cwd=tmp_path, check=True, capture_output=True,
+                   text=True)
+    done = subprocess.run(["./prog", str(tmp_path / "g.so"), "g_entry_mt", str(temp_bytes)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    a = (np.arange(200 * 150) % 13 * 0.25 - 1.5).reshape(200, 150)
+    b = (np.arange(150 * 300) % 7 * 0.5 - 1.25).reshape(150, 300)
+    c = a @ b
+    got = [float(v) for v in done.stdout.split()]
+    np.testing.assert_allclose(got, [c[0, 0], c[-1, -1]], rtol=1e-5)
