@@ -36,10 +36,10 @@ from typing import Any
 from llvmlite import ir
 
 from backends.cpu import object as objcode
-from backends.cpu.function import FunctionEmitter, array_leaves, c_identifier, flatten_buffers
+from backends.cpu.function import FunctionEmitter, array_leaves, c_identifier
 from backends.cpu.loops import memcpy
 from backends.cpu.threads import MAX_THREADS
-from backends.llvm.irutil import I8, I32, PTR, i64
+from backends.llvm.irutil import I32, PTR, i64
 from backends.target_math import CpuMath
 from hlo.computation import HloComputation
 from hlo.errors import CompileError
@@ -178,8 +178,7 @@ class CpuCompiler:
         for arg in fn.args[:-1]:
             arg.add_attribute("noalias")
         fn.args[-1].name = "threads"
-        emitter = _EntryEmitter(self, comp, fn) if comp is self.hlo.entry_computation \
-            else FunctionEmitter(self, comp, fn)
+        emitter = FunctionEmitter(self, comp, fn)
         emitter.emit()
         compiled = CompiledFunction(fn, emitter.temp_bytes, emitter.assignment)
         self._functions[key] = compiled
@@ -223,54 +222,6 @@ class CpuCompiler:
         b.call(mt, [*fn.args, ir.Constant(I32, self.options.threads)])
         b.ret_void()
         return inner
-
-
-class _EntryEmitter(FunctionEmitter):
-    """The entry computation's emitter: results the assignment aliases with an argument
-    (donation) are that argument's buffer, and temporaries it places in a result's buffer
-    (before the result is written) live there."""
-
-    def __init__(self, compiler: CpuCompiler, comp: HloComputation, fn: ir.Function) -> None:
-        super().__init__(compiler, comp, fn)
-        self._offset_pointers: dict[tuple[int, int], ir.Value] = {}
-        arguments = [leaf for p in sorted(comp.parameters,
-                                          key=lambda p: p.attrs["parameter_number"])
-                     for leaf in flatten_buffers(self.params[p.attrs["parameter_number"]])]
-        slots = flatten_buffers(self.result)
-        for alias in self.assignment.aliases:
-            # One pointer value for both, so kernels see one buffer (updated in place).
-            slots[alias.result] = arguments[alias.argument]
-        self._slots = slots
-        it = iter(slots)
-        self.result = _rebuild(self.result, it)
-        self._result_of = self._result_pointers()
-
-    def _pointer(self, buffer: Any) -> ir.Value:
-        alloc = buffer.allocation
-        if buffer.kind != "output" and alloc is not None and alloc.result is not None:
-            base = self._slots[alloc.result].ptr
-            if alloc.offset == 0:
-                return base
-            return self._offset_pointer(base, alloc.offset)
-        return super()._pointer(buffer)
-
-    def _offset_pointer(self, base: ir.Value, offset: int) -> ir.Value:
-        """`base + offset` computed once, in the entry block (dominating every use)."""
-        key = (id(base), offset)
-        if key not in self._offset_pointers:
-            b = ir.IRBuilder(self._entry)
-            self._offset_pointers[key] = b.gep(base, [i64(offset)], inbounds=True,
-                                               source_etype=I8)
-        return self._offset_pointers[key]
-
-
-def _rebuild(value: Any, leaves: Any) -> Any:
-    """`value` (a buffer value) with its leaves taken in order from the iterator `leaves`."""
-    if value is None:
-        return None
-    if isinstance(value, tuple):
-        return tuple(_rebuild(v, leaves) for v in value)
-    return next(leaves)
 
 
 def compile_to_object(module: HloModule, options: CpuOptions | None = None,

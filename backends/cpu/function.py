@@ -110,12 +110,21 @@ class FunctionEmitter:
         self.values: dict[int, BufferValue] = {}
         self.arena = fn.args[-2]
         self.threads = fn.args[-1]
-        self._arena_pointers: dict[int, ir.Value] = {}
+        self._entry_pointers: dict[tuple[int, int], ir.Value] = {}
         args = iter(fn.args)
         self.params: dict[int, BufferValue] = {
             p.attrs["parameter_number"]: bind_buffers(p.shape, args) for p in comp.parameters
         }
         self.result: BufferValue = bind_buffers(comp.program_shape().result, args)
+        # A result the assignment aliases with an argument (donation, entry only) is that
+        # argument's buffer: one pointer value for both, so kernels update it in place.
+        slots = flatten_buffers(self.result)
+        arguments = [leaf for number in sorted(self.params)
+                     for leaf in flatten_buffers(self.params[number])]
+        for alias in self.assignment.aliases:
+            slots[alias.result] = arguments[alias.argument]
+        self.result = _rebuild(self.result, iter(slots))
+        self._slots = slots
         self._result_of: dict[int, ir.Value] = self._result_pointers()
 
     @property
@@ -145,11 +154,18 @@ class FunctionEmitter:
 
         One value per offset matters: kernels pass each distinct pointer once, and a buffer
         updated in place must reach its kernel as one parameter."""
-        ptr = self._arena_pointers.get(offset)
+        return self._entry_pointer(self.arena, offset)
+
+    def _entry_pointer(self, base: ir.Value, offset: int) -> ir.Value:
+        """`base + offset` computed once, in the entry block."""
+        if offset == 0 and base is not self.arena:
+            return base
+        key = (id(base), offset)
+        ptr = self._entry_pointers.get(key)
         if ptr is None:
             b = ir.IRBuilder(self._entry)
-            ptr = b.gep(self.arena, [i64(offset)], inbounds=True, source_etype=I8)
-            self._arena_pointers[offset] = ptr
+            ptr = b.gep(base, [i64(offset)], inbounds=True, source_etype=I8)
+            self._entry_pointers[key] = ptr
         return ptr
 
     def emit(self) -> None:
@@ -190,9 +206,14 @@ class FunctionEmitter:
     def _pointer(self, buffer: LogicalBuffer) -> ir.Value:
         if buffer.kind == "output":
             return self._result_of[id(buffer)]
-        if buffer.allocation is None:
+        alloc = buffer.allocation
+        if alloc is None:
             raise InternalError(f"{buffer.label} ({buffer.kind}) has no place in the arena")
-        return self.arena_pointer(buffer.allocation.offset)
+        if alloc.result is not None:
+            # A temporary the assignment keeps in a result's buffer before the result is
+            # written (entry only).
+            return self._entry_pointer(self._slots[alloc.result].ptr, alloc.offset)
+        return self.arena_pointer(alloc.offset)
 
     def _emit_instruction(self, step: int, instr: HloInstruction) -> BufferValue:
         op = instr.opcode
@@ -415,3 +436,12 @@ def arena_buffers(shape: Shape, alloc: Callable[[int], ir.Value]) -> BufferValue
     if not shape.is_array:
         return None
     return IrArray(alloc(shape.byte_size), shape)
+
+
+def _rebuild(value: Any, leaves: Any) -> Any:
+    """`value` (a buffer value) with its leaves taken in order from the iterator `leaves`."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(_rebuild(v, leaves) for v in value)
+    return next(leaves)
