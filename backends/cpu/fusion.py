@@ -165,6 +165,10 @@ class FusedContext:
         self.math = ctx.math
         # The thread count a fused product may split across (None: serial only).
         self.threads = getattr(ctx, "threads", None)
+        # The emitter behind the fusion's scope: kernels read the compile target through it
+        # (`gemm.kernel_target`), so a fused dot or convolution is tiled for the target, not
+        # for the host.
+        self.parent = getattr(ctx, "parent", None)
 
     def elemental(self, instr: HloInstruction) -> Generator:
         return self._kernel.fused.generator(instr)

@@ -400,3 +400,27 @@ def test_direct_passes_over_a_large_b() -> None:
     plan = DirectPlan.create(AVX2, T.F32, 1, 1, 2048, 100, operand, operand, narrow)
     # A narrower C cannot hold partial sums: one pass.
     assert plan.k_blocks == 1
+
+
+FUSED_DOT = """HloModule fused_dot
+fused {
+  a = f32[128,128] parameter(0)
+  b = f32[128,128] parameter(1)
+  bias = f32[128,128] parameter(2)
+  d = f32[128,128] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  ROOT r = f32[128,128] add(d, bias)
+}
+
+ENTRY main {
+  a = f32[128,128] parameter(0)
+  b = f32[128,128] parameter(1)
+  c = f32[128,128] parameter(2)
+  ROOT f = f32[128,128] fusion(a, b, c), kind=kOutput, calls=fused
+}
+"""
+
+
+def test_fused_dot_is_tiled_for_the_target_not_the_host() -> None:
+    artifact = compile_to_object(parse(FUSED_DOT), target_triple=NEON.triple,
+                                 target_cpu=NEON.cpu, target_features=NEON.features)
+    assert "tfcompile.gemm.macro.f32.8x12" in artifact.asm()
