@@ -48,7 +48,7 @@ from hlo.shape import Shape
 
 if TYPE_CHECKING:
     from backends.cpu.compiler import CpuCompiler
-    from compiler.passes.buffer_assignment import BufferAssignment, LogicalBuffer
+    from compiler.passes.buffers import BufferAssignment, LogicalBuffer
 
 ALIGNMENT = 64
 
@@ -134,7 +134,7 @@ class FunctionEmitter:
     def _result_pointers(self) -> dict[int, ir.Value]:
         """Result pointer of each buffer the assignment writes straight into a result (the
         first result it reaches, when one buffer reaches several)."""
-        from compiler.passes.buffer_assignment import buffer_leaves
+        from compiler.passes.buffers import buffer_leaves
 
         root = self.comp.root
         assert root is not None

@@ -5,11 +5,8 @@ Each pass has a short stable `name` (used by pass filters, dumps and the CLI) an
 """
 
 from compiler.passes.algebraic_simplifier import AlgebraicSimplifier, AlgsimpOptions
-from compiler.passes.buffer_assignment import (
-    BufferAssignment,
-    BufferAssignmentPass,
-    assign_buffers,
-)
+from compiler.passes.buffer_assignment import BufferAssignmentPass, assign_buffers
+from compiler.passes.buffers import BufferAssignment
 from compiler.passes.call_inliner import CallInliner
 from compiler.passes.conditional_simplifier import ConditionalSimplifier
 from compiler.passes.constant_folding import ConstantFolding, FoldingOptions

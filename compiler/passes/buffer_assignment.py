@@ -38,17 +38,25 @@ step that writes the result and that step reads the parameter only at the index 
 (as an in-place update), or not at all; otherwise it is computed in the arena and copied
 into the parameter once every instruction has run, and `OutputAlias.note` says why.
 
-`assign_buffers(module)` returns a BufferAssignment with offsets, the arena size, the
-no-reuse size and `explain()`. `BufferAssignmentPass` runs it in a pipeline without
-changing the module and keeps the result.
+`assign_buffers(module)` returns a BufferAssignment (compiler/passes/buffers.py) with
+offsets, the arena size, the no-reuse size and `explain()`. `BufferAssignmentPass` runs
+it in a pipeline without changing the module and keeps the result.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import ClassVar
 
+from compiler.passes.buffers import (
+    Allocation,
+    BufferAssignment,
+    LogicalBuffer,
+    aligned,
+    buffer_leaves,
+    lowest_gap,
+)
+from compiler.passes.buffers import ValueBuffers as _Value
 from compiler.passes.copy_insertion import OutputAlias, input_output_aliases
 from compiler.passes.scheduling import ALIASING_OPCODES as _ALIASING
 from compiler.passes.scheduling import memory_schedule
@@ -64,166 +72,6 @@ log = logging.getLogger(__name__)
 
 ALIGNMENT = 64
 _CALLS_CODE = frozenset({Opcode.WHILE, Opcode.CALL, Opcode.CONDITIONAL})
-
-
-def _aligned(size: int, alignment: int) -> int:
-    return (size + alignment - 1) // alignment * alignment
-
-
-def lowest_gap(live: list[Allocation], size: int) -> int:
-    """The lowest offset where `size` bytes overlap none of the `live` allocations."""
-    offset = 0
-    for a in sorted(live, key=lambda a: a.offset):
-        if a.size == 0:
-            continue
-        if offset + size <= a.offset:
-            break  # fits in the gap below a (and so below every later one)
-        offset = max(offset, a.offset + a.size)
-    return offset
-
-
-@dataclass(eq=False)
-class LogicalBuffer:
-    """One array buffer: who defines it, how big, when it lives, where it went.
-
-    Attributes:
-        kind: "temp" (in the arena), "output", "parameter", "constant" or "callee".
-        index: position of the leaf within a tuple-shaped value (() for arrays).
-        start, end: the steps (schedule positions) of the definition and the last use.
-        note: why it ended where it did, for `explain()`.
-    """
-
-    name: str
-    shape: Shape
-    kind: str
-    index: tuple[int, ...] = ()
-    start: int = 0
-    end: int = 0
-    size: int = 0
-    allocation: Allocation | None = None
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        suffix = "".join(f"[{i}]" for i in self.index)
-        return f"{self.name}{suffix}"
-
-
-@dataclass(eq=False)
-class Allocation:
-    """A slice of the arena shared by buffers that follow one another (in place)."""
-
-    buffers: list[LogicalBuffer]
-    size: int
-    start: int
-    end: int
-    offset: int = -1
-    note: str = ""
-    # The result leaf whose buffer holds this allocation (at `offset`), None for the arena.
-    result: int | None = None
-
-    @property
-    def name(self) -> str:
-        return self.buffers[0].label
-
-    @property
-    def bytes_used(self) -> int:
-        """The largest buffer it holds (`size` is that rounded up to the alignment)."""
-        return max(b.size for b in self.buffers)
-
-
-@dataclass
-class BufferAssignment:
-    """The result: buffers, allocations, sizes and the reasons behind them.
-
-    `allocations` are the arena's; `in_results` those placed in the entry's result buffers
-    before the results are written (`Allocation.result` says which)."""
-
-    module: str
-    buffers: list[LogicalBuffer]
-    allocations: list[Allocation]
-    alignment: int
-    steps: list[str] = field(default_factory=list)
-    # The schedule: the order in which the instructions run (`steps` are their names).
-    order: list[HloInstruction] = field(default_factory=list)
-    # id(instruction) -> its value: a LogicalBuffer, a tuple of values, or None (tokens).
-    values: dict[int, _Value] = field(default_factory=dict)
-    aliases: list[OutputAlias] = field(default_factory=list)
-    in_results: list[Allocation] = field(default_factory=list)
-
-    @property
-    def temp_bytes(self) -> int:
-        """Size of the arena: the end of the highest allocation."""
-        return max((a.offset + a.size for a in self.allocations), default=0)
-
-    @property
-    def no_reuse_bytes(self) -> int:
-        """What the arena would take with one slice per temporary and no in-place writes."""
-        return sum(_aligned(b.size, self.alignment) for b in self.buffers
-                   if b.kind in ("temp", "callee", "scratch"))
-
-    def offset_of(self, name: str, index: tuple[int, ...] = ()) -> int | None:
-        """The arena offset of an instruction's buffer (None if it is not in the arena)."""
-        for b in self.buffers:
-            if b.name == name and b.index == index and b.allocation is not None:
-                return None if b.allocation.result is not None else b.allocation.offset
-        return None
-
-    def value_of(self, instr: HloInstruction) -> _Value:
-        """The buffers of `instr`'s value (the same objects for aliases of one buffer)."""
-        return self.values[id(instr)]
-
-    def place_scratch(self, step: int, size: int, name: str) -> int:
-        """Arena offset of `size` bytes used only during `step` (kernel scratch, a called
-        computation's arena): the lowest gap among allocations live at that step. The
-        space joins the assignment, so `temp_bytes` includes it."""
-        b = LogicalBuffer(name, Shape.array(PrimitiveType.U8, (size,)), "scratch", (), step,
-                          step, size)
-        alloc = Allocation([b], _aligned(size, self.alignment), step, step)
-        b.allocation = alloc
-        live = [a for a in self.allocations if a.start <= step <= a.end]
-        offset = lowest_gap(live, alloc.size)
-        alloc.offset = offset
-        b.note = "scratch of this step only"
-        self.buffers.append(b)
-        self.allocations.append(alloc)
-        return offset
-
-    def explain(self) -> str:
-        """For each buffer: where it went and why not otherwise."""
-        lines = [f"buffer assignment of module {self.module}: arena {self.temp_bytes} bytes "
-                 f"(no reuse: {self.no_reuse_bytes} bytes), {self.alignment}-byte aligned"]
-        for b in sorted(self.buffers, key=lambda b: (b.start, b.label)):
-            place = "-"
-            if b.allocation is not None:
-                place = f"@{b.allocation.offset}"
-                if b.allocation.result is not None:
-                    place = f"r{b.allocation.result}@{b.allocation.offset}"
-            lines.append(f"  step {b.start:>4}-{b.end:<4} {b.label:<28} "
-                         f"{b.shape.to_text(with_layout=False):<20} {b.size:>9} B {place:>8}  "
-                         f"{b.kind}: {b.note}")
-        for a in self.aliases:
-            how = "written in place" if a.direct else "copied at the end"
-            lines.append(f"  result {a.result} aliases argument {a.argument} "
-                         f"(parameter {a.parameter}): {how}: {a.note}")
-        return "\n".join(lines) + "\n"
-
-
-# A value: one buffer for an array, a tuple of values for a tuple, None for a token.
-_Value = LogicalBuffer | tuple["_Value", ...] | None
-
-
-def buffer_leaves(value: _Value) -> list[LogicalBuffer]:
-    """The buffers of a value (an instruction's `BufferAssignment.value_of`), in order."""
-    return _leaves(value)
-
-
-def _leaves(value: _Value) -> list[LogicalBuffer]:
-    if value is None:
-        return []
-    if isinstance(value, LogicalBuffer):
-        return [value]
-    return [leaf for v in value for leaf in _leaves(v)]
 
 
 def _define(instr: HloInstruction, shape: Shape, kind: str, step: int,
@@ -281,7 +129,7 @@ def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
         if instr.opcode in _ALIASING or instr.opcode in (Opcode.PARAMETER, Opcode.CONSTANT):
             continue
         if instr is not comp.root:
-            total += sum(_aligned(s.byte_size, alignment) for s in instr.shape.leaves()
+            total += sum(aligned(s.byte_size, alignment) for s in instr.shape.leaves()
                          if s.is_array)
         if instr.opcode in _CALLS_CODE:
             total += sum(callee_bytes(c, alignment) for c in instr.called_computations())
@@ -352,7 +200,7 @@ class _Assigner:
         for step, instr in enumerate(self.order):
             operands = [self.values[id(o)] for o in instr.operands]
             for value in operands:
-                for b in _leaves(value):
+                for b in buffer_leaves(value):
                     b.end = max(b.end, step)
                     self.readers.setdefault(id(b), []).append((step, instr.name))
             if instr.opcode in _ALIASING:
@@ -361,10 +209,10 @@ class _Assigner:
                 kind = {Opcode.PARAMETER: "parameter", Opcode.CONSTANT: "constant"}.get(
                     instr.opcode, "temp")
                 value = _define(instr, instr.shape, kind, step)
-                self.buffers.extend(_leaves(value))
+                self.buffers.extend(buffer_leaves(value))
             self.values[id(instr)] = value
         assert self.entry.root is not None
-        self.roots = _leaves(self.values[id(self.entry.root)])
+        self.roots = buffer_leaves(self.values[id(self.entry.root)])
         for k, b in enumerate(self.roots):
             b.end = last
             if b.kind == "temp":
@@ -382,7 +230,7 @@ class _Assigner:
         """Whether each aliased result can be written straight into its argument."""
         arguments = [b for p in sorted(self.entry.parameters,
                                        key=lambda p: p.attrs["parameter_number"])
-                     for b in _leaves(self.values[id(p)])]
+                     for b in buffer_leaves(self.values[id(p)])]
         for alias in self.aliases:
             arg, out = arguments[alias.argument], self.roots[alias.result]
             others = [k for k, b in enumerate(self.roots) if b is arg and k != alias.result]
@@ -427,7 +275,7 @@ class _Assigner:
             value = self.values[id(instr)]
             if not isinstance(value, LogicalBuffer) or value.kind != "temp" \
                     or value.start != step:
-                for b in _leaves(value):
+                for b in buffer_leaves(value):
                     if b.kind == "temp" and b.start == step and b.allocation is None:
                         allocations.append(self._new_allocation(b))
                 continue
@@ -452,7 +300,7 @@ class _Assigner:
         return allocations
 
     def _new_allocation(self, b: LogicalBuffer) -> Allocation:
-        alloc = Allocation([b], _aligned(b.size, self.alignment), b.start, b.end)
+        alloc = Allocation([b], aligned(b.size, self.alignment), b.start, b.end)
         b.allocation = alloc
         return alloc
 
@@ -464,12 +312,12 @@ class _Assigner:
             return list(instr.operands), set()
         if instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE:
             others = {id(leaf) for o in instr.operands[1:]
-                      for leaf in _leaves(self.values[id(o)])}
+                      for leaf in buffer_leaves(self.values[id(o)])}
             return [instr.operands[0]], others
         if instr.opcode is Opcode.FUSION and instr.attrs.get("kind") == "kLoop":
             safe = _elementwise_operands(instr)
             others = {id(leaf) for k, o in enumerate(instr.operands) if k not in safe
-                      for leaf in _leaves(self.values[id(o)])}
+                      for leaf in buffer_leaves(self.values[id(o)])}
             return [instr.operands[k] for k in sorted(safe)], others
         return [], set()
 
