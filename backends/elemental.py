@@ -27,8 +27,37 @@ from hlo.dtypes import PrimitiveType
 from hlo.errors import UnsupportedOpError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
+from hlo.shape import Shape
 
 Generator = Callable[[IrIndex], ir.Value]
+
+
+class GeneratedArray:
+    """An array operand that is computed, not stored: each load runs the generator.
+
+    It offers the reading half of IrArray (shape, element type, `load`, `load_linear`), so
+    a kernel that reads its input through it (a reduce of an input fusion, on either
+    backend) evaluates the fused producers where it would have loaded.
+    """
+
+    __slots__ = ("shape", "generator", "invariant")
+
+    def __init__(self, generator: Generator, shape: Shape) -> None:
+        self.generator = generator
+        self.shape = shape
+        self.invariant = True
+
+    @property
+    def element_type(self) -> PrimitiveType:
+        return self.shape.element_type
+
+    def load(self, b: ir.IRBuilder, index: IrIndex | Sequence[ir.Value]) -> ir.Value:
+        if not isinstance(index, IrIndex):
+            index = IrIndex(list(index), self.shape)
+        return self.generator(index)
+
+    def load_linear(self, b: ir.IRBuilder, linear: ir.Value) -> ir.Value:
+        return self.generator(IrIndex.from_linear(b, linear, self.shape))
 Operands = Mapping[HloInstruction, Generator]
 # emit(emitter, instruction, operand generators, output index) -> register value
 ElementEmitter = Callable[["ElementalEmitter", HloInstruction, Operands, IrIndex], ir.Value]

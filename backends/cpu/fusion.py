@@ -24,48 +24,18 @@ from llvmlite import ir
 from backends.cpu import loops
 from backends.cpu.kernels import CPU_KERNELS, BufferValue, KernelContext, emits
 from backends.cpu.loops import emit_elemental_loop, emit_linear_range_loop, emit_multi_output_loop
-from backends.elemental import EMIT, Generator
+from backends.elemental import EMIT, GeneratedArray, Generator
 from backends.elemental_fused import FusedEmitter
 from backends.elemental_movement import constant_global
-from backends.llvm.index import IrIndex
 from backends.llvm.ir_array import IrArray
 from hlo.computation import HloComputation
-from hlo.dtypes import PrimitiveType
 from hlo.errors import InternalError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode, Trait
-from hlo.shape import Shape
 
 # Kernels that read their operands only through `load`/`load_linear`, so a fused producer
 # can be handed to them as a GeneratedArray instead of a buffer.
 READS_GENERATED = frozenset({Opcode.REDUCE})
-
-
-class GeneratedArray:
-    """An array operand that is computed, not stored: each load runs the generator.
-
-    It offers the reading half of IrArray (shape, element type, `load`, `load_linear`) to
-    the kernels in READS_GENERATED.
-    """
-
-    __slots__ = ("shape", "generator", "invariant")
-
-    def __init__(self, generator: Generator, shape: Shape) -> None:
-        self.generator = generator
-        self.shape = shape
-        self.invariant = True
-
-    @property
-    def element_type(self) -> PrimitiveType:
-        return self.shape.element_type
-
-    def load(self, b: ir.IRBuilder, index: IrIndex | Sequence[ir.Value]) -> ir.Value:
-        if not isinstance(index, IrIndex):
-            index = IrIndex(list(index), self.shape)
-        return self.generator(index)
-
-    def load_linear(self, b: ir.IRBuilder, linear: ir.Value) -> ir.Value:
-        return self.generator(IrIndex.from_linear(b, linear, self.shape))
 
 
 def _root_leaves(comp: HloComputation) -> list[HloInstruction]:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llvmlite import ir
-
-from backends.elemental import EMIT, ElementalEmitter, Generator
+from backends.elemental import EMIT, ElementalEmitter, GeneratedArray, Generator
 from backends.elemental_movement import scalar_constant
 from backends.gpu.kernels import (
     KernelContext,
@@ -26,13 +24,10 @@ from backends.gpu.kernels import (
 )
 from backends.gpu.plan import Slot
 from backends.gpu.reduction import emit_reduce_from
-from backends.llvm.index import IrIndex
 from backends.scalar_computation import fixed_generator
 from hlo.computation import HloComputation
-from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
-from hlo.shape import Shape
 
 
 def is_input_fusion(instr: HloInstruction) -> bool:
@@ -43,26 +38,6 @@ def is_input_fusion(instr: HloInstruction) -> bool:
     if root is None or root.opcode is not Opcode.REDUCE:
         return False
     return all(i.opcode in EMIT and i.shape.is_array for i in comp.post_order() if i is not root)
-
-
-class GeneratedArray:
-    """An array whose elements a generator computes: `load` evaluates it at an index."""
-
-    def __init__(self, shape: Shape, generator: Generator) -> None:
-        self.shape = shape
-        self.generator = generator
-
-    @property
-    def element_type(self) -> PrimitiveType:
-        return self.shape.element_type
-
-    def load(self, b: ir.IRBuilder, index: IrIndex | Sequence[ir.Value]) -> ir.Value:
-        if not isinstance(index, IrIndex):
-            index = IrIndex(list(index), self.shape)
-        return self.generator(index)
-
-    def load_linear(self, b: ir.IRBuilder, linear: ir.Value) -> ir.Value:
-        return self.generator(IrIndex.from_linear(b, linear, self.shape))
 
 
 class FusedSource:
@@ -110,7 +85,7 @@ class FusedSource:
                     gens[instr] = fixed_generator(scalar_constant(instr))
                 else:
                     gens[instr] = emitter.generator(instr, {o: gens[o] for o in instr.operands})
-        return [GeneratedArray(t.shape, gens[t]) for t in targets]
+        return [GeneratedArray(gens[t], t.shape) for t in targets]
 
 
 def emit_input_fusion(ctx: KernelContext, instr: HloInstruction) -> None:
