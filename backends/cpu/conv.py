@@ -48,8 +48,6 @@ from backends.cpu.conv_geometry import (
     ConvGeometry,
     direct_output,
     element_offset,
-    max_i64,
-    min_i64,
     store_output,
 )
 from backends.cpu.conv_tiled import emit_tiled, tiled_applies
@@ -70,12 +68,15 @@ from backends.llvm.arith import (
 from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
+    NOWRAP,
     const,
     for_range,
     i64,
     if_then,
     llvm_type,
     loop_nest,
+    smax,
+    smin,
 )
 from backends.llvm.window import input_positions, kernel_positions, place
 from hlo.attributes import ConvDimLabels
@@ -83,8 +84,6 @@ from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
-
-_NOWRAP = ("nuw", "nsw")
 
 # Depthwise windows up to this many positions are unrolled (7x7 and smaller).
 MAX_UNROLLED_WINDOW = 49
@@ -157,8 +156,8 @@ class _Im2col:
                 kidx = delinearize(b, s, conv.kernel_sizes)
                 wpos = kernel_positions(b, conv.window, kidx)
                 seg = b.mul(s, i64(features))
-                lo = b.sub(max_i64(b, seg, col0), seg)
-                hi = b.sub(min_i64(b, b.add(seg, i64(features)), b.add(col0, cols)), seg)
+                lo = b.sub(smax(b, seg, col0), seg)
+                hi = b.sub(smin(b, b.add(seg, i64(features)), b.add(col0, cols)), seg)
                 # Column of feature 0 of this window position, relative to the panel.
                 seg_at = b.add(panel, b.mul(b.sub(seg, col0), i64(mr)))
                 # Per row: where its features start, or (padding, dilation hole, row past the
@@ -422,9 +421,9 @@ def _accumulate_group(
 ) -> None:
     """row[group's features] += sum over the group's input features of x * kernel."""
     b = ctx.builder
-    batch = b.add(ob, i64(in_batch_offset), flags=_NOWRAP) if in_batch_offset else ob
+    batch = b.add(ob, i64(in_batch_offset), flags=NOWRAP) if in_batch_offset else ob
     with for_range(b, 0, kernel_in, name=f"conv.i{group}") as ki:
-        feature = b.add(ki, i64(in_feature_offset), flags=_NOWRAP) if in_feature_offset else ki
+        feature = b.add(ki, i64(in_feature_offset), flags=NOWRAP) if in_feature_offset else ki
         x_index = place(lhs.shape.rank, [
             (labels.input_batch, batch),
             (labels.input_feature, feature),
@@ -432,7 +431,7 @@ def _accumulate_group(
         ])
         x = convert_scalar(b, lhs.load(b, x_index), lhs.element_type, acc_t)
         with for_range(b, 0, out_features, name=f"conv.o{group}") as j:
-            f = b.add(j, i64(out_feature_offset), flags=_NOWRAP) if out_feature_offset else j
+            f = b.add(j, i64(out_feature_offset), flags=NOWRAP) if out_feature_offset else j
             k_index = place(rhs.shape.rank, [
                 (labels.kernel_input_feature, ki),
                 (labels.kernel_output_feature, f),

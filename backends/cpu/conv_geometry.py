@@ -78,14 +78,6 @@ def element_offset(b: ir.IRBuilder, strides: Sequence[int],
     return total
 
 
-def min_i64(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    """The smaller of two signed integers."""
-    return b.select(b.icmp_signed("<", x, y), x, y)
-
-
-def max_i64(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    """The larger of two signed integers."""
-    return b.select(b.icmp_signed(">", x, y), x, y)
 
 
 def direct_output(conv: ConvGeometry, out: IrArray) -> bool:

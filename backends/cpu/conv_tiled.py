@@ -16,7 +16,6 @@ from backends.cpu.conv_geometry import (
     ConvGeometry,
     direct_output,
     element_offset,
-    min_i64,
     store_output,
 )
 from backends.cpu.dot import group_strides
@@ -37,7 +36,6 @@ from backends.llvm.arith import (
 from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
-    I32,
     alloca_at_entry,
     const,
     for_range,
@@ -45,12 +43,11 @@ from backends.llvm.irutil import (
     if_else,
     llvm_type,
     loop_nest,
+    smin,
+    splat,
 )
 from backends.llvm.window import kernel_positions, place
 from hlo.shape import Shape
-
-_NOWRAP = ("nuw", "nsw")
-
 
 # --- register-tiled direct convolution --------------------------------------------------------
 
@@ -289,10 +286,10 @@ class _TileEmitter:
         b, cfg, tiled = self.b, self.cfg, self.tiled
         pieces = tiled.segment // tiled.piece
         with for_range(b, self.t0, self.t1, step=self.block, name="tb") as tb:
-            te = min_i64(b, b.add(tb, i64(self.block)), self.t1)
+            te = smin(b, b.add(tb, i64(self.block)), self.t1)
             with for_range(b, 0, tiled.position_blocks, name="kp") as kp:
                 p0 = b.mul(kp, i64(tiled.positions))
-                p1 = min_i64(b, b.add(p0, i64(tiled.positions)), i64(math.prod(tiled.outer)))
+                p1 = smin(b, b.add(p0, i64(tiled.positions)), i64(math.prod(tiled.outer)))
                 with for_range(b, 0, pieces, name="kj") as kj:
                     j0 = b.mul(kj, i64(tiled.piece))
                     first = b.and_(b.icmp_signed("==", kp, i64(0)),
@@ -309,9 +306,9 @@ class _TileEmitter:
         b, cfg, conv = self.b, self.cfg, self.tiled.conv
         p0, p1, j0 = k_block
         m0 = b.mul(t, i64(cfg.mr))
-        rows = min_i64(b, i64(cfg.mr), b.sub(i64(conv.pixels), m0))
+        rows = smin(b, i64(cfg.mr), b.sub(i64(conv.pixels), m0))
         # Rows past the last pixel read the last pixel again (and are not stored).
-        bases = [self.pixel_base(min_i64(b, b.add(m0, i64(r)), i64(conv.pixels - 1)), j0)
+        bases = [self.pixel_base(smin(b, b.add(m0, i64(r)), i64(conv.pixels - 1)), j0)
                  for r in range(cfg.mr)]
         zero = ir.Constant(self.vec, [const(self.acc_t, 0)] * cfg.lanes)
         for row in self.acc:
@@ -326,7 +323,7 @@ class _TileEmitter:
             b_ptr = b.gep(b_col, [b.mul(k_row, i64(self.ldb))], inbounds=True,
                           source_etype=self.elem)
             self.emit_segment(a_ptrs, b_ptr)
-        cols = min_i64(b, i64(cfg.nr), b.sub(i64(conv.kernel_out), n0))
+        cols = smin(b, i64(cfg.nr), b.sub(i64(conv.kernel_out), n0))
         c_tile = b.gep(self.c, [b.add(b.mul(m0, i64(conv.kernel_out)), n0)], inbounds=True,
                        source_etype=self.elem)
         full = b.and_(b.icmp_signed("==", rows, i64(cfg.mr)),
@@ -388,7 +385,7 @@ class _TileEmitter:
         for r, a_ptr in enumerate(a_ptrs):
             a = b.load(b.gep(a_ptr, [j], inbounds=True, source_etype=self.elem), typ=self.elem,
                        align=self.acc_t.byte_size)
-            a_vec = _splat(b, a, cfg.lanes)
+            a_vec = splat(b, a, cfg.lanes)
             for v, slot in enumerate(self.acc[r]):
                 b.store(multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
 
@@ -432,9 +429,3 @@ class _TileEmitter:
                 total = add_scalar(b, self.acc_t, b.load(dst, typ=self.elem), value)
                 b.store(b.select(first, value, total), dst)
 
-
-def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
-    vec_ty = ir.VectorType(value.type, width)
-    one = b.insert_element(ir.Constant(vec_ty, ir.Undefined), value, ir.Constant(I32, 0))
-    mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
-    return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)

@@ -45,14 +45,13 @@ from backends.llvm.irutil import (
     i64,
     llvm_type,
     loop_nest,
+    nowrap_add,
+    nowrap_mul,
 )
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
-
-_NOWRAP = ("nuw", "nsw")
-
 
 # --- the dot view ---------------------------------------------------------------------------
 
@@ -133,15 +132,6 @@ def _at(b: ir.IRBuilder, ptr: ir.Value, elem_ty: ir.Type, linear: ir.Value) -> i
     return b.gep(ptr, [linear], inbounds=True, source_etype=elem_ty)
 
 
-def _nsw_add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
-    acc = terms[0]
-    for t in terms[1:]:
-        acc = b.add(acc, t, flags=_NOWRAP)
-    return acc
-
-
-def _nsw_mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.mul(x, y, flags=_NOWRAP)
 
 
 # --- packing ----------------------------------------------------------------------------------
@@ -385,7 +375,7 @@ def _emit_row_dots(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: Primiti
     with for_range(b, 0, dots.batch, name="gemv.batch") as bi:
         if groups:
             with for_range(b, 0, groups, name="gemv.rows") as g:
-                _emit_row_group(b, dots, out, acc_t, bi, _nsw_mul(b, g, i64(GEMV_ROWS)),
+                _emit_row_group(b, dots, out, acc_t, bi, nowrap_mul(b, g, i64(GEMV_ROWS)),
                                 GEMV_ROWS)
         if rest:
             _emit_row_group(b, dots, out, acc_t, bi, i64(groups * GEMV_ROWS), rest)
@@ -399,19 +389,19 @@ def _emit_row_group(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: Primit
     vec_ty = ir.VectorType(llvm_type(acc_t), width)
     body_k = dots.k - dots.k % width
     p, q = dots.p, dots.q
-    rows = [_nsw_add(b, _nsw_mul(b, bi, i64(dots.p_batch)),
-                     _nsw_mul(b, _nsw_add(b, r0, i64(i)), i64(dots.p_row)))
+    rows = [nowrap_add(b, nowrap_mul(b, bi, i64(dots.p_batch)),
+                     nowrap_mul(b, nowrap_add(b, r0, i64(i)), i64(dots.p_row)))
             for i in range(count)]
-    q_base = _nsw_mul(b, bi, i64(dots.q_batch))
+    q_base = nowrap_mul(b, bi, i64(dots.q_batch))
     acc_v = [alloca_at_entry(b, vec_ty, name=f"gemv.accv{i}") for i in range(count)]
     acc_s = [alloca_at_entry(b, llvm_type(acc_t), name=f"gemv.acc{i}") for i in range(count)]
     for slot in acc_v:
         b.store(ir.Constant(vec_ty, [const(acc_t, 0)] * width), slot)
     with for_range(b, 0, body_k, step=width, name="kv") as k:
-        xv = b.load(_at(b, q.ptr, q.storage, _nsw_add(b, q_base, k)), typ=vec_ty,
+        xv = b.load(_at(b, q.ptr, q.storage, nowrap_add(b, q_base, k)), typ=vec_ty,
                     align=q.alignment)
         for row, slot in zip(rows, acc_v, strict=True):
-            av = b.load(_at(b, p.ptr, p.storage, _nsw_add(b, row, k)), typ=vec_ty,
+            av = b.load(_at(b, p.ptr, p.storage, nowrap_add(b, row, k)), typ=vec_ty,
                         align=p.alignment)
             b.store(multiply_add(b, acc_t, b.load(slot), av, xv), slot)
     for slot, total_slot in zip(acc_v, acc_s, strict=True):
@@ -421,14 +411,14 @@ def _emit_row_group(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: Primit
             total = add_scalar(b, acc_t, total, b.extract_element(lanes, ir.Constant(I32, lane)))
         b.store(total, total_slot)
     with for_range(b, body_k, dots.k, name="kr") as k:
-        xv = q.load_linear(b, _nsw_add(b, q_base, k))
+        xv = q.load_linear(b, nowrap_add(b, q_base, k))
         for row, slot in zip(rows, acc_s, strict=True):
-            av = p.load_linear(b, _nsw_add(b, row, k))
+            av = p.load_linear(b, nowrap_add(b, row, k))
             b.store(multiply_add(b, acc_t, b.load(slot), av, xv), slot)
-    out_base = _nsw_add(b, _nsw_mul(b, bi, i64(dots.rows)), r0)
+    out_base = nowrap_add(b, nowrap_mul(b, bi, i64(dots.rows)), r0)
     for i, slot in enumerate(acc_s):
         value = convert_scalar(b, b.load(slot), acc_t, out.element_type)
-        out.store_linear(b, _nsw_add(b, out_base, i64(i)), value)
+        out.store_linear(b, nowrap_add(b, out_base, i64(i)), value)
 
 
 # --- scalar fallback --------------------------------------------------------------------------

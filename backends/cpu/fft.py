@@ -20,14 +20,13 @@ from llvmlite import ir
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.arith import convert_scalar
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import F64, I64, alloca_at_entry, for_range, i64, loop_nest
+from backends.llvm.irutil import F64, I64, NOWRAP, alloca_at_entry, for_range, i64, loop_nest
 from hlo.dtypes import PrimitiveType, complex_component
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
 _T = PrimitiveType
-_NOWRAP = ("nuw", "nsw")
 
 
 class ComplexLine:
@@ -37,14 +36,14 @@ class ComplexLine:
         self.array = array
 
     def load(self, b: ir.IRBuilder, j: ir.Value) -> tuple[ir.Value, ir.Value]:
-        at = b.mul(j, i64(2), flags=_NOWRAP)
+        at = b.mul(j, i64(2), flags=NOWRAP)
         return (self.array.load_linear(b, at),
-                self.array.load_linear(b, b.add(at, i64(1), flags=_NOWRAP)))
+                self.array.load_linear(b, b.add(at, i64(1), flags=NOWRAP)))
 
     def store(self, b: ir.IRBuilder, j: ir.Value, value: tuple[ir.Value, ir.Value]) -> None:
-        at = b.mul(j, i64(2), flags=_NOWRAP)
+        at = b.mul(j, i64(2), flags=NOWRAP)
         self.array.store_linear(b, at, value[0])
-        self.array.store_linear(b, b.add(at, i64(1), flags=_NOWRAP), value[1])
+        self.array.store_linear(b, b.add(at, i64(1), flags=NOWRAP), value[1])
 
 
 def _cmul(
@@ -162,10 +161,10 @@ def _transform_axis(
     inner = math.prod(dims[axis + 1:])
     src, dst = lines
     with loop_nest(b, (outer, inner), name="fft.line") as (o, i):
-        base = b.add(b.mul(o, i64(n * inner), flags=_NOWRAP), i, flags=_NOWRAP)
+        base = b.add(b.mul(o, i64(n * inner), flags=NOWRAP), i, flags=NOWRAP)
 
         def at(j: ir.Value) -> ir.Value:
-            return b.add(base, b.mul(j, i64(inner), flags=_NOWRAP), flags=_NOWRAP)
+            return b.add(base, b.mul(j, i64(inner), flags=NOWRAP), flags=NOWRAP)
 
         with for_range(b, 0, n, name="fft.gather") as j:
             src.store(b, j, work.load(b, at(j)))
@@ -226,7 +225,7 @@ def emit_fft(
     in_last = x.shape.dims[-1]
     zero = (ir.Constant(F64, 0.0), ir.Constant(F64, 0.0))
     with loop_nest(b, (total // lengths[-1], lengths[-1]), name="fft.load") as (row, j):
-        at = b.add(b.mul(row, i64(lengths[-1]), flags=_NOWRAP), j, flags=_NOWRAP)
+        at = b.add(b.mul(row, i64(lengths[-1]), flags=NOWRAP), j, flags=NOWRAP)
         if in_last == lengths[-1]:
             work.store(b, at, _load_complex(b, x, b.add(b.mul(row, i64(in_last)), j)))
         else:
@@ -264,7 +263,7 @@ def _inverse_real_last_axis(
     rows = math.prod(dims) // n
     zero = ir.Constant(F64, 0.0)
     with for_range(b, 0, rows, name="irfft.row") as row:
-        base = b.mul(row, i64(n), flags=_NOWRAP)
+        base = b.mul(row, i64(n), flags=NOWRAP)
         with for_range(b, 0, half, name="irfft.low") as k:
             src.store(b, k, work.load(b, b.add(base, k)))
         with for_range(b, half, n, name="irfft.high") as k:

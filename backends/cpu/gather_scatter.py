@@ -23,11 +23,9 @@ from backends.llvm.gather_index import (
     scatter_target,
 )
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I1, i64, if_then, intrinsic, loop_nest
+from backends.llvm.irutil import I1, NOWRAP, i64, if_then, intrinsic, loop_nest
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
-
-_NOWRAP = ("nuw", "nsw")
 
 
 def copy_buffer(b: ir.IRBuilder, dst: IrArray, src: IrArray) -> None:
@@ -119,5 +117,5 @@ def emit_dynamic_update_slice(
         for d, s in enumerate(starts)
     ]
     with loop_nest(b, upd_dims, name="dus") as ui:
-        target = [b.add(s, v, flags=_NOWRAP) for s, v in zip(begin, ui, strict=True)]
+        target = [b.add(s, v, flags=NOWRAP) for s, v in zip(begin, ui, strict=True)]
         out.store(b, target, update.load(b, ui))

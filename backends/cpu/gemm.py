@@ -50,11 +50,13 @@ from backends.llvm.irutil import (
     if_then,
     intrinsic,
     llvm_type,
+    nowrap_add,
+    nowrap_mul,
+    smin,
+    splat,
 )
 from hlo.dtypes import PrimitiveType
 from hlo.errors import InternalError
-
-_NOWRAP = ("nuw", "nsw")
 
 # The k loop of the micro-kernel is unrolled this many times (then a remainder loop).
 K_UNROLL = 4
@@ -259,10 +261,10 @@ class MatrixOperand:
                column: ir.Value) -> ir.Value:
         """The element offset of (batch, row, column) as an i64."""
         terms = [
-            _mul(b, v, s) for v, s in ((batch, self.batch_stride), (row, self.row_stride),
+            nowrap_mul(b, v, s) for v, s in ((batch, self.batch_stride), (row, self.row_stride),
                                        (column, self.column_stride)) if s != 0
         ]
-        return _add(b, *terms) if terms else i64(0)
+        return nowrap_add(b, *terms) if terms else i64(0)
 
 
     def emit_pack(self, b: ir.IRBuilder, config: GemmConfig, base: ir.Value, dst: ir.Value,
@@ -277,30 +279,30 @@ class MatrixOperand:
         elem = llvm_type(acc_t)
         full = b.udiv(rows, i64(mr))
         with for_range(b, 0, full, name="pa") as p:
-            first = _add(b, row0, _mul(b, p, mr))
-            panel = _mul(b, _mul(b, p, mr), cols)
+            first = nowrap_add(b, row0, nowrap_mul(b, p, mr))
+            panel = nowrap_mul(b, nowrap_mul(b, p, mr), cols)
             with for_range(b, 0, cols, name="pa.k") as k:
-                column = _add(b, col0, k)
-                at = _add(b, panel, _mul(b, k, mr))
+                column = nowrap_add(b, col0, k)
+                at = nowrap_add(b, panel, nowrap_mul(b, k, mr))
                 for r in range(mr):
-                    value = _load(b, self, base, batch, _add(b, first, i64(r)), column, acc_t)
-                    b.store(value, _gep(b, dst, elem, _add(b, at, i64(r))))
-        rest = b.sub(rows, _mul(b, full, mr))
+                    value = _load(b, self, base, batch, nowrap_add(b, first, i64(r)), column, acc_t)
+                    b.store(value, _gep(b, dst, elem, nowrap_add(b, at, i64(r))))
+        rest = b.sub(rows, nowrap_mul(b, full, mr))
         with if_then(b, b.icmp_signed(">", rest, i64(0))):
-            first = _add(b, row0, _mul(b, full, mr))
-            panel = _mul(b, _mul(b, full, mr), cols)
-            last = b.sub(_add(b, first, rest), i64(1))
+            first = nowrap_add(b, row0, nowrap_mul(b, full, mr))
+            panel = nowrap_mul(b, nowrap_mul(b, full, mr), cols)
+            last = b.sub(nowrap_add(b, first, rest), i64(1))
             with for_range(b, 0, cols, name="pa.edge") as k:
-                column = _add(b, col0, k)
-                at = _add(b, panel, _mul(b, k, mr))
+                column = nowrap_add(b, col0, k)
+                at = nowrap_add(b, panel, nowrap_mul(b, k, mr))
                 for r in range(mr):
-                    row = _add(b, first, i64(r))
+                    row = nowrap_add(b, first, i64(r))
                     inside = b.icmp_signed("<", i64(r), rest)
                     # Rows past the edge read the last row and store zero: no branches.
                     value = _load(b, self, base, batch, b.select(inside, row, last), column,
                                   acc_t)
                     value = b.select(inside, value, const(acc_t, 0))
-                    b.store(value, _gep(b, dst, elem, _add(b, at, i64(r))))
+                    b.store(value, _gep(b, dst, elem, nowrap_add(b, at, i64(r))))
 
 
 class RowPanelSource(Protocol):
@@ -423,12 +425,12 @@ class GemmPlan:
         ctx, begin, end, chunk = body.args
         a, bmat, c, scratch = unpack_context(b, ctx, 4)
         elem = llvm_type(self.config.acc_t)
-        own = _gep(b, scratch, elem, _mul(b, chunk, self.scratch_elements))
+        own = _gep(b, scratch, elem, nowrap_mul(b, chunk, self.scratch_elements))
         ranges = {"batch": (i64(0), i64(self.batch)), "m": (i64(0), i64(self.m)),
                   "n": (i64(0), i64(self.n))}
         unit = {"batch": 1, "m": self.config.mr, "n": self.config.nr}[axis]
         extent = {"batch": self.batch, "m": self.m, "n": self.n}[axis]
-        ranges[axis] = (_mul(b, begin, unit), _min(b, _mul(b, end, unit), i64(extent)))
+        ranges[axis] = (nowrap_mul(b, begin, unit), smin(b, nowrap_mul(b, end, unit), i64(extent)))
         b.call(fn, [a, bmat, c, own, *ranges["batch"], *ranges["m"], *ranges["n"]])
         b.ret_void()
         return body
@@ -437,23 +439,7 @@ class GemmPlan:
 # --- IR helpers ----------------------------------------------------------------------------
 
 
-def _add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
-    acc = terms[0]
-    for t in terms[1:]:
-        acc = b.add(acc, t, flags=_NOWRAP)
-    return acc
 
-
-def _mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value | int) -> ir.Value:
-    if isinstance(y, int):
-        if y == 1:
-            return x
-        y = i64(y)
-    return b.mul(x, y, flags=_NOWRAP)
-
-
-def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 def _load(b: ir.IRBuilder, operand: MatrixOperand, base: ir.Value, batch: ir.Value,
@@ -468,12 +454,6 @@ def _load(b: ir.IRBuilder, operand: MatrixOperand, base: ir.Value, batch: ir.Val
 def _gep(b: ir.IRBuilder, ptr: ir.Value, elem: ir.Type, offset: ir.Value) -> ir.Value:
     return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
 
-
-def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
-    vec_ty = ir.VectorType(value.type, width)
-    one = b.insert_element(ir.Constant(vec_ty, ir.Undefined), value, ir.Constant(I32, 0))
-    mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
-    return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)
 
 
 # --- the range function: blocking loops and packing ---------------------------------------
@@ -499,7 +479,7 @@ class _RangeEmitter:
         tile = _gep(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc + cfg.kc * cfg.nc))
         macro = macro_kernel(self.fn.module, cfg)
         with for_range(b, self.batch_begin, self.batch_end, name="batch") as bi:
-            c_batch = _gep(b, self.c, self.elem, _mul(b, bi, plan.c_batch_stride))
+            c_batch = _gep(b, self.c, self.elem, nowrap_mul(b, bi, plan.c_batch_stride))
             if plan.k == 0:
                 self.clear(c_batch)
             else:
@@ -511,17 +491,17 @@ class _RangeEmitter:
         """The jc / pc / ic block loops of one batch element, packing and calling `macro`."""
         b, plan, cfg = self.b, self.plan, self.cfg
         with for_range(b, self.n_begin, self.n_end, step=cfg.nc, name="jc") as jc:
-            nc = _min(b, i64(cfg.nc), b.sub(self.n_end, jc))
+            nc = smin(b, i64(cfg.nc), b.sub(self.n_end, jc))
             with for_range(b, 0, plan.k, step=cfg.kc, name="pc") as pc:
-                kc = _min(b, i64(cfg.kc), b.sub(i64(plan.k), pc))
+                kc = smin(b, i64(cfg.kc), b.sub(i64(plan.k), pc))
                 self.pack_b(b_packed, bi, pc, kc, jc, nc)
                 # The first K block overwrites C, the others add to it.
                 accumulate = b.zext(b.icmp_signed("!=", pc, i64(0)), I64)
                 with for_range(b, self.m_begin, self.m_end, step=cfg.mc, name="ic") as ic:
-                    mc = _min(b, i64(cfg.mc), b.sub(self.m_end, ic))
+                    mc = smin(b, i64(cfg.mc), b.sub(self.m_end, ic))
                     plan.a.emit_pack(b, cfg, self.a, a_packed, bi, ic, mc, pc, kc)
                     c_block = _gep(b, c_batch, self.elem,
-                                   _add(b, _mul(b, ic, plan.c_row_stride), jc))
+                                   nowrap_add(b, nowrap_mul(b, ic, plan.c_row_stride), jc))
                     b.call(macro, [a_packed, b_packed, c_block, i64(plan.c_row_stride), mc, nc,
                                    kc, accumulate, tile])
 
@@ -530,9 +510,9 @@ class _RangeEmitter:
         b = self.b
         zero = const(self.acc_t, 0)
         with for_range(b, self.m_begin, self.m_end, name="zm") as m:
-            row = _mul(b, m, self.plan.c_row_stride)
+            row = nowrap_mul(b, m, self.plan.c_row_stride)
             with for_range(b, self.n_begin, self.n_end, name="zn") as n:
-                b.store(zero, _gep(b, c_batch, self.elem, _add(b, row, n)))
+                b.store(zero, _gep(b, c_batch, self.elem, nowrap_add(b, row, n)))
 
     def pack_b(self, dst: ir.Value, bi: ir.Value, pc: ir.Value, kc: ir.Value, jc: ir.Value,
                nc: ir.Value) -> None:
@@ -540,30 +520,30 @@ class _RangeEmitter:
         b, nr = self.b, self.cfg.nr
         full = b.udiv(nc, i64(nr))
         with for_range(b, 0, full, name="pb") as p:
-            col0 = _add(b, jc, _mul(b, p, nr))
-            panel = _mul(b, _mul(b, p, nr), kc)
+            col0 = nowrap_add(b, jc, nowrap_mul(b, p, nr))
+            panel = nowrap_mul(b, nowrap_mul(b, p, nr), kc)
             with for_range(b, 0, kc, name="pb.k") as k:
-                row = _add(b, pc, k)
-                at = _add(b, panel, _mul(b, k, nr))
+                row = nowrap_add(b, pc, k)
+                at = nowrap_add(b, panel, nowrap_mul(b, k, nr))
                 for j in range(nr):
-                    column = _add(b, col0, i64(j))
+                    column = nowrap_add(b, col0, i64(j))
                     value = _load(b, self.plan.b, self.bmat, bi, row, column, self.acc_t)
-                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(j))))
-        rest = b.sub(nc, _mul(b, full, nr))
+                    b.store(value, _gep(b, dst, self.elem, nowrap_add(b, at, i64(j))))
+        rest = b.sub(nc, nowrap_mul(b, full, nr))
         with if_then(b, b.icmp_signed(">", rest, i64(0))):
-            col0 = _add(b, jc, _mul(b, full, nr))
-            panel = _mul(b, _mul(b, full, nr), kc)
-            last = b.sub(_add(b, col0, rest), i64(1))
+            col0 = nowrap_add(b, jc, nowrap_mul(b, full, nr))
+            panel = nowrap_mul(b, nowrap_mul(b, full, nr), kc)
+            last = b.sub(nowrap_add(b, col0, rest), i64(1))
             with for_range(b, 0, kc, name="pb.edge") as k:
-                row = _add(b, pc, k)
-                at = _add(b, panel, _mul(b, k, nr))
+                row = nowrap_add(b, pc, k)
+                at = nowrap_add(b, panel, nowrap_mul(b, k, nr))
                 for j in range(nr):
-                    column = _add(b, col0, i64(j))
+                    column = nowrap_add(b, col0, i64(j))
                     inside = b.icmp_signed("<", i64(j), rest)
                     value = _load(b, self.plan.b, self.bmat, bi, row,
                                   b.select(inside, column, last), self.acc_t)
                     value = b.select(inside, value, const(self.acc_t, 0))
-                    b.store(value, _gep(b, dst, self.elem, _add(b, at, i64(j))))
+                    b.store(value, _gep(b, dst, self.elem, nowrap_add(b, at, i64(j))))
 
 
 # --- the macro kernel and its register-tiled micro-kernel ---------------------------------
@@ -624,14 +604,14 @@ class _MacroEmitter:
         m_panels = b.udiv(b.add(self.mc, i64(mr - 1)), i64(mr))
         accumulate = b.icmp_signed("!=", self.accumulate, i64(0))
         with for_range(b, 0, n_panels, name="jr") as jr:
-            n0 = _mul(b, jr, nr)
-            cols = _min(b, i64(nr), b.sub(self.nc, n0))
-            b_panel = _gep(b, self.bp, self.elem, _mul(b, n0, self.kc))
+            n0 = nowrap_mul(b, jr, nr)
+            cols = smin(b, i64(nr), b.sub(self.nc, n0))
+            b_panel = _gep(b, self.bp, self.elem, nowrap_mul(b, n0, self.kc))
             with for_range(b, 0, m_panels, name="ir") as ir_:
-                m0 = _mul(b, ir_, mr)
-                rows = _min(b, i64(mr), b.sub(self.mc, m0))
-                a_panel = _gep(b, self.ap, self.elem, _mul(b, m0, self.kc))
-                c_tile = _gep(b, self.c, self.elem, _add(b, _mul(b, m0, self.ldc), n0))
+                m0 = nowrap_mul(b, ir_, mr)
+                rows = smin(b, i64(mr), b.sub(self.mc, m0))
+                a_panel = _gep(b, self.ap, self.elem, nowrap_mul(b, m0, self.kc))
+                c_tile = _gep(b, self.c, self.elem, nowrap_add(b, nowrap_mul(b, m0, self.ldc), n0))
                 self.prefetch_c(c_tile)
                 self.product(a_panel, b_panel)
                 full = b.and_(b.icmp_signed("==", rows, i64(mr)),
@@ -662,24 +642,24 @@ class _MacroEmitter:
         main = b.and_(self.kc, i64(-K_UNROLL))
         with for_range(b, 0, main, step=K_UNROLL, name="k") as k:
             for u in range(K_UNROLL):
-                self.rank_one_update(a_panel, b_panel, _add(b, k, i64(u)))
+                self.rank_one_update(a_panel, b_panel, nowrap_add(b, k, i64(u)))
         with for_range(b, main, self.kc, name="krest") as k:
             self.rank_one_update(a_panel, b_panel, k)
 
     def rank_one_update(self, a_panel: ir.Value, b_panel: ir.Value, k: ir.Value) -> None:
         """acc[r][v] += A[k, r] * B[k, v-th vector], for one k."""
         b, cfg = self.b, self.cfg
-        b_row = _mul(b, k, cfg.nr)
+        b_row = nowrap_mul(b, k, cfg.nr)
         b_vecs = [
-            b.load(_gep(b, b_panel, self.elem, _add(b, b_row, i64(v * cfg.lanes))),
+            b.load(_gep(b, b_panel, self.elem, nowrap_add(b, b_row, i64(v * cfg.lanes))),
                    typ=self.vec, align=self.vec_align)
             for v in range(cfg.nr_vectors)
         ]
-        a_row = _mul(b, k, cfg.mr)
+        a_row = nowrap_mul(b, k, cfg.mr)
         for r in range(cfg.mr):
-            a_val = b.load(_gep(b, a_panel, self.elem, _add(b, a_row, i64(r))), typ=self.elem,
+            a_val = b.load(_gep(b, a_panel, self.elem, nowrap_add(b, a_row, i64(r))), typ=self.elem,
                            align=self.acc_t.byte_size)
-            a_vec = _splat(b, a_val, cfg.lanes)
+            a_vec = splat(b, a_val, cfg.lanes)
             for v in range(cfg.nr_vectors):
                 slot = self.slots[r][v]
                 b.store(multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
@@ -690,7 +670,7 @@ class _MacroEmitter:
         align = self.acc_t.byte_size
 
         def pointer(r: int, v: int) -> ir.Value:
-            return _gep(b, c_tile, self.elem, _add(b, _mul(b, i64(r), self.ldc),
+            return _gep(b, c_tile, self.elem, nowrap_add(b, nowrap_mul(b, i64(r), self.ldc),
                                                     i64(v * cfg.lanes)))
 
         with if_else(b, accumulate) as (then, otherwise):
@@ -715,11 +695,12 @@ class _MacroEmitter:
                 ptr = _gep(b, self.tile, self.elem, i64(r * cfg.nr + v * cfg.lanes))
                 b.store(b.load(self.slots[r][v]), ptr, align=self.acc_t.byte_size)
         with for_range(b, 0, rows, name="er") as r:
-            src_row = _mul(b, r, cfg.nr)
-            dst_row = _mul(b, r, self.ldc)
+            src_row = nowrap_mul(b, r, cfg.nr)
+            dst_row = nowrap_mul(b, r, self.ldc)
             with for_range(b, 0, cols, name="ec") as j:
-                value = b.load(_gep(b, self.tile, self.elem, _add(b, src_row, j)), typ=self.elem)
-                dst = _gep(b, c_tile, self.elem, _add(b, dst_row, j))
+                src = _gep(b, self.tile, self.elem, nowrap_add(b, src_row, j))
+                value = b.load(src, typ=self.elem)
+                dst = _gep(b, c_tile, self.elem, nowrap_add(b, dst_row, j))
                 old = b.load(dst, typ=self.elem)
                 total = add_scalar(b, self.acc_t, old, value)
                 b.store(b.select(accumulate, total, value), dst)

@@ -35,18 +35,29 @@ from backends.cpu import gemm
 from backends.cpu.gemm import (
     PARALLEL_MAX_CHUNKS,
     MatrixOperand,
-    _add,
     _gep,
     _load,
-    _mul,
-    _splat,
     vector_unit,
 )
 from backends.cpu.object import Target
 from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
 from backends.elemental_convert import convert
 from backends.llvm.arith import multiply_add
-from backends.llvm.irutil import I32, I64, PTR, const, for_range, i64, if_else, intrinsic, llvm_type
+from backends.llvm.irutil import (
+    I32,
+    I64,
+    PTR,
+    const,
+    for_range,
+    i64,
+    if_else,
+    intrinsic,
+    llvm_type,
+    nowrap_add,
+    nowrap_mul,
+    smin,
+    splat,
+)
 from hlo.dtypes import PrimitiveType
 
 # At most this many vectors per tile row: enough independent FMA chains to hide the FMA
@@ -211,9 +222,9 @@ class _TileEmitter:
     def emit(self) -> None:
         b, plan = self.b, self.plan
         with for_range(b, 0, plan.k_blocks, name="kpass") as pass_:
-            self.k0 = _mul(b, pass_, plan.k_block)
-            end = _add(b, self.k0, i64(plan.k_block))
-            self.k1 = b.select(b.icmp_signed("<", end, i64(plan.k)), end, i64(plan.k))
+            self.k0 = nowrap_mul(b, pass_, plan.k_block)
+            end = nowrap_add(b, self.k0, i64(plan.k_block))
+            self.k1 = smin(b, end, i64(plan.k))
             self.first = b.icmp_signed("==", pass_, i64(0))
             with for_range(b, self.t0, self.t1, name="tile") as t:
                 n_block = b.urem(t, i64(plan.column_blocks))
@@ -230,8 +241,8 @@ class _TileEmitter:
         last_cols = plan.n - (plan.column_blocks - 1) * plan.width
         edge_vectors = -(-last_cols // plan.lanes)
         edge_lanes = last_cols - (edge_vectors - 1) * plan.lanes
-        m0 = _mul(b, m_block, plan.rows)
-        n0 = _mul(b, n_block, plan.width)
+        m0 = nowrap_mul(b, m_block, plan.rows)
+        n0 = nowrap_mul(b, n_block, plan.width)
 
         def by_columns(rows: int) -> None:
             self.last_block_apart(
@@ -265,7 +276,7 @@ class _TileEmitter:
         if plan.k_blocks > 1:
             # Later passes go on from C's partial sums (the first pass's loads are unused).
             initial = [[b.select(self.first, zero, self.load_c(
-                batch, _add(b, m0, i64(r)), _add(b, n0, i64(v * plan.lanes)),
+                batch, nowrap_add(b, m0, i64(r)), nowrap_add(b, n0, i64(v * plan.lanes)),
                 plan.lanes if v < shape.vectors - 1 else shape.last_lanes))
                 for v in range(shape.vectors)] for r in range(shape.rows)]
         entry = b.block
@@ -285,13 +296,13 @@ class _TileEmitter:
         b.cbranch(b.icmp_signed("<", k, self.k1), body, done)
         b.position_at_end(body)
         self.prefetch_b(batch, k, n0, shape)
-        b_vecs = [self.load_b(batch, k, _add(b, n0, i64(v * plan.lanes)),
+        b_vecs = [self.load_b(batch, k, nowrap_add(b, n0, i64(v * plan.lanes)),
                               plan.lanes if v < shape.vectors - 1 else shape.last_lanes)
                   for v in range(shape.vectors)]
         updated = []
         for r in range(shape.rows):
-            a_val = _load(b, plan.a, self.a, batch, _add(b, m0, i64(r)), k, self.acc_t)
-            a_vec = _splat(b, a_val, plan.lanes)
+            a_val = _load(b, plan.a, self.a, batch, nowrap_add(b, m0, i64(r)), k, self.acc_t)
+            a_vec = splat(b, a_val, plan.lanes)
             updated.append([multiply_add(b, self.acc_t, accs[r][v], a_vec, b_vecs[v])
                             for v in range(shape.vectors)])
         k_next = b.add(k, i64(1), flags=["nsw", "nuw"])
@@ -305,8 +316,8 @@ class _TileEmitter:
         for r in range(shape.rows):
             for v in range(shape.vectors):
                 lanes = plan.lanes if v < shape.vectors - 1 else shape.last_lanes
-                self.store_c(accs[r][v], batch, _add(b, m0, i64(r)),
-                             _add(b, n0, i64(v * plan.lanes)), lanes)
+                self.store_c(accs[r][v], batch, nowrap_add(b, m0, i64(r)),
+                             nowrap_add(b, n0, i64(v * plan.lanes)), lanes)
 
     def prefetch_b(self, batch: ir.Value, k: ir.Value, n0: ir.Value, shape: TileShape) -> None:
         """Ask for the tile's segment of B's row k + PREFETCH_ROWS, one request per line.
@@ -317,10 +328,10 @@ class _TileEmitter:
         if not self.b_vector_loads:
             return
         b, plan = self.b, self.plan
-        row = _add(b, k, i64(PREFETCH_ROWS))
+        row = nowrap_add(b, k, i64(PREFETCH_ROWS))
         per_line = max(1, CACHE_LINE // plan.acc_t.byte_size)
         for col in range(0, shape.vectors * plan.lanes, per_line):
-            offset = plan.b.offset(b, batch, row, _add(b, n0, i64(col)))
+            offset = plan.b.offset(b, batch, row, nowrap_add(b, n0, i64(col)))
             # Not inbounds: the rows past K's end lie past B; a prefetch never faults.
             ptr = b.gep(self.bmat, [offset], source_etype=self.elem)
             intrinsic(b, "llvm.prefetch.p0", ir.VoidType(),
@@ -334,7 +345,7 @@ class _TileEmitter:
             return b.load(ptr, typ=self.vec, align=self.acc_t.byte_size)
         value = ir.Constant(self.vec, [const(self.acc_t, 0)] * plan.lanes)
         for lane in range(lanes):
-            x = _load(b, plan.b, self.bmat, batch, k, _add(b, col, i64(lane)), self.acc_t)
+            x = _load(b, plan.b, self.bmat, batch, k, nowrap_add(b, col, i64(lane)), self.acc_t)
             value = b.insert_element(value, x, ir.Constant(I32, lane))
         return value
 

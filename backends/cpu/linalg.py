@@ -24,6 +24,7 @@ from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     F64,
     I1,
+    NOWRAP,
     alloca_at_entry,
     const,
     for_range,
@@ -38,7 +39,6 @@ from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
 _T = PrimitiveType
-_NOWRAP = ("nuw", "nsw")
 
 
 class Field:
@@ -123,7 +123,7 @@ def emit_cholesky(
     failed = alloca_at_entry(b, I1, name="chol.failed")
     acc = alloca_at_entry(b, llvm_type(work_t), name="chol.acc")
     with for_range(b, 0, _batch_of(a.shape), name="chol.batch") as batch:
-        base = b.mul(batch, i64(n * n), flags=_NOWRAP)
+        base = b.mul(batch, i64(n * n), flags=NOWRAP)
 
         def hermitian(i: ir.Value, j: ir.Value) -> ir.Value:
             """Element (i, j), i >= j, of the Hermitian matrix the named triangle defines."""
@@ -193,8 +193,8 @@ def emit_triangular_solve(
     # op(a) is lower triangular when exactly one of `lower` and "transposed" holds.
     effective_lower = lower != (transpose != "NO_TRANSPOSE")
     with for_range(b, 0, math.prod(rhs.shape.dims[:-2]), name="trsm.batch") as batch:
-        a_base = b.mul(batch, i64(m * m), flags=_NOWRAP)
-        x_base = b.mul(batch, i64(rows * cols), flags=_NOWRAP)
+        a_base = b.mul(batch, i64(m * m), flags=NOWRAP)
+        x_base = b.mul(batch, i64(rows * cols), flags=NOWRAP)
 
         def op_a(i: ir.Value, j: ir.Value) -> ir.Value:
             """Element (i, j) of op(a), read from the stored triangle."""
@@ -261,8 +261,8 @@ class FeatureLayout:
         return loop_nest(b, (self.outer, self.features, self.inner), name=name)
 
     def linear(self, b: ir.IRBuilder, o: ir.Value, f: ir.Value, i: ir.Value) -> ir.Value:
-        row = b.add(b.mul(o, i64(self.features), flags=_NOWRAP), f, flags=_NOWRAP)
-        return b.add(b.mul(row, i64(self.inner), flags=_NOWRAP), i, flags=_NOWRAP)
+        row = b.add(b.mul(o, i64(self.features), flags=NOWRAP), f, flags=NOWRAP)
+        return b.add(b.mul(row, i64(self.inner), flags=NOWRAP), i, flags=NOWRAP)
 
 
 def _f64(b: ir.IRBuilder, arr: IrArray, linear: ir.Value) -> ir.Value:

@@ -25,6 +25,7 @@ from backends.llvm.index import delinearize, linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I1,
+    NOWRAP,
     alloca_at_entry,
     const,
     for_range,
@@ -40,8 +41,6 @@ from hlo.attributes import Window
 from hlo.computation import HloComputation
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
-
-_NOWRAP = ("nuw", "nsw")
 
 # Combiners whose application order may be rearranged freely (associative and commutative).
 _REORDERABLE = frozenset({
@@ -137,7 +136,7 @@ def _combine_block(
         acc.combine(comp, [_split_sum(ctx, comp, inputs[0], base, size)])
         start = size - size % PARTIALS
     with for_range(b, start, size, name="red.k") as k:
-        at = b.add(base, k, flags=_NOWRAP)
+        at = b.add(base, k, flags=NOWRAP)
         acc.combine(comp, [x.load_linear(b, at) for x in inputs])
 
 
@@ -154,7 +153,7 @@ def _reduce_innermost(
     acc = Accumulators(ctx, outs, "red.acc")
     with for_range(b, 0, outs[0].shape.num_elements, name="red.out") as o:
         acc.store([init.load(b, []) for init in inits])
-        _combine_block(ctx, comp, inputs, acc, b.mul(o, i64(size), flags=_NOWRAP), size)
+        _combine_block(ctx, comp, inputs, acc, b.mul(o, i64(size), flags=NOWRAP), size)
         for arr, v in zip(outs, acc.load(), strict=True):
             arr.store_linear(b, o, v)
 
@@ -169,11 +168,11 @@ def _split_sum(
         for v in range(PARTIALS)
     ]
     for v, slot in enumerate(parts):
-        b.store(x.load_linear(b, b.add(base, i64(v), flags=_NOWRAP)), slot)
+        b.store(x.load_linear(b, b.add(base, i64(v), flags=NOWRAP)), slot)
     with for_range(b, PARTIALS, size - size % PARTIALS, step=PARTIALS, name="red.blk") as j:
-        at = b.add(base, j, flags=_NOWRAP)
+        at = b.add(base, j, flags=NOWRAP)
         for v, slot in enumerate(parts):
-            value = x.load_linear(b, b.add(at, i64(v), flags=_NOWRAP))
+            value = x.load_linear(b, b.add(at, i64(v), flags=NOWRAP))
             (combined,) = ctx.call_scalar_computation(comp, [b.load(slot), value])
             b.store(combined, slot)
     values = [b.load(slot) for slot in parts]
@@ -213,7 +212,7 @@ def _reduce_blocks_into_output(
     with loop_nest(b, outer, name="red.outer") as idx:
         o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
         acc.store([arr.load_linear(b, o) for arr in outs])
-        base = b.mul(linearize(b, idx, outer), i64(size), flags=_NOWRAP)
+        base = b.mul(linearize(b, idx, outer), i64(size), flags=NOWRAP)
         _combine_block(ctx, comp, inputs, acc, base, size)
         for arr, v in zip(outs, acc.load(), strict=True):
             arr.store_linear(b, o, v)

@@ -24,14 +24,13 @@ from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.arith import convert_scalar
 from backends.llvm.index import linearize
 from backends.llvm.ir_array import IrArray
-from backends.llvm.irutil import I32, I64, i64, if_then, intrinsic, llvm_type, loop_nest
+from backends.llvm.irutil import I32, I64, NOWRAP, i64, if_then, intrinsic, llvm_type, loop_nest
 from hlo.dtypes import PrimitiveType
 from hlo.errors import UnsupportedOpError
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 
 _T = PrimitiveType
-_NOWRAP = ("nuw", "nsw")
 
 THREEFRY_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
 THREEFRY_PARITY = 0x1BD11BDA
@@ -141,7 +140,7 @@ def _threefry_32(
         words = threefry2x32(b, _split64(b, b.add(counter, position)), key)
         for c, word in enumerate(words):
             index = list(hi)
-            index[s] = b.add(b.mul(hi[s], i64(2), flags=_NOWRAP), i64(c), flags=_NOWRAP)
+            index[s] = b.add(b.mul(hi[s], i64(2), flags=NOWRAP), i64(c), flags=NOWRAP)
             value = _bits_to_element(b, word, t)
             if dims[s] % 2 == 1 and c == 1:
                 with if_then(b, b.icmp_signed("<", index[s], i64(dims[s]))):
@@ -189,7 +188,7 @@ def _philox(
         else:
             outputs = words
         for j, word in enumerate(outputs):
-            e = b.add(b.mul(v, i64(per_counter), flags=_NOWRAP), i64(j), flags=_NOWRAP)
+            e = b.add(b.mul(v, i64(per_counter), flags=NOWRAP), i64(j), flags=NOWRAP)
             value = _bits_to_element(b, word, t)
             if n % per_counter and j >= n % per_counter:
                 with if_then(b, b.icmp_signed("<", e, i64(n))):
@@ -273,7 +272,7 @@ def emit_rng(
         else:
             values = [b.fadd(a, b.fmul(c, z)) for z in _box_muller(b, u0, u1, work)]
         for j, value in enumerate(values):
-            e = b.add(b.mul(pair, i64(2), flags=_NOWRAP), i64(j), flags=_NOWRAP)
+            e = b.add(b.mul(pair, i64(2), flags=NOWRAP), i64(j), flags=NOWRAP)
             with if_then(b, b.icmp_signed("<", e, i64(n))):
                 out.store_linear(b, e, convert_scalar(b, value, work, t))
 

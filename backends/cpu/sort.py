@@ -21,6 +21,7 @@ from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I1,
     I64,
+    NOWRAP,
     alloca_at_entry,
     for_range,
     i64,
@@ -28,13 +29,13 @@ from backends.llvm.irutil import (
     if_then,
     llvm_type,
     loop_nest,
+    smin,
 )
 from hlo.dtypes import PrimitiveType
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
-_NOWRAP = ("nuw", "nsw")
 _T = PrimitiveType
 
 # Runs of this length are insertion-sorted before the merge passes.
@@ -44,15 +45,12 @@ RUN = 16
 Less = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
 
 
-def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
-    return b.select(b.icmp_signed("<", x, y), x, y)
-
 
 def _insertion_sort_runs(b: ir.IRBuilder, n: int, less: Less, perm: IrArray) -> None:
     """Sort perm[s : s + RUN] for every run start s, stably."""
     slot = alloca_at_entry(b, I64, name="isort.j")
     with for_range(b, 0, n, step=RUN, name="run") as start:
-        stop = _min(b, b.add(start, i64(RUN)), i64(n))
+        stop = smin(b, b.add(start, i64(RUN)), i64(n))
         with for_range(b, b.add(start, i64(1)), stop, name="isort.i") as i:
             moving = perm.load_linear(b, i)
             b.store(i, slot)
@@ -86,8 +84,8 @@ def _merge_pass(
     groups = b.udiv(b.add(i64(n), b.sub(pair, i64(1))), pair)
     with for_range(b, 0, groups, name="merge.group") as group:
         lo = b.mul(group, pair)
-        mid = _min(b, b.add(lo, width), i64(n))
-        hi = _min(b, b.add(mid, width), i64(n))
+        mid = smin(b, b.add(lo, width), i64(n))
+        hi = smin(b, b.add(mid, width), i64(n))
         b.store(lo, left_slot)
         b.store(mid, right_slot)
         with for_range(b, lo, hi, name="merge.k") as k:
@@ -167,10 +165,10 @@ def emit_sort(
         for x, alias in zip(operands, aliased, strict=True)
     ]
     with loop_nest(b, (outer, inner), name="sort.row") as (o, i):
-        base = b.add(b.mul(o, i64(n * inner), flags=_NOWRAP), i, flags=_NOWRAP)
+        base = b.add(b.mul(o, i64(n * inner), flags=NOWRAP), i, flags=NOWRAP)
 
         def at(position: ir.Value) -> ir.Value:
-            return b.add(base, b.mul(position, i64(inner), flags=_NOWRAP), flags=_NOWRAP)
+            return b.add(base, b.mul(position, i64(inner), flags=NOWRAP), flags=NOWRAP)
 
         def less(bb: ir.IRBuilder, p: ir.Value, q: ir.Value) -> ir.Value:
             args: list[ir.Value] = []
@@ -212,7 +210,7 @@ def emit_topk(
     scratch = ctx.temp_array(index_shape, name="topk.scratch")
     order = "TOTALORDER" if t.is_float else None
     with for_range(b, 0, rows, name="topk.row") as r:
-        base = b.mul(r, i64(n), flags=_NOWRAP)
+        base = b.mul(r, i64(n), flags=NOWRAP)
 
         def less(bb: ir.IRBuilder, p: ir.Value, q: ir.Value) -> ir.Value:
             xp = x.load_linear(bb, bb.add(base, p))
@@ -220,10 +218,10 @@ def emit_topk(
             return compare(bb, t, "GT" if largest else "LT", order, xp, xq)
 
         sorted_perm = stable_sort_positions(ctx, n, less, perm, scratch)
-        out_base = b.mul(r, i64(k), flags=_NOWRAP)
+        out_base = b.mul(r, i64(k), flags=NOWRAP)
         with for_range(b, 0, k, name="topk.out") as j:
             p = sorted_perm.load_linear(b, j)
-            at = b.add(out_base, j, flags=_NOWRAP)
+            at = b.add(out_base, j, flags=NOWRAP)
             values.store_linear(b, at, x.load_linear(b, b.add(base, p)))
             indices.store_linear(b, at, b.trunc(p, llvm_type(indices.element_type))
                                  if indices.element_type.bits < 64 else p)

@@ -52,7 +52,7 @@ from backends.gpu.launch import (
 )
 from backends.gpu.plan import Slot, leaves
 from backends.llvm.index import delinearize, linearize
-from backends.llvm.irutil import I1, I8, I64, for_range, i64, llvm_type, loop_nest
+from backends.llvm.irutil import I1, I8, I64, NOWRAP, for_range, i64, llvm_type, loop_nest
 from backends.llvm.window import window_input_index
 from hlo.attributes import Window
 from hlo.computation import HloComputation
@@ -61,7 +61,6 @@ from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
 from hlo.shape import Shape
 
-_NOWRAP = ("nuw", "nsw")
 # Split the per-output walk when fewer outputs than this would leave the GPU idle ...
 SPLIT_MAX_OUTPUTS = 4096
 # ... and there are at least this many reduced elements per output; chunks are this long.
@@ -290,18 +289,18 @@ def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
     row_blocks = ceil_div(g.rows, g.rows_per_block)
     segment = b.udiv(block, i64(row_blocks))
     row_block = b.urem(block, i64(row_blocks))
-    row = b.add(b.mul(row_block, i64(g.rows_per_block), flags=_NOWRAP),
-                wide(b, thread_id(b, "y")), flags=_NOWRAP)
+    row = b.add(b.mul(row_block, i64(g.rows_per_block), flags=NOWRAP),
+                wide(b, thread_id(b, "y")), flags=NOWRAP)
     partial = Partial(kernel, types, "acc")
     # Rows past the end (last block) keep an empty partial but still take part in the
     # shuffles and barriers, which every thread of a warp or block must reach.
     active = b.icmp_unsigned("<", row, i64(g.rows))
-    base = b.mul(b.select(active, row, i64(0)), i64(g.size), flags=_NOWRAP)
-    start = b.mul(segment, i64(g.seg_len), flags=_NOWRAP)
-    stop = b.add(start, i64(g.seg_len), flags=_NOWRAP)
+    base = b.mul(b.select(active, row, i64(0)), i64(g.size), flags=NOWRAP)
+    start = b.mul(segment, i64(g.seg_len), flags=NOWRAP)
+    stop = b.add(start, i64(g.seg_len), flags=NOWRAP)
     stop = b.select(b.icmp_unsigned("<", stop, i64(g.size)), stop, i64(g.size))
-    with for_range(b, b.add(start, lane, flags=_NOWRAP), stop, step=g.per_row, name="k") as k:
-        at = b.add(base, k, flags=_NOWRAP)
+    with for_range(b, b.add(start, lane, flags=NOWRAP), stop, step=g.per_row, name="k") as k:
+        at = b.add(base, k, flags=NOWRAP)
         partial.add(ctx, comp, [x.load_linear(b, at) for x in xs], active)
     _warp_reduce(ctx, b, comp, partial)
     if g.per_row > WARP:
@@ -314,7 +313,7 @@ def _fill_rows(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
             for out, v in zip(kernel.outputs, results, strict=True):
                 out.store_linear(b, row, v)
         else:
-            at = b.add(b.mul(segment, i64(g.rows), flags=_NOWRAP), row, flags=_NOWRAP)
+            at = b.add(b.mul(segment, i64(g.rows), flags=NOWRAP), row, flags=NOWRAP)
             for out, v in zip(kernel.outputs[:n], partial.values(), strict=True):
                 out.store_linear(b, at, v)
             kernel.outputs[n].store_linear(b, at, partial.flag())
@@ -437,8 +436,8 @@ def _fill_walk(ctx: KernelContext, kernel: KernelFunction, comp: HloComputation,
                 out.store_linear(b, o, v)
         else:
             chunk = b.udiv(item, i64(outputs))
-            start = b.mul(chunk, i64(CHUNK), flags=_NOWRAP)
-            stop = b.add(start, i64(CHUNK), flags=_NOWRAP)
+            start = b.mul(chunk, i64(CHUNK), flags=NOWRAP)
+            stop = b.add(start, i64(CHUNK), flags=NOWRAP)
             stop = b.select(b.icmp_unsigned("<", stop, i64(size)), stop, i64(size))
             with for_range(b, start, stop, name="r") as r:
                 visit(delinearize(b, r, red_dims))

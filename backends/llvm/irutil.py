@@ -83,6 +83,46 @@ def i64(value: int) -> ir.Constant:
     return ir.Constant(I64, int(value))
 
 
+# Index arithmetic that cannot overflow (offsets within one buffer): lets LLVM fold and
+# vectorise address computations.
+NOWRAP = ("nuw", "nsw")
+
+
+def nowrap_add(b: ir.IRBuilder, *terms: ir.Value) -> ir.Value:
+    """The sum of i64 index `terms`, marked as not wrapping."""
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = b.add(acc, t, flags=NOWRAP)
+    return acc
+
+
+def nowrap_mul(b: ir.IRBuilder, x: ir.Value, y: ir.Value | int) -> ir.Value:
+    """x * y for i64 indices, marked as not wrapping (a constant 1 is no multiply)."""
+    if isinstance(y, int):
+        if y == 1:
+            return x
+        y = i64(y)
+    return b.mul(x, y, flags=NOWRAP)
+
+
+def smin(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    """The smaller of two signed integers."""
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def smax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    """The larger of two signed integers."""
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
+    """A vector of `width` copies of the scalar `value`."""
+    vec_ty = ir.VectorType(value.type, width)
+    one = b.insert_element(ir.Constant(vec_ty, ir.Undefined), value, ir.Constant(I32, 0))
+    mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
+    return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)
+
+
 def const(t: PrimitiveType, value: Any) -> ir.Constant:
     """A register-typed constant of element type `t` holding the Python number `value`.
 
