@@ -166,8 +166,6 @@ def _index_expression(dims: Sequence[int]) -> tuple[str, str]:
     return params, expr
 
 
-
-
 def _arg_methods(b: BufferSpec, label: str) -> str:
     """tfcompile's per-argument methods, `label` being `0` or `_name`."""
     i = b.index

@@ -58,6 +58,8 @@ class GeneratedArray:
 
     def load_linear(self, b: ir.IRBuilder, linear: ir.Value) -> ir.Value:
         return self.generator(IrIndex.from_linear(b, linear, self.shape))
+
+
 Operands = Mapping[HloInstruction, Generator]
 # emit(emitter, instruction, operand generators, output index) -> register value
 ElementEmitter = Callable[["ElementalEmitter", HloInstruction, Operands, IrIndex], ir.Value]

@@ -78,8 +78,6 @@ def element_offset(b: ir.IRBuilder, strides: Sequence[int],
     return total
 
 
-
-
 def direct_output(conv: ConvGeometry, out: IrArray) -> bool:
     """True when `out` is row-major [pixels, features] of the accumulation type."""
     order = (conv.labels.output_batch, *conv.labels.output_spatial, conv.labels.output_feature)

@@ -41,6 +41,7 @@ from backends.llvm.irutil import (
     I32,
     alloca_at_entry,
     const,
+    element_pointer,
     for_range,
     i64,
     llvm_type,
@@ -125,13 +126,6 @@ def _is_direct(arr: IrArray, order: tuple[int, ...], acc_t: PrimitiveType) -> bo
 def _vector_width(t: PrimitiveType) -> int:
     """Lanes per vector of the matrix-vector loops: 256-bit vectors, 8 lanes for narrow types."""
     return 4 if t.bits == 64 else 8
-
-
-def _at(b: ir.IRBuilder, ptr: ir.Value, elem_ty: ir.Type, linear: ir.Value) -> ir.Value:
-    """Pointer to element `linear` of a buffer of `elem_ty` values."""
-    return b.gep(ptr, [linear], inbounds=True, source_etype=elem_ty)
-
-
 
 
 # --- packing ----------------------------------------------------------------------------------
@@ -390,7 +384,7 @@ def _emit_row_group(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: Primit
     body_k = dots.k - dots.k % width
     p, q = dots.p, dots.q
     rows = [nowrap_add(b, nowrap_mul(b, bi, i64(dots.p_batch)),
-                     nowrap_mul(b, nowrap_add(b, r0, i64(i)), i64(dots.p_row)))
+                       nowrap_mul(b, nowrap_add(b, r0, i64(i)), i64(dots.p_row)))
             for i in range(count)]
     q_base = nowrap_mul(b, bi, i64(dots.q_batch))
     acc_v = [alloca_at_entry(b, vec_ty, name=f"gemv.accv{i}") for i in range(count)]
@@ -398,10 +392,10 @@ def _emit_row_group(b: ir.IRBuilder, dots: _RowDots, out: IrArray, acc_t: Primit
     for slot in acc_v:
         b.store(ir.Constant(vec_ty, [const(acc_t, 0)] * width), slot)
     with for_range(b, 0, body_k, step=width, name="kv") as k:
-        xv = b.load(_at(b, q.ptr, q.storage, nowrap_add(b, q_base, k)), typ=vec_ty,
+        xv = b.load(element_pointer(b, q.ptr, q.storage, nowrap_add(b, q_base, k)), typ=vec_ty,
                     align=q.alignment)
         for row, slot in zip(rows, acc_v, strict=True):
-            av = b.load(_at(b, p.ptr, p.storage, nowrap_add(b, row, k)), typ=vec_ty,
+            av = b.load(element_pointer(b, p.ptr, p.storage, nowrap_add(b, row, k)), typ=vec_ty,
                         align=p.alignment)
             b.store(multiply_add(b, acc_t, b.load(slot), av, xv), slot)
     for slot, total_slot in zip(acc_v, acc_s, strict=True):

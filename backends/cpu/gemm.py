@@ -44,6 +44,7 @@ from backends.llvm.irutil import (
     PTR,
     alloca_at_entry,
     const,
+    element_pointer,
     for_range,
     i64,
     if_else,
@@ -260,12 +261,17 @@ class MatrixOperand:
     def offset(self, b: ir.IRBuilder, batch: ir.Value, row: ir.Value,
                column: ir.Value) -> ir.Value:
         """The element offset of (batch, row, column) as an i64."""
-        terms = [
-            nowrap_mul(b, v, s) for v, s in ((batch, self.batch_stride), (row, self.row_stride),
-                                       (column, self.column_stride)) if s != 0
-        ]
+        pairs = ((batch, self.batch_stride), (row, self.row_stride),
+                 (column, self.column_stride))
+        terms = [nowrap_mul(b, v, s) for v, s in pairs if s != 0]
         return nowrap_add(b, *terms) if terms else i64(0)
 
+    def load(self, b: ir.IRBuilder, base: ir.Value, batch: ir.Value, row: ir.Value,
+             column: ir.Value, acc_t: PrimitiveType) -> ir.Value:
+        """Element (batch, row, column) of the operand at `base`, converted to `acc_t`."""
+        t = self.element_type
+        ptr = element_pointer(b, base, llvm_type(t), self.offset(b, batch, row, column))
+        return convert(b, t, acc_t, b.load(ptr, typ=llvm_type(t), align=t.byte_size))
 
     def emit_pack(self, b: ir.IRBuilder, config: GemmConfig, base: ir.Value, dst: ir.Value,
                   batch: ir.Value, row0: ir.Value, rows: ir.Value, col0: ir.Value,
@@ -285,8 +291,8 @@ class MatrixOperand:
                 column = nowrap_add(b, col0, k)
                 at = nowrap_add(b, panel, nowrap_mul(b, k, mr))
                 for r in range(mr):
-                    value = _load(b, self, base, batch, nowrap_add(b, first, i64(r)), column, acc_t)
-                    b.store(value, _gep(b, dst, elem, nowrap_add(b, at, i64(r))))
+                    value = self.load(b, base, batch, nowrap_add(b, first, i64(r)), column, acc_t)
+                    b.store(value, element_pointer(b, dst, elem, nowrap_add(b, at, i64(r))))
         rest = b.sub(rows, nowrap_mul(b, full, mr))
         with if_then(b, b.icmp_signed(">", rest, i64(0))):
             first = nowrap_add(b, row0, nowrap_mul(b, full, mr))
@@ -299,10 +305,10 @@ class MatrixOperand:
                     row = nowrap_add(b, first, i64(r))
                     inside = b.icmp_signed("<", i64(r), rest)
                     # Rows past the edge read the last row and store zero: no branches.
-                    value = _load(b, self, base, batch, b.select(inside, row, last), column,
-                                  acc_t)
+                    value = self.load(b, base, batch, b.select(inside, row, last), column,
+                                      acc_t)
                     value = b.select(inside, value, const(acc_t, 0))
-                    b.store(value, _gep(b, dst, elem, nowrap_add(b, at, i64(r))))
+                    b.store(value, element_pointer(b, dst, elem, nowrap_add(b, at, i64(r))))
 
 
 class RowPanelSource(Protocol):
@@ -425,7 +431,7 @@ class GemmPlan:
         ctx, begin, end, chunk = body.args
         a, bmat, c, scratch = unpack_context(b, ctx, 4)
         elem = llvm_type(self.config.acc_t)
-        own = _gep(b, scratch, elem, nowrap_mul(b, chunk, self.scratch_elements))
+        own = element_pointer(b, scratch, elem, nowrap_mul(b, chunk, self.scratch_elements))
         ranges = {"batch": (i64(0), i64(self.batch)), "m": (i64(0), i64(self.m)),
                   "n": (i64(0), i64(self.n))}
         unit = {"batch": 1, "m": self.config.mr, "n": self.config.nr}[axis]
@@ -437,23 +443,6 @@ class GemmPlan:
 
 
 # --- IR helpers ----------------------------------------------------------------------------
-
-
-
-
-
-def _load(b: ir.IRBuilder, operand: MatrixOperand, base: ir.Value, batch: ir.Value,
-          row: ir.Value, column: ir.Value, acc_t: PrimitiveType) -> ir.Value:
-    """operand[batch, row, column] converted to `acc_t`."""
-    t = operand.element_type
-    ptr = _gep(b, base, llvm_type(t), operand.offset(b, batch, row, column))
-    value = b.load(ptr, typ=llvm_type(t), align=t.byte_size)
-    return convert(b, t, acc_t, value)
-
-
-def _gep(b: ir.IRBuilder, ptr: ir.Value, elem: ir.Type, offset: ir.Value) -> ir.Value:
-    return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
-
 
 
 # --- the range function: blocking loops and packing ---------------------------------------
@@ -475,11 +464,11 @@ class _RangeEmitter:
     def emit(self) -> None:
         b, plan, cfg = self.b, self.plan, self.cfg
         a_packed = self.scratch
-        b_packed = _gep(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc))
-        tile = _gep(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc + cfg.kc * cfg.nc))
+        b_packed = element_pointer(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc))
+        tile = element_pointer(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc + cfg.kc * cfg.nc))
         macro = macro_kernel(self.fn.module, cfg)
         with for_range(b, self.batch_begin, self.batch_end, name="batch") as bi:
-            c_batch = _gep(b, self.c, self.elem, nowrap_mul(b, bi, plan.c_batch_stride))
+            c_batch = element_pointer(b, self.c, self.elem, nowrap_mul(b, bi, plan.c_batch_stride))
             if plan.k == 0:
                 self.clear(c_batch)
             else:
@@ -500,8 +489,8 @@ class _RangeEmitter:
                 with for_range(b, self.m_begin, self.m_end, step=cfg.mc, name="ic") as ic:
                     mc = smin(b, i64(cfg.mc), b.sub(self.m_end, ic))
                     plan.a.emit_pack(b, cfg, self.a, a_packed, bi, ic, mc, pc, kc)
-                    c_block = _gep(b, c_batch, self.elem,
-                                   nowrap_add(b, nowrap_mul(b, ic, plan.c_row_stride), jc))
+                    c_offset = nowrap_add(b, nowrap_mul(b, ic, plan.c_row_stride), jc)
+                    c_block = element_pointer(b, c_batch, self.elem, c_offset)
                     b.call(macro, [a_packed, b_packed, c_block, i64(plan.c_row_stride), mc, nc,
                                    kc, accumulate, tile])
 
@@ -512,7 +501,7 @@ class _RangeEmitter:
         with for_range(b, self.m_begin, self.m_end, name="zm") as m:
             row = nowrap_mul(b, m, self.plan.c_row_stride)
             with for_range(b, self.n_begin, self.n_end, name="zn") as n:
-                b.store(zero, _gep(b, c_batch, self.elem, nowrap_add(b, row, n)))
+                b.store(zero, element_pointer(b, c_batch, self.elem, nowrap_add(b, row, n)))
 
     def pack_b(self, dst: ir.Value, bi: ir.Value, pc: ir.Value, kc: ir.Value, jc: ir.Value,
                nc: ir.Value) -> None:
@@ -527,8 +516,8 @@ class _RangeEmitter:
                 at = nowrap_add(b, panel, nowrap_mul(b, k, nr))
                 for j in range(nr):
                     column = nowrap_add(b, col0, i64(j))
-                    value = _load(b, self.plan.b, self.bmat, bi, row, column, self.acc_t)
-                    b.store(value, _gep(b, dst, self.elem, nowrap_add(b, at, i64(j))))
+                    value = self.plan.b.load(b, self.bmat, bi, row, column, self.acc_t)
+                    b.store(value, element_pointer(b, dst, self.elem, nowrap_add(b, at, i64(j))))
         rest = b.sub(nc, nowrap_mul(b, full, nr))
         with if_then(b, b.icmp_signed(">", rest, i64(0))):
             col0 = nowrap_add(b, jc, nowrap_mul(b, full, nr))
@@ -540,10 +529,10 @@ class _RangeEmitter:
                 for j in range(nr):
                     column = nowrap_add(b, col0, i64(j))
                     inside = b.icmp_signed("<", i64(j), rest)
-                    value = _load(b, self.plan.b, self.bmat, bi, row,
-                                  b.select(inside, column, last), self.acc_t)
+                    value = self.plan.b.load(b, self.bmat, bi, row,
+                                             b.select(inside, column, last), self.acc_t)
                     value = b.select(inside, value, const(self.acc_t, 0))
-                    b.store(value, _gep(b, dst, self.elem, nowrap_add(b, at, i64(j))))
+                    b.store(value, element_pointer(b, dst, self.elem, nowrap_add(b, at, i64(j))))
 
 
 # --- the macro kernel and its register-tiled micro-kernel ---------------------------------
@@ -606,12 +595,13 @@ class _MacroEmitter:
         with for_range(b, 0, n_panels, name="jr") as jr:
             n0 = nowrap_mul(b, jr, nr)
             cols = smin(b, i64(nr), b.sub(self.nc, n0))
-            b_panel = _gep(b, self.bp, self.elem, nowrap_mul(b, n0, self.kc))
+            b_panel = element_pointer(b, self.bp, self.elem, nowrap_mul(b, n0, self.kc))
             with for_range(b, 0, m_panels, name="ir") as ir_:
                 m0 = nowrap_mul(b, ir_, mr)
                 rows = smin(b, i64(mr), b.sub(self.mc, m0))
-                a_panel = _gep(b, self.ap, self.elem, nowrap_mul(b, m0, self.kc))
-                c_tile = _gep(b, self.c, self.elem, nowrap_add(b, nowrap_mul(b, m0, self.ldc), n0))
+                a_panel = element_pointer(b, self.ap, self.elem, nowrap_mul(b, m0, self.kc))
+                c_offset = nowrap_add(b, nowrap_mul(b, m0, self.ldc), n0)
+                c_tile = element_pointer(b, self.c, self.elem, c_offset)
                 self.prefetch_c(c_tile)
                 self.product(a_panel, b_panel)
                 full = b.and_(b.icmp_signed("==", rows, i64(mr)),
@@ -651,14 +641,14 @@ class _MacroEmitter:
         b, cfg = self.b, self.cfg
         b_row = nowrap_mul(b, k, cfg.nr)
         b_vecs = [
-            b.load(_gep(b, b_panel, self.elem, nowrap_add(b, b_row, i64(v * cfg.lanes))),
+            b.load(element_pointer(b, b_panel, self.elem, nowrap_add(b, b_row, i64(v * cfg.lanes))),
                    typ=self.vec, align=self.vec_align)
             for v in range(cfg.nr_vectors)
         ]
         a_row = nowrap_mul(b, k, cfg.mr)
         for r in range(cfg.mr):
-            a_val = b.load(_gep(b, a_panel, self.elem, nowrap_add(b, a_row, i64(r))), typ=self.elem,
-                           align=self.acc_t.byte_size)
+            a_ptr = element_pointer(b, a_panel, self.elem, nowrap_add(b, a_row, i64(r)))
+            a_val = b.load(a_ptr, typ=self.elem, align=self.acc_t.byte_size)
             a_vec = splat(b, a_val, cfg.lanes)
             for v in range(cfg.nr_vectors):
                 slot = self.slots[r][v]
@@ -670,8 +660,8 @@ class _MacroEmitter:
         align = self.acc_t.byte_size
 
         def pointer(r: int, v: int) -> ir.Value:
-            return _gep(b, c_tile, self.elem, nowrap_add(b, nowrap_mul(b, i64(r), self.ldc),
-                                                    i64(v * cfg.lanes)))
+            offset = nowrap_add(b, nowrap_mul(b, i64(r), self.ldc), i64(v * cfg.lanes))
+            return element_pointer(b, c_tile, self.elem, offset)
 
         with if_else(b, accumulate) as (then, otherwise):
             with then:
@@ -692,15 +682,15 @@ class _MacroEmitter:
         b, cfg = self.b, self.cfg
         for r in range(cfg.mr):
             for v in range(cfg.nr_vectors):
-                ptr = _gep(b, self.tile, self.elem, i64(r * cfg.nr + v * cfg.lanes))
+                ptr = element_pointer(b, self.tile, self.elem, i64(r * cfg.nr + v * cfg.lanes))
                 b.store(b.load(self.slots[r][v]), ptr, align=self.acc_t.byte_size)
         with for_range(b, 0, rows, name="er") as r:
             src_row = nowrap_mul(b, r, cfg.nr)
             dst_row = nowrap_mul(b, r, self.ldc)
             with for_range(b, 0, cols, name="ec") as j:
-                src = _gep(b, self.tile, self.elem, nowrap_add(b, src_row, j))
+                src = element_pointer(b, self.tile, self.elem, nowrap_add(b, src_row, j))
                 value = b.load(src, typ=self.elem)
-                dst = _gep(b, c_tile, self.elem, nowrap_add(b, dst_row, j))
+                dst = element_pointer(b, c_tile, self.elem, nowrap_add(b, dst_row, j))
                 old = b.load(dst, typ=self.elem)
                 total = add_scalar(b, self.acc_t, old, value)
                 b.store(b.select(accumulate, total, value), dst)

@@ -35,8 +35,6 @@ from backends.cpu import gemm
 from backends.cpu.gemm import (
     PARALLEL_MAX_CHUNKS,
     MatrixOperand,
-    _gep,
-    _load,
     vector_unit,
 )
 from backends.cpu.object import Target
@@ -48,6 +46,7 @@ from backends.llvm.irutil import (
     I64,
     PTR,
     const,
+    element_pointer,
     for_range,
     i64,
     if_else,
@@ -301,7 +300,7 @@ class _TileEmitter:
                   for v in range(shape.vectors)]
         updated = []
         for r in range(shape.rows):
-            a_val = _load(b, plan.a, self.a, batch, nowrap_add(b, m0, i64(r)), k, self.acc_t)
+            a_val = plan.a.load(b, self.a, batch, nowrap_add(b, m0, i64(r)), k, self.acc_t)
             a_vec = splat(b, a_val, plan.lanes)
             updated.append([multiply_add(b, self.acc_t, accs[r][v], a_vec, b_vecs[v])
                             for v in range(shape.vectors)])
@@ -341,23 +340,23 @@ class _TileEmitter:
         """B[batch, k, col:col+lanes] as a vector (lanes past `lanes` are zero)."""
         b, plan = self.b, self.plan
         if self.b_vector_loads and lanes == plan.lanes:
-            ptr = _gep(b, self.bmat, self.elem, plan.b.offset(b, batch, k, col))
+            ptr = element_pointer(b, self.bmat, self.elem, plan.b.offset(b, batch, k, col))
             return b.load(ptr, typ=self.vec, align=self.acc_t.byte_size)
         value = ir.Constant(self.vec, [const(self.acc_t, 0)] * plan.lanes)
         for lane in range(lanes):
-            x = _load(b, plan.b, self.bmat, batch, k, nowrap_add(b, col, i64(lane)), self.acc_t)
+            x = plan.b.load(b, self.bmat, batch, k, nowrap_add(b, col, i64(lane)), self.acc_t)
             value = b.insert_element(value, x, ir.Constant(I32, lane))
         return value
 
     def load_c(self, batch: ir.Value, row: ir.Value, col: ir.Value, lanes: int) -> ir.Value:
         """C[batch, row, col:col+lanes] as a vector (C is of the accumulation type here)."""
         b, plan = self.b, self.plan
-        ptr = _gep(b, self.c, self.elem, plan.c.offset(b, batch, row, col))
+        ptr = element_pointer(b, self.c, self.elem, plan.c.offset(b, batch, row, col))
         if lanes == plan.lanes:
             return b.load(ptr, typ=self.vec, align=self.acc_t.byte_size)
         value = ir.Constant(self.vec, [const(self.acc_t, 0)] * plan.lanes)
         for lane in range(lanes):
-            at = _gep(b, ptr, self.elem, i64(lane)) if lane else ptr
+            at = element_pointer(b, ptr, self.elem, i64(lane)) if lane else ptr
             x = b.load(at, typ=self.elem, align=self.acc_t.byte_size)
             value = b.insert_element(value, x, ir.Constant(I32, lane))
         return value
@@ -368,13 +367,13 @@ class _TileEmitter:
         b, plan = self.b, self.plan
         out_t = plan.c.element_type
         out_elem = llvm_type(out_t)
-        ptr = _gep(b, self.c, out_elem, plan.c.offset(b, batch, row, col))
+        ptr = element_pointer(b, self.c, out_elem, plan.c.offset(b, batch, row, col))
         if out_t is self.acc_t and lanes == plan.lanes:
             b.store(value, ptr, align=out_t.byte_size)
             return
         for lane in range(lanes):
             x = b.extract_element(value, ir.Constant(I32, lane))
-            at = _gep(b, ptr, out_elem, i64(lane)) if lane else ptr
+            at = element_pointer(b, ptr, out_elem, i64(lane)) if lane else ptr
             b.store(convert(b, self.acc_t, out_t, x), at, align=out_t.byte_size)
 
 

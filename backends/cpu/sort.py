@@ -45,7 +45,6 @@ RUN = 16
 Less = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
 
 
-
 def _insertion_sort_runs(b: ir.IRBuilder, n: int, less: Less, perm: IrArray) -> None:
     """Sort perm[s : s + RUN] for every run start s, stably."""
     slot = alloca_at_entry(b, I64, name="isort.j")

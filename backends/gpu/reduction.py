@@ -468,7 +468,6 @@ def _fill_combine(ctx: KernelContext, kernel: KernelFunction, comp: HloComputati
     kernel.finish()
 
 
-
 # --- windows -----------------------------------------------------------------------------------
 
 

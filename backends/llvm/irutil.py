@@ -115,6 +115,12 @@ def smax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
+def element_pointer(b: ir.IRBuilder, ptr: ir.Value, elem: ir.Type, offset: ir.Value
+                    ) -> ir.Value:
+    """Pointer to element `offset` of a buffer of `elem` values (within the buffer)."""
+    return b.gep(ptr, [offset], inbounds=True, source_etype=elem)
+
+
 def splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
     """A vector of `width` copies of the scalar `value`."""
     vec_ty = ir.VectorType(value.type, width)
