@@ -22,7 +22,6 @@ convolutions, forward and backward (weight and input gradients).
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -242,11 +241,10 @@ def cnn_flops(batch: int) -> int:
 
 def tfcompile_contender(model: Callable[..., Any], args: tuple[Any, ...]) -> Contender:
     """`compiler.jit` of the step, called on the numpy arguments (traced on the first call),
-    on as many threads as the process may use (one under --single-thread), as its peers."""
+    on compile's default threads: as many as the process may use (one under --single-thread)."""
     from compiler.jit import jit
 
-    threads = len(os.sched_getaffinity(0))
-    step = jit(functools.partial(train_step, tfcompile_kit(), model), threads=threads)
+    step = jit(functools.partial(train_step, tfcompile_kit(), model))
     step(*args)  # traces and compiles, which would otherwise be the harness's one warm-up
     return Contender("tfcompile", lambda: step(*args), flatten)
 

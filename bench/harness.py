@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -284,11 +283,10 @@ def _one_line(e: BaseException) -> str:
 
 
 def tfcompile_contender(hlo_text: str, args: list[np.ndarray]) -> Contender:
-    """The compiled module (compiler.compile, the in-process API) called on `args`, with as
-    many threads as this process may use (one under --single-thread), as the peers have."""
-    # Compiled for that count, so that calls take the native path (`exe.threads = n` would
-    # switch them to the Python one).
-    exe = compiler.compile(hlo_text, threads=len(os.sched_getaffinity(0)))
+    """The compiled module (compiler.compile, the in-process API) called on `args`, with
+    compile's default thread count: as many as this process may use (one under
+    --single-thread), as the peers have."""
+    exe = compiler.compile(hlo_text)
     return Contender(TFCOMPILE, lambda: exe(*args))
 
 
