@@ -96,12 +96,17 @@ class _Entry:
     out_treedef: Any
     donations: list[tuple[int, int]]  # (argument leaf, result leaf)
     rebuild: Callable[[Any], Any] = field(init=False)
+    # Pass the donated arguments as their results' buffers (compiled code, at least
+    # ALIAS_FROM_BYTES donated), rather than copying the results into them after the call.
+    in_place: bool = field(init=False)
     # The native call of the compiled code returning what the jitted function returns, with
     # `_dispatch` as its fallback; None for the interpreter and with donated arguments.
     native: NativeCall | None = None
 
     def __post_init__(self) -> None:
         self.rebuild = pytree.unflattener(self.out_treedef)
+        self.in_place = (bool(self.donations) and isinstance(self.run, Executable)
+                         and _donated_bytes(self.run, self.donations) >= ALIAS_FROM_BYTES)
 
 
 @dataclass(frozen=True)
@@ -213,8 +218,7 @@ class JitFunction:
 
     def _run(self, entry: _Entry, leaves: list[Any]) -> Any:
         self._hot = self._dispatch if entry.native is None else entry.native.function
-        if entry.donations and isinstance(entry.run, Executable) \
-                and _donated_bytes(entry.run, entry.donations) >= ALIAS_FROM_BYTES:
+        if entry.in_place:
             return entry.rebuild(_run_donated(entry.run, entry.donations, leaves))
         results = entry.run(*leaves)
         if entry.donations:

@@ -23,6 +23,7 @@ the plain entry point.
 from __future__ import annotations
 
 import ctypes
+import functools
 import inspect
 import operator
 import threading
@@ -301,7 +302,7 @@ class Executable:
         """
         leaves = self._python._quick_leaves(tuple(args)) or self._python.check(args)
         self._python.check_results(results)
-        donated = self._donated()
+        donated = self._donated
         for j, r in enumerate(results):
             for i, a in enumerate(leaves):
                 if r is a and (donated is None or (i, j) in donated):
@@ -315,6 +316,7 @@ class Executable:
         """Fresh arrays for the results, as a call would allocate them (for `run_into`)."""
         return self._python.new_results()
 
+    @functools.cached_property
     def _donated(self) -> set[tuple[int, int]] | None:
         """(argument leaf, result leaf) pairs the code aliases, or None if not recorded
         (code from the disk cache: the caller is trusted)."""
