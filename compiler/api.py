@@ -28,6 +28,7 @@ import pickle
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,9 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
     opts = _resolved_options(CpuOptions.from_kwargs(**options))
     passes = pipeline_pass_names(backend) if optimize else ()
     key = fingerprint(module, backend, opts, passes)
-    with _lock:
-        exe = _memory.get(key)
-        if exe is not None:
-            _memory.move_to_end(key)
-            return exe
+    exe = _recall(key)
+    if exe is not None:
+        return exe
     artifact = _disk_load(key)
     if artifact is None:
         artifact = compile_artifact(module, opts, optimize=optimize, backend=backend)
@@ -104,6 +103,15 @@ def compile(module: HloModule | str, backend: str = "cpu", *, optimize: bool = T
     exe = Executable(artifact)
     _remember(key, exe)
     return exe
+
+
+def _recall(key: str) -> Any:
+    """The in-memory cache's executable for `key` (now the most recently used), or None."""
+    with _lock:
+        exe = _memory.get(key)
+        if exe is not None:
+            _memory.move_to_end(key)
+        return exe
 
 
 def _remember(key: str, exe: Any) -> None:
@@ -122,11 +130,9 @@ def _compile_gpu(module: HloModule, optimize: bool, options: dict[str, Any]) -> 
     opts = resolve_options(GpuOptions.from_kwargs(**options))
     passes = pipeline_pass_names("gpu") if optimize else ()
     key = fingerprint(module, "gpu", opts, passes)
-    with _lock:
-        exe = _memory.get(key)
-        if exe is not None:
-            _memory.move_to_end(key)
-            return exe
+    exe = _recall(key)
+    if exe is not None:
+        return exe
     program = gpu_disk_load(key)
     if program is None:
         target = optimize_module(module, "gpu")[0] if optimize else module
@@ -240,56 +246,66 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _disk_store(key: str, artifact: CpuArtifact) -> None:
+# What a corrupt or foreign cache entry may raise while it is read and decoded.
+_ENTRY_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError,
+                 pickle.UnpicklingError)
+
+
+def _store_entry(key: str, names: tuple[str, str], data: bytes, meta: dict[str, Any]) -> None:
+    """Write `data` as `<key><names[0]>`, then `meta` as JSON in `<key><names[1]>`: a
+    metadata file is only ever next to a complete entry."""
     directory = _cache_dir()
     if directory is None:
         return
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        meta = artifact_metadata(artifact)
-        # The object first: a metadata file is only ever next to a complete object.
-        _atomic_write(directory / f"{key}.o", artifact.object_code)
-        _atomic_write(directory / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+        _atomic_write(directory / f"{key}{names[0]}", data)
+        _atomic_write(directory / f"{key}{names[1]}", json.dumps(meta, sort_keys=True).encode())
     except OSError as e:
         log.warning("compile cache: cannot write %s: %s", directory, e)
 
 
-def _disk_load(key: str) -> CpuArtifact | None:
+def _load_entry(key: str, names: tuple[str, str], checksum: str,
+                decode: Callable[[dict[str, Any], bytes], Any]) -> Any:
+    """`decode(meta, data)` of the entry stored by `_store_entry`, or None when it is absent,
+    or its data does not match the SHA-256 in `meta[checksum]`, or it cannot be decoded."""
     directory = _cache_dir()
     if directory is None:
         return None
-    meta_path = directory / f"{key}.json"
+    meta_path = directory / f"{key}{names[1]}"
     if not meta_path.exists():
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        code = (directory / f"{key}.o").read_bytes()
-        if hashlib.sha256(code).hexdigest() != meta["object_sha256"]:
-            raise ValueError("object code does not match its checksum")
-        return artifact_from_metadata(meta, code)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        data = (directory / f"{key}{names[0]}").read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta[checksum]:
+            raise ValueError("the stored data does not match its checksum")
+        return decode(meta, data)
+    except _ENTRY_ERRORS as e:
         log.warning("compile cache: ignoring entry %s: %s", key, e)
         return None
 
 
+_CPU_FILES = (".o", ".json")
+_GPU_FILES = (".gpu.pkl", ".gpu.json")
 _GPU_FORMAT = 1
 
 
+def _disk_store(key: str, artifact: CpuArtifact) -> None:
+    _store_entry(key, _CPU_FILES, artifact.object_code, artifact_metadata(artifact))
+
+
+def _disk_load(key: str) -> CpuArtifact | None:
+    return _load_entry(key, _CPU_FILES, "object_sha256", artifact_from_metadata)
+
+
 def gpu_disk_store(key: str, program: Any) -> None:
-    """Write a GpuProgram under `key`: the pickle (LLVM IR texts dropped, PTX kept), then a
-    JSON file with its checksum, so a metadata file is only ever next to a complete entry."""
-    directory = _cache_dir()
-    if directory is None:
-        return
+    """Write a GpuProgram under `key`: its pickle (LLVM IR texts dropped, PTX kept) and the
+    pickle's checksum."""
     ptx = replace(program.ptx, llvm_ir="", optimized_ir="")
     data = pickle.dumps(replace(program, ptx=ptx), protocol=pickle.HIGHEST_PROTOCOL)
     meta = {"format": _GPU_FORMAT, "sha256": hashlib.sha256(data).hexdigest()}
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(directory / f"{key}.gpu.pkl", data)
-        _atomic_write(directory / f"{key}.gpu.json", json.dumps(meta).encode())
-    except OSError as e:
-        log.warning("compile cache: cannot write %s: %s", directory, e)
+    _store_entry(key, _GPU_FILES, data, meta)
 
 
 def gpu_disk_load(key: str) -> Any:
@@ -298,24 +314,13 @@ def gpu_disk_load(key: str) -> Any:
     The pickle is the cache directory's own, as trusted as the object code the CPU entries
     load into the process; its checksum guards against torn or damaged files.
     """
-    directory = _cache_dir()
-    if directory is None:
-        return None
-    meta_path = directory / f"{key}.gpu.json"
-    if not meta_path.exists():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
+
+    def decode(meta: dict[str, Any], data: bytes) -> Any:
         if meta.get("format") != _GPU_FORMAT:
             raise ValueError(f"unknown cache format {meta.get('format')!r}")
-        data = (directory / f"{key}.gpu.pkl").read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-            raise ValueError("program does not match its checksum")
         return pickle.loads(data)
-    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError,
-            AttributeError) as e:
-        log.warning("compile cache: ignoring entry %s: %s", key, e)
-        return None
+
+    return _load_entry(key, _GPU_FILES, "sha256", decode)
 
 
 def artifact_metadata(artifact: CpuArtifact) -> dict[str, Any]:
