@@ -70,6 +70,16 @@ _CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6
 _CC_MAJOR, _CC_MINOR = 75, 76
 
 
+def check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
+    """Raise InternalError naming the driver call `what` unless `status` is CUDA_SUCCESS."""
+    if status == 0:
+        return
+    text = ctypes.c_char_p()
+    lib.cuGetErrorString(status, ctypes.byref(text))
+    message = text.value.decode() if text.value else "unknown error"
+    raise InternalError(f"CUDA driver call {what} failed: {message} ({status})")
+
+
 class CtypesDriver:
     """The CUDA driver API through ctypes (libcuda.so.1), on device 0's primary context."""
 
@@ -101,12 +111,7 @@ class CtypesDriver:
         self.lib.cuMemAlloc_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
     def _check(self, status: int, what: str) -> None:
-        if status == 0:
-            return
-        text = ctypes.c_char_p()
-        self.lib.cuGetErrorString(status, ctypes.byref(text))
-        message = text.value.decode() if text.value else "unknown error"
-        raise InternalError(f"CUDA driver call {what} failed: {message} ({status})")
+        check_status(self.lib, status, what)
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -327,11 +332,7 @@ class GraphApi:
         self.lib.cuGraphExecDestroy.argtypes = [vp]
 
     def _check(self, status: int, what: str) -> None:
-        if status != 0:
-            text = ctypes.c_char_p()
-            self.lib.cuGetErrorString(status, ctypes.byref(text))
-            message = text.value.decode() if text.value else "unknown error"
-            raise InternalError(f"CUDA driver call {what} failed: {message} ({status})")
+        check_status(self.lib, status, what)
 
     def capture(self, stream: int, record: Callable[[], None]) -> ctypes.c_void_p:
         """The executable graph of the work `record()` issues on `stream`."""
