@@ -49,6 +49,7 @@ from backends.llvm.irutil import (
     i64,
     if_else,
     if_then,
+    internal_function,
     intrinsic,
     llvm_type,
     nowrap_add,
@@ -367,16 +368,10 @@ class GemmPlan:
     def emit_range_function(self, module: ir.Module, name: str) -> ir.Function:
         """The range function of this product (see the module docstring)."""
         fnty = ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I64] * 6)
-        fn = ir.Function(module, fnty, name=module.get_unique_name(name))
-        fn.linkage = "internal"
-        fn.attributes.add("nounwind")
-        fn.attributes.add("noinline")
         names = ("a", "b", "c", "scratch", "batch_begin", "batch_end", "m_begin", "m_end",
                  "n_begin", "n_end")
-        for arg, arg_name in zip(fn.args, names, strict=True):
-            arg.name = arg_name
-            if arg.type == PTR:
-                arg.add_attribute("noalias")
+        fn = internal_function(module, module.get_unique_name(name), fnty, names,
+                               noinline=True, noalias=True)
         _RangeEmitter(self, fn).emit()
         return fn
 
@@ -552,16 +547,9 @@ def macro_kernel(module: ir.Module, cfg: GemmConfig) -> ir.Function:
     if isinstance(existing, ir.Function):
         return existing
     fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR] + [I64] * 5 + [PTR])
-    fn = ir.Function(module, fnty, name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    # Shared by every product of the module: inlining it would only duplicate it.
-    fn.attributes.add("noinline")
     names = ("ap", "bp", "c", "ldc", "mc", "nc", "kc", "accumulate", "tile")
-    for arg, arg_name in zip(fn.args, names, strict=True):
-        arg.name = arg_name
-        if arg.type == PTR:
-            arg.add_attribute("noalias")
+    # Shared by every product of the module: inlining it would only duplicate it.
+    fn = internal_function(module, name, fnty, names, noinline=True, noalias=True)
     _MacroEmitter(fn, cfg).emit()
     return fn
 

@@ -50,6 +50,7 @@ from backends.llvm.irutil import (
     for_range,
     i64,
     if_else,
+    internal_function,
     intrinsic,
     llvm_type,
     nowrap_add,
@@ -175,14 +176,8 @@ class DirectPlan:
     def emit_range_function(self, module: ir.Module, name: str) -> ir.Function:
         """`void f(ptr a, ptr b, ptr c, i64 t0, i64 t1)`: tiles [t0, t1) of this product."""
         fnty = ir.FunctionType(ir.VoidType(), [PTR] * 3 + [I64] * 2)
-        fn = ir.Function(module, fnty, name=module.get_unique_name(name))
-        fn.linkage = "internal"
-        fn.attributes.add("nounwind")
-        fn.attributes.add("noinline")
-        for arg, arg_name in zip(fn.args, ("a", "b", "c", "t0", "t1"), strict=True):
-            arg.name = arg_name
-            if arg.type == PTR:
-                arg.add_attribute("noalias")
+        fn = internal_function(module, module.get_unique_name(name), fnty,
+                               ("a", "b", "c", "t0", "t1"), noinline=True, noalias=True)
         _TileEmitter(self, fn).emit()
         return fn
 

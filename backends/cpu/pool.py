@@ -29,11 +29,9 @@ pool can share, and wake, their condition variable) until the process exits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from llvmlite import ir
 
-from backends.llvm.irutil import I32, I64, PTR, declare_function, i64
+from backends.llvm.irutil import I32, I64, PTR, declare_function, i64, internal_function
 
 # The most chunks one parallel region runs (and so the most scratch slices a body needs).
 MAX_THREADS = 64
@@ -108,17 +106,6 @@ _RELAX = {"x86_64": ("llvm.x86.sse2.pause", ()), "i386": ("llvm.x86.sse2.pause",
 
 # ---------------------------------------------------------------------------------------
 # The functions and globals of the pool, each defined once per module.
-
-
-def internal_function(module: ir.Module, name: str, fnty: ir.FunctionType,
-              arg_names: Sequence[str]) -> ir.Function:
-    """A new internal nounwind function with named arguments."""
-    fn = ir.Function(module, fnty, name=name)
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    for arg, arg_name in zip(fn.args, arg_names, strict=True):
-        arg.name = arg_name
-    return fn
 
 
 def _pool_function(module: ir.Module, name: str) -> ir.Function:

@@ -30,19 +30,16 @@ from backends.cpu.pool import (
     START_HOOK,
     STOP_HOOK,
     emit_parallel_for_body,
-    internal_function,
 )
-from backends.llvm.irutil import I32, I64, PTR, alloca_at_entry, i64
+from backends.llvm.irutil import I32, I64, PTR, alloca_at_entry, i64, internal_function
 
 PARALLEL_FOR = "tfcompile.parallel_for"
 
 
 def new_body(module: ir.Module, name: str) -> ir.Function:
     """An internal, empty parallel-loop body function named after `name`."""
-    fn = internal_function(module, module.get_unique_name(name), BODY_TYPE,
-                   ("ctx", "begin", "end", "chunk"))
-    fn.attributes.add("noinline")
-    return fn
+    return internal_function(module, module.get_unique_name(name), BODY_TYPE,
+                             ("ctx", "begin", "end", "chunk"), noinline=True)
 
 
 def pack_context(b: ir.IRBuilder, values: Sequence[ir.Value]) -> ir.Value:
@@ -99,14 +96,8 @@ def range_function(module: ir.Module, name: str, pointers: Sequence[str]
     """An internal `void f(ptr..., i64 begin, i64 end)` and a builder in its body block
     (its entry block, for allocas, branches there)."""
     fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(pointers) + [I64, I64])
-    fn = ir.Function(module, fnty, name=module.get_unique_name(name))
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
-    for arg, arg_name in zip(fn.args, [*pointers, "begin", "end"], strict=True):
-        arg.name = arg_name
-        if arg.type == PTR:
-            arg.add_attribute("noalias")
+    fn = internal_function(module, module.get_unique_name(name), fnty,
+                           [*pointers, "begin", "end"], noinline=True, noalias=True)
     entry = fn.append_basic_block("entry")
     b = ir.IRBuilder(fn.append_basic_block("body"))
     ir.IRBuilder(entry).branch(fn.blocks[1])

@@ -115,6 +115,24 @@ def smax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
+def internal_function(module: ir.Module, name: str, fnty: ir.FunctionType,
+                      arg_names: Sequence[str], *, noinline: bool = False,
+                      noalias: bool = False) -> ir.Function:
+    """A new internal nounwind function `name` with named arguments. `noinline` keeps it a
+    function of its own (one shared body, or one a parallel loop calls); `noalias` marks its
+    pointer arguments as not aliasing one another."""
+    fn = ir.Function(module, fnty, name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    if noinline:
+        fn.attributes.add("noinline")
+    for arg, arg_name in zip(fn.args, arg_names, strict=True):
+        arg.name = arg_name
+        if noalias and arg.type == PTR:
+            arg.add_attribute("noalias")
+    return fn
+
+
 def element_pointer(b: ir.IRBuilder, ptr: ir.Value, elem: ir.Type, offset: ir.Value
                     ) -> ir.Value:
     """Pointer to element `offset` of a buffer of `elem` values (within the buffer)."""
