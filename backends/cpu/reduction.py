@@ -269,16 +269,21 @@ def emit_reduce_window(
         _reduce_window_rows(ctx.builder, ctx.math, comp, window, inputs, inits, outs,
                             i64(0), i64(rows))
         return
+    # Buffer assignment may place the output over the start of its dying input (no window
+    # reads behind the element written): the range function then gets that buffer once,
+    # as one pointer, and runs on one thread, in order, so no output is written before the
+    # inputs that later outputs read.
+    pointers = list(dict.fromkeys(a.ptr for a in buffers))
     fn, b = range_function(ctx.module, f"{ctx.builder.function.name}.rw",
-                           [f"buf{k}" for k in range(len(buffers))])
-    local = [IrArray(arg, a.shape, a.invariant)
-             for arg, a in zip(fn.args[:len(buffers)], buffers, strict=True)]
+                           [f"buf{k}" for k in range(len(pointers))])
+    local = [IrArray(fn.args[pointers.index(a.ptr)], a.shape, a.invariant) for a in buffers]
     _reduce_window_rows(b, ctx.math, comp, window, local[:n], local[n:2 * n], local[2 * n:],
                         fn.args[-2], fn.args[-1])
     b.ret_void()
     threads = getattr(ctx, "threads", None)
-    parallel = threads is not None and rows * inner >= PARALLEL_MIN_OUTPUTS
-    call_ranges(ctx.builder, fn, [a.ptr for a in buffers], rows,
+    parallel = (threads is not None and rows * inner >= PARALLEL_MIN_OUTPUTS
+                and len(pointers) == len(buffers))
+    call_ranges(ctx.builder, fn, pointers, rows,
                 max(1, PARALLEL_MIN_OUTPUTS // 2 // inner), threads if parallel else None)
 
 

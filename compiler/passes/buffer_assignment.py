@@ -15,7 +15,10 @@ the step that defines it to the last step that reads it (through any alias). An 
 instruction, a loop fusion (kLoop) through an operand that reaches its root only through
 elementwise ops (read at the very index it writes), or a dynamic-update-slice's operand 0,
 may write in place into an operand buffer that dies at that very step and has the same
-size. Remaining buffers are packed
+size. So may a reduce-window into the start of a larger dying operand when no window reads
+behind the element it writes (no low padding or base dilation; see `_reads_ahead`): its
+output then shares that buffer's offset, and the rest of the operand's space is free from
+that step on. Remaining buffers are packed
 greedily, largest first, at the lowest offset not overlapping any buffer live at the same
 time. In the entry computation, the caller's result buffers hold temporaries too before
 their result is written (XLA counts output allocations apart from its temporaries as
@@ -54,6 +57,7 @@ from compiler.passes.buffers import (
     LogicalBuffer,
     aligned,
     buffer_leaves,
+    lowest_common_gap,
     lowest_gap,
 )
 from compiler.passes.buffers import ValueBuffers as _Value
@@ -120,6 +124,34 @@ def _elementwise_operands(fusion: HloInstruction) -> set[int]:
         if ok:
             safe.add(param.attrs["parameter_number"])
     return safe
+
+
+def _reads_ahead(instr: HloInstruction) -> bool:
+    """Whether a single-input reduce-window, run in row-major output order, reads every
+    input element at or after the position (in elements) of the output it writes, so that
+    it may overwrite the start of its input as it goes.
+
+    Output j's window starts at input j_d * stride_d - padding_low_d in each dimension d;
+    with no low padding and no base dilation its linear position is at least
+    sum_d j_d * stride_d * (input stride of d), which is at least j's own linear position
+    sum_d j_d * (output stride of d) when stride_d * (input stride of d) >= (output stride
+    of d) for every d.
+    """
+    if instr.opcode is not Opcode.REDUCE_WINDOW or len(instr.operands) != 2:
+        return False
+    source = instr.operands[0].shape
+    if not source.is_array or source.element_type != instr.shape.element_type:
+        return False
+    dims = instr.attrs["window"].dims
+    if any(wd.padding_low > 0 or wd.base_dilation != 1 for wd in dims):
+        return False
+    in_stride = out_stride = 1
+    for d in reversed(range(len(dims))):
+        if dims[d].stride * in_stride < out_stride:
+            return False
+        in_stride *= source.dims[d]
+        out_stride *= instr.shape.dims[d]
+    return True
 
 
 def callee_bytes(comp: HloComputation, alignment: int = ALIGNMENT) -> int:
@@ -280,13 +312,19 @@ class _Assigner:
                         allocations.append(self._new_allocation(b))
                 continue
             host = self._in_place_host(step, instr, value)
-            if host is not None and host.allocation is not None:
+            if host is not None and host.allocation is not None and host.size == value.size:
                 alloc = host.allocation
                 alloc.buffers.append(value)
                 alloc.end = max(alloc.end, value.end)
                 value.allocation = alloc
                 value.note = (f"in place of {host.label} (it dies here and has the same "
                               "size)")
+            elif host is not None and host.allocation is not None:
+                alloc = self._new_allocation(value)
+                host.allocation.pinned.append(alloc)
+                allocations.append(alloc)
+                value.note = (f"in place over the start of {host.label} (it dies here, and "
+                              "no window reads behind the element written)")
             else:
                 allocations.append(self._new_allocation(value))
         for comp in self._called() if self.callee_blocks else []:
@@ -314,6 +352,9 @@ class _Assigner:
             others = {id(leaf) for o in instr.operands[1:]
                       for leaf in buffer_leaves(self.values[id(o)])}
             return [instr.operands[0]], others
+        if _reads_ahead(instr):
+            init = {id(leaf) for leaf in buffer_leaves(self.values[id(instr.operands[1])])}
+            return [instr.operands[0]], init
         if instr.opcode is Opcode.FUSION and instr.attrs.get("kind") == "kLoop":
             safe = _elementwise_operands(instr)
             others = {id(leaf) for k, o in enumerate(instr.operands) if k not in safe
@@ -331,7 +372,7 @@ class _Assigner:
             what = "the update or an index" if instr.opcode is Opcode.DYNAMIC_UPDATE_SLICE \
                 else "an operand read at other indices"
             return f"{host.label} is also read as {what}"
-        if host.size != value.size:
+        if host.size != value.size and not (host.size > value.size and _reads_ahead(instr)):
             return f"{host.label} has a different size"
         return None
 
@@ -375,18 +416,24 @@ class _Assigner:
     def _pack(self, allocations: list[Allocation]) -> list[Allocation]:
         """Place every allocation, largest first: in a result's buffer if one is free while
         it lives, else at the lowest arena offset free while it lives. Returns the former."""
-        ordered = sorted(allocations, key=lambda a: (-a.size, a.start))
+        pinned = {id(p) for a in allocations for p in a.pinned}
+        ordered = sorted((a for a in allocations if id(a) not in pinned),
+                         key=lambda a: (-a.size, a.start))
         slots = self._result_slots()
         placed: list[Allocation] = []
         in_results: list[Allocation] = []
         for alloc in ordered:
-            if self._into_result(alloc, slots):
+            if not alloc.pinned and self._into_result(alloc, slots):
                 in_results.append(alloc)
                 continue
+            group = alloc.group()
             live = [p for p in placed if p.start <= alloc.end and alloc.start <= p.end]
-            alloc.offset = lowest_gap(live, alloc.size)
+            offset = lowest_gap(live, alloc.size) if len(group) == 1 \
+                else lowest_common_gap(group, placed)
+            for member in group:
+                member.offset = offset
             alloc.note = self._why(alloc, placed, live)
-            placed.append(alloc)
+            placed.extend(group)
             first = alloc.buffers[0]
             first.note = f"{alloc.note}; {first.note}" if first.note else alloc.note
         return in_results

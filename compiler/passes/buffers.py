@@ -29,6 +29,19 @@ def lowest_gap(live: list[Allocation], size: int) -> int:
     return offset
 
 
+def lowest_common_gap(group: list[Allocation], placed: list[Allocation]) -> int:
+    """The lowest offset at which every allocation of `group` overlaps none of the `placed`
+    allocations live at the same time as it (they all take that one offset)."""
+
+    def fits(offset: int) -> bool:
+        return all(p.size == 0 or m.size == 0 or offset + m.size <= p.offset
+                   or p.offset + p.size <= offset
+                   for m in group for p in placed if p.start <= m.end and m.start <= p.end)
+
+    candidates = sorted({0, *(p.offset + p.size for p in placed)})
+    return next(c for c in candidates if fits(c))
+
+
 @dataclass(eq=False)
 class LogicalBuffer:
     """One array buffer: who defines it, how big, when it lives, where it went.
@@ -68,6 +81,16 @@ class Allocation:
     note: str = ""
     # The result leaf whose buffer holds this allocation (at `offset`), None for the arena.
     result: int | None = None
+    # Smaller allocations written in place over this one's start as it dies: they take the
+    # same offset (a reduce-window over its dying input).
+    pinned: list[Allocation] = field(default_factory=list)
+
+    def group(self) -> list[Allocation]:
+        """This allocation and every one pinned to it, directly or not."""
+        members = [self]
+        for p in self.pinned:
+            members.extend(p.group())
+        return members
 
     @property
     def name(self) -> str:
