@@ -33,6 +33,7 @@ from backends.cpu import loops
 from backends.cpu.control import VALUE_RULES
 from backends.cpu.kernels import CPU_KERNELS, BufferValue
 from backends.cpu.loops import copy_value, emit_elemental_loop, emit_linear_range_loop
+from backends.cpu.reduction import PARALLEL_MIN_OUTPUTS
 from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
 from backends.elemental import EMIT, ElementalEmitter, Generator
 from backends.elemental_movement import scalar_constant
@@ -102,7 +103,8 @@ class FunctionEmitter:
         self.module = compiler.llmod
         self.math: CpuMath = compiler.math
         self.assignment: BufferAssignment = assign_buffers(
-            compiler.hlo, ALIGNMENT, computation=comp, callee_blocks=False)
+            compiler.hlo, ALIGNMENT, computation=comp, callee_blocks=False,
+            windows_in_place_below=PARALLEL_MIN_OUTPUTS)
         # The entry block holds only arena pointers (added while the body is emitted); code
         # starts in `body`, and entry branches there at the end.
         self._entry = fn.append_basic_block("entry")

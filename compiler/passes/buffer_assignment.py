@@ -188,8 +188,10 @@ def _element_alignment(b: LogicalBuffer) -> int:
 
 class _Assigner:
     def __init__(self, module: HloModule, alignment: int, computation: HloComputation | None,
-                 callee_blocks: bool, result_space: bool = True) -> None:
+                 callee_blocks: bool, result_space: bool = True,
+                 windows_in_place_below: int | None = None) -> None:
         self.module = module
+        self.windows_in_place_below = windows_in_place_below
         self.alignment = alignment
         self.entry = computation if computation is not None else module.entry_computation
         self.callee_blocks = callee_blocks
@@ -352,7 +354,8 @@ class _Assigner:
             others = {id(leaf) for o in instr.operands[1:]
                       for leaf in buffer_leaves(self.values[id(o)])}
             return [instr.operands[0]], others
-        if _reads_ahead(instr):
+        if _reads_ahead(instr) and (self.windows_in_place_below is None
+                                    or instr.shape.num_elements < self.windows_in_place_below):
             init = {id(leaf) for leaf in buffer_leaves(self.values[id(instr.operands[1])])}
             return [instr.operands[0]], init
         if instr.opcode is Opcode.FUSION and instr.attrs.get("kind") == "kLoop":
@@ -503,7 +506,8 @@ class _Assigner:
 
 def assign_buffers(module: HloModule, alignment: int = ALIGNMENT, *,
                    computation: HloComputation | None = None,
-                   callee_blocks: bool = True, result_space: bool = True) -> BufferAssignment:
+                   callee_blocks: bool = True, result_space: bool = True,
+                   windows_in_place_below: int | None = None) -> BufferAssignment:
     """Assign arena offsets to the temporaries of `computation` (default: the entry).
 
     Args:
@@ -516,8 +520,13 @@ def assign_buffers(module: HloModule, alignment: int = ALIGNMENT, *,
             `place_scratch`).
         result_space: let temporaries live in the entry's result buffers before the
             results are written (False: only in the arena).
+        windows_in_place_below: write a reduce-window over its input only when it has
+            fewer output elements than this (None: any size). A window written in place
+            must run on one thread, so a backend that splits larger ones across threads
+            keeps them out of place.
     """
-    assignment = _Assigner(module, alignment, computation, callee_blocks, result_space).run()
+    assignment = _Assigner(module, alignment, computation, callee_blocks, result_space,
+                           windows_in_place_below).run()
     log.debug("buffer_assignment: %s: arena %d bytes, %d without reuse", module.name,
               assignment.temp_bytes, assignment.no_reuse_bytes)
     return assignment

@@ -116,6 +116,12 @@ def test_reduce_window_writes_over_the_start_of_its_dying_input() -> None:
     assert result.temp_bytes == 4096
     assert result.no_reuse_bytes == 6144
     assert "in place over the start of a (it dies here" in result.explain()
+    # A backend that splits windows of 256 outputs or more across threads keeps them apart.
+    limited = assign_buffers(parse(_windowed("size=1x2x2x1 stride=1x2x2x1")),
+                             result_space=False, windows_in_place_below=256)
+    assert limited.offset_of("pool") != limited.offset_of("a")
+    assert assign_buffers(parse(_windowed("size=1x2x2x1 stride=1x2x2x1")), result_space=False,
+                          windows_in_place_below=257).offset_of("pool") == 0
 
 
 @pytest.mark.parametrize("window", [
