@@ -19,7 +19,6 @@ import math
 from llvmlite import ir
 
 from backends.cpu_math.scalar import (
-    bits,
     call,
     clamp,
     clamp_keeping_nan,
@@ -29,10 +28,11 @@ from backends.cpu_math.scalar import (
     horner,
     iconst,
     is_nan,
+    pairwise,
     pow2,
-    round_product_to_int,
+    round_product_to_biased_int,
     round_to_int,
-    scale_by_pow2,
+    scale_half_by_pow2,
     to_f32,
     to_f64,
 )
@@ -52,9 +52,12 @@ LN2_LO = LN2 - LN2_HI
 # same accuracy need one (exp) and two (expm1, tanh) more multiply-adds per element.
 _EXP_TAIL = [0.4999999403953552, 0.16666509211063385, 0.04166853055357933,
              0.008370140567421913, 0.0013811651151627302]
-_EXP_POLY = [1.0, 1.0, *_EXP_TAIL]
+# 2 e^r, the polynomial times two (exactly): scale_half_by_pow2 takes twice the value.
+_TWICE_EXP_POLY = [2.0 * c for c in (1.0, 1.0, *_EXP_TAIL)]
 _EXPM1_TAIL = [0.4999999701976776, 0.16666533052921295, 0.04166724532842636,
                0.00836785975843668, 0.0013882266357541084]
+# W(h) = -2 P(-2h) for P = _EXPM1_TAIL (tanh_f32): each coefficient times a power of two.
+_TANH_TAIL = [-2.0 * c * (-2.0) ** k for k, c in enumerate(_EXPM1_TAIL)]
 # 2^f = sum (f ln 2)^k / k! for |f| <= 1/2, to f^10: truncation < 2^-37 relative.
 _EXP2_TAYLOR = [LN2**k / math.factorial(k) for k in range(11)]
 
@@ -73,39 +76,34 @@ _LOG_TAIL_F64 = _atanh_tail(6)
 # --- exponentials --------------------------------------------------------------------------
 
 
-def _reduce_ln2(b: ir.IRBuilder, x: ir.Value, split: bool = True
-                ) -> tuple[ir.Value, ir.Value]:
-    """(r, n) with x = n ln 2 + r, |r| <= ln(2)/2 (slightly more after rounding), n an i32.
+def _reduce_ln2(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(r, n) with x = n ln 2 + r, |r| <= ln(2)/2 (slightly more after rounding), n an i32
+    carrying POW2_NEUTRAL_BIAS (it only feeds pow2 and scale_half_by_pow2).
 
     x must be clamped to a range where n fits the exact-product bound of LN2_HI; a NaN x
-    gives a NaN r (and some n). Without `split`, r = x - n ln2 in one step, which is off by
-    about n 2^-24 (less than 2^-24 with FMA): enough only where the result is scaled by
-    2^n for n <= 0, which shrinks that error with it (tanh).
+    gives a NaN r (and some n).
     """
-    n, ni = round_product_to_int(b, x, LOG2E)
-    if not split:
-        return fma(b, n, fconst(x, -LN2), x), ni
+    n, biased_n = round_product_to_biased_int(b, x, LOG2E)
     r = fma(b, n, fconst(x, -LN2_HI), x)
     r = fma(b, n, fconst(x, -LN2_LO), r)
-    return r, ni
+    return r, biased_n
 
 
 def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e^x = 2^n e^r, e^r by a polynomial; 2^n is applied in two halves so that results in
+    """e^x = 2^n e^r, e^r by a polynomial; 2^n is applied in two steps so that results in
     the subnormal range and up to the overflow threshold are scaled exactly."""
     # Beyond these bounds the result is 0 or inf anyway. A NaN x flows through the
     # polynomial (NaN times any scale is NaN), so no select restores it.
     r, n = _reduce_ln2(b, clamp_keeping_nan(b, x, -104.0, 89.0))
-    return scale_by_pow2(b, horner(b, r, _EXP_POLY), n)
+    return scale_half_by_pow2(b, horner(b, r, _TWICE_EXP_POLY), n)
 
 
-def _expm1_reduced(b: ir.IRBuilder, x: ir.Value, split: bool = True
-                   ) -> tuple[ir.Value, ir.Value]:
+def _expm1_reduced(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """(q, n) with e^x - 1 = 2^n (q + 1) - 1, q = e^r - 1 by a polynomial, for an x
-    already clamped to [-18, 89] (the exact-product range of _reduce_ln2); `split` as
-    there."""
-    r, n = _reduce_ln2(b, x, split)
-    return fma(b, b.fmul(r, r), horner(b, r, _EXPM1_TAIL), r), n
+    already clamped to [-18, 89] (the exact-product range of _reduce_ln2)."""
+    r, n = _reduce_ln2(b, x)
+    r2 = b.fmul(r, r)
+    return fma(b, r2, pairwise(b, r, r2, _EXPM1_TAIL), r), n
 
 
 def expm1_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
@@ -127,25 +125,40 @@ def expm1_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 def tanh_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """tanh |x| = v / (2 - v) with v = 1 - e^(-2|x|) in [0, 1), with the sign of x.
+    """tanh x = v / (2 - v) with v = 1 - e^(-2x), for x clamped to [-10, 10] (beyond 9.011,
+    tanh rounds to +-1; the bound is larger so that the quotient rounds there too).
 
-    One expm1 and one division, no cancellation anywhere (2 - v is in (1, 2]). The
-    exponent is never positive, so v = (1 - 2^n) - 2^n q needs no halving, and for tiny x
-    (n = 0) v = -q = 2|x| exactly, subnormals included, so the quotient is |x| exactly.
-    v is +0 (never -0) at x = 0, so the magnitude is never negative and x's sign bit is
-    simply or-ed in. A NaN x stays NaN all the way through (no select restores it).
+    One expm1 and one division, no cancellation anywhere: for x >= 0, v is in [0, 1) and
+    2 - v in (1, 2]; for x < 0, v is negative and 2 - v = 2 + |v| has the larger
+    magnitude, so the quotient tends to -1 without a subtraction that cancels. With
+    -2x = n ln 2 + r and q = e^r - 1, v = (1 - 2^n) - 2^n q; 1 - 2^n is exact up to
+    n = 24 and rounds harmlessly beyond (n <= 29). The reduction takes one step (ln 2
+    rounded to f32): its error in r, up to about n 2^-24, is scaled by 2^n in v for
+    x > 0 (n <= 0), and for x < 0 shrinks in the quotient with 2 / (2 - v), which falls
+    faster than n grows. For tiny x (n = 0), v = -q = 2x exactly,
+    subnormals included, so the quotient is x exactly; -0 stays -0 (see below). A NaN
+    x stays NaN all the way through.
+
+    The reduction works on x itself: with k = -n = round(2x log2 e), h = x - k ln(2)/2 =
+    -r/2, and q = -2w with w = h + h^2 W(h), W(h) = -2 P(-2h) (P the expm1 tail), whose
+    coefficients are P's times powers of two: every step is that of the evaluation in r
+    scaled by a power of two, without the multiplication that forms -2x.
     """
-    z = b.fmul(call(b, "fabs", x), fconst(x, -2.0))
-    # Beyond -18, tanh rounds to 1.
-    z = b.select(b.fcmp_ordered("<", z, fconst(x, -18.0)), fconst(x, -18.0), z)
-    # The one-step reduction is enough: its error in r, at most n 2^-24 for n > 0, is
-    # scaled by 2^-n in v (and n = 0 reduces exactly).
-    q, n = _expm1_reduced(b, z, split=False)
-    scale = pow2(b, n, x.type)
-    v = fma(b, b.fneg(scale), q, b.fsub(fconst(x, 1.0), scale))
-    magnitude = b.fdiv(v, b.fsub(fconst(x, 2.0), v))
-    sign = b.and_(bits(b, x), iconst(n, -(2**31)))
-    return b.bitcast(b.or_(bits(b, magnitude), sign), x.type)
+    a = clamp_keeping_nan(b, x, -10.0, 10.0)
+    k, biased_k = round_product_to_biased_int(b, a, 2.0 * LOG2E)
+    # k * (-ln(2)/2) is -0 for k = 0, so h keeps the sign of a zero a; so do w (its
+    # product term is -0 there: W(0) = -1) and v = 2 w - (2^n - 1) (+0 subtracted).
+    h = fma(b, k, fconst(x, -LN2 / 2), a)
+    h2 = b.fmul(h, h)
+    w = fma(b, h2, pairwise(b, h, h2, _TANH_TAIL), h)
+    # 2^n and 2^(n + 1) for n = -k: the f32 exponent fields bias - k and bias + 1 - k,
+    # from one shift of k.
+    mantissa, bias = 23, 127
+    k_field = b.shl(biased_k, iconst(biased_k, mantissa))
+    scale = b.bitcast(b.sub(iconst(k_field, bias << mantissa), k_field), x.type)
+    twice_scale = b.bitcast(b.sub(iconst(k_field, (bias + 1) << mantissa), k_field), x.type)
+    v = fma(b, twice_scale, w, b.fneg(b.fsub(scale, fconst(x, 1.0))))
+    return b.fdiv(v, b.fsub(fconst(x, 2.0), v))
 
 
 def exp2_f64(b: ir.IRBuilder, z: ir.Value) -> ir.Value:

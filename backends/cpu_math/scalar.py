@@ -9,6 +9,8 @@ computes, and how accurately, is the business of the modules that use them.
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Sequence
 
 from llvmlite import ir
@@ -61,6 +63,27 @@ def horner(b: ir.IRBuilder, x: ir.Value, coefficients: Sequence[float]) -> ir.Va
     return acc
 
 
+def pairwise(b: ir.IRBuilder, x: ir.Value, x2: ir.Value, coefficients: Sequence[float]
+             ) -> ir.Value:
+    """The polynomial of `horner`, given x2 = x * x, by Estrin's scheme:
+    (c[0] + c[1] x) + x2 ((c[2] + c[3] x) + x2 (...)).
+
+    The pairs are independent, so the chain of dependent multiply-adds is about half as
+    long as Horner's, for as many of them when the count of coefficients is odd (one more
+    when even): less latency for the out-of-order core to hide in long fused loop bodies.
+    """
+    pairs: list[ir.Value] = []
+    for k in range(0, len(coefficients), 2):
+        if k + 1 < len(coefficients):
+            pairs.append(fma(b, x, fconst(x, coefficients[k + 1]), fconst(x, coefficients[k])))
+        else:
+            pairs.append(fconst(x, coefficients[k]))
+    acc = pairs[-1]
+    for pair in reversed(pairs[:-1]):
+        acc = fma(b, x2, acc, pair)
+    return acc
+
+
 def is_nan(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """x != x."""
     return b.fcmp_unordered("uno", x, x)
@@ -96,20 +119,54 @@ def from_bits(b: ir.IRBuilder, i: ir.Value, ty: ir.Type) -> ir.Value:
     return b.bitcast(i, ty)
 
 
+def _magic_bits(ty: str) -> int:
+    """The bits of 1.5 * 2^p (p the mantissa width): the exponent p + bias, then the
+    mantissa's top bit."""
+    mantissa, bias, _ = _LAYOUT[ty]
+    return ((mantissa + bias) << mantissa) | (1 << (mantissa - 1))
+
+
+# The bits of sqrt(1/2) rounded to nearest, per float type (exponent_and_mantissa).
+_SQRT_HALF_BITS: dict[str, int] = {
+    "float": struct.unpack("<I", struct.pack("<f", math.sqrt(0.5)))[0],
+    "double": struct.unpack("<Q", struct.pack("<d", math.sqrt(0.5)))[0],
+}
+
+
+# The bias of the integers of `round_product_to_biased_int` (the bits of 1.5 * 2^p), per
+# float type. It is a multiple of 2^(p - 1), so it vanishes when shifted left by the
+# mantissa width p into the exponent field (modulo the integer width): `pow2` and
+# `scale_half_by_pow2` give the same result for n and n + bias, and LLVM need not subtract it.
+POW2_NEUTRAL_BIAS: dict[str, int] = {ty: _magic_bits(ty) for ty in _LAYOUT}
+
+
 def pow2(b: ir.IRBuilder, n: ir.Value, ty: ir.Type) -> ir.Value:
     """2^n as a float of type `ty`, for an integer n (i32 for f32, i64 for f64) in the
-    normal exponent range of `ty` (n outside it gives garbage, so callers clamp)."""
+    normal exponent range of `ty` (n outside it gives garbage, so callers clamp); n may
+    carry POW2_NEUTRAL_BIAS."""
     mantissa, bias, _ = _LAYOUT[str(ty)]
     return from_bits(b, b.shl(b.add(n, iconst(n, bias)), iconst(n, mantissa)), ty)
 
 
-def scale_by_pow2(b: ir.IRBuilder, x: ir.Value, n: ir.Value) -> ir.Value:
-    """x * 2^n for an integer n that may exceed the normal exponent range by up to its
-    width again, in two exact halves, so that a result in the subnormal range is rounded
-    once and a result beyond the largest finite value becomes infinity."""
-    half = b.ashr(n, iconst(n, 1))
-    rest = b.sub(n, half)
-    return b.fmul(b.fmul(x, pow2(b, half, x.type)), pow2(b, rest, x.type))
+def scale_half_by_pow2(b: ir.IRBuilder, twice_x: ir.Value, n: ir.Value) -> ir.Value:
+    """x * 2^n given 2x in [1, 4), for an integer n in [-2 bias + 3, bias + 1] (f32:
+    [-251, 128]; the caller clamps), possibly carrying POW2_NEUTRAL_BIAS: a result in the
+    subnormal range is rounded once and one beyond the largest finite value becomes
+    infinity.
+
+    With m = max(n, 2 - bias), 2x * 2^(m - 1) is exact (normal, or infinite when x 2^n
+    overflows), and the second factor 2^(n - m), 1 but in the subnormal range, rounds once.
+    Both exponents come from n shifted into the exponent field once: shifted, n keeps
+    its order (|n| < 2^(width - mantissa - 1)), so the maximum is taken there.
+    """
+    mantissa, bias, _ = _LAYOUT[str(twice_x.type)]
+    shifted = b.shl(n, iconst(n, mantissa))
+    lowest = iconst(n, (2 - bias) << mantissa)
+    clamped = b.select(b.icmp_signed("<", shifted, lowest), lowest, shifted)
+    first = b.add(clamped, iconst(n, (bias - 1) << mantissa))
+    second = b.sub(b.add(shifted, iconst(n, bias << mantissa)), clamped)
+    scaled = b.fmul(twice_x, from_bits(b, first, twice_x.type))
+    return b.fmul(scaled, from_bits(b, second, twice_x.type))
 
 
 def to_f64(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
@@ -131,39 +188,40 @@ def round_to_int(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     return n, b.fptosi(n, I32)
 
 
-def round_product_to_int(b: ir.IRBuilder, x: ir.Value, factor: float
-                         ) -> tuple[ir.Value, ir.Value]:
-    """(n, int(n)) with n = x * factor rounded to an integer, int(n) an integer of x's width.
+def round_product_to_biased_int(b: ir.IRBuilder, x: ir.Value, factor: float
+                                ) -> tuple[ir.Value, ir.Value]:
+    """(n, n + POW2_NEUTRAL_BIAS) with n = x * factor rounded to an integer, the second an
+    integer of x's width, for `pow2` and `scale_half_by_pow2`, which ignore the bias.
 
     Adding 1.5 * 2^p (p the mantissa width) rounds the product to an integer in the
     floating-point unit itself (to nearest, ties to even; with FMA the product is not
     rounded first), and leaves that integer in the low bits of the sum's bit pattern, so
-    no float-to-integer conversion is needed: one multiply-add, one subtraction each way.
-    |x * factor| must stay below 2^(p-1); a NaN x gives a NaN n and an unspecified
-    (but defined) integer, never poison as `fptosi` would.
+    no float-to-integer conversion is needed: one multiply-add and one subtraction, and
+    the sum's bits are the biased integer as they are. |x * factor| must stay below
+    2^(p-1); a NaN x gives a NaN n and an unspecified (but defined) integer, never
+    poison as `fptosi` would.
     """
-    mantissa, bias, ity = _LAYOUT[str(x.type)]
+    mantissa, _, _ = _LAYOUT[str(x.type)]
     magic = fconst(x, 1.5 * 2.0**mantissa)
     shifted = fma(b, x, fconst(x, factor), magic)
-    n = b.fsub(shifted, magic)
-    # The bits of 1.5 * 2^p: the exponent p + bias, then the mantissa's top bit.
-    magic_bits = iconst(ity, ((mantissa + bias) << mantissa) | (1 << (mantissa - 1)))
-    return n, b.sub(bits(b, shifted), magic_bits)
+    return b.fsub(shifted, magic), bits(b, shifted)
 
 
 def exponent_and_mantissa(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """(e, m) with x = m * 2^e, m in [sqrt(1/2), sqrt(2)), e an i32, for a positive normal
-    float x of either width (what it returns for other x is unspecified)."""
-    mantissa, bias, ity = _LAYOUT[str(x.type)]
-    raw = bits(b, x)
-    # Keep the mantissa bits and give m the exponent of [1, 2) ...
-    one = iconst(ity, bias << mantissa)
+    float x of either width (what it returns for other x is unspecified).
+
+    Subtracting the bits of sqrt(1/2) from x's moves the lower end of m's range to zero:
+    the difference's fraction bits, put back on top of sqrt(1/2)'s bits, give m in
+    [sqrt(1/2), 2 sqrt(1/2)), and its bits above them (shifted down arithmetically) give
+    e, with no comparison.
+    """
+    mantissa, _, ity = _LAYOUT[str(x.type)]
+    low_end = iconst(ity, _SQRT_HALF_BITS[str(x.type)])
+    offset = b.sub(bits(b, x), low_end)
+    e = b.ashr(offset, iconst(ity, mantissa))
     frac_mask = iconst(ity, (1 << mantissa) - 1)
-    m = from_bits(b, b.or_(b.and_(raw, frac_mask), one), x.type)
-    e = b.sub(b.lshr(raw, iconst(ity, mantissa)), iconst(ity, bias))
+    m = from_bits(b, b.add(b.and_(offset, frac_mask), low_end), x.type)
     if ity != I32:
         e = b.trunc(e, I32)
-    # ... then move m from [sqrt(2), 2) down to [sqrt(1/2), 1).
-    big = b.fcmp_ordered(">", m, fconst(x, 1.4142135623730951))
-    m = b.select(big, b.fmul(m, fconst(x, 0.5)), m)
-    return b.add(e, b.zext(big, I32)), m
+    return e, m

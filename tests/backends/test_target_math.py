@@ -70,13 +70,16 @@ TRIG_CRITICAL = (math.pi / 4, math.pi / 2, 3 * math.pi / 4, math.pi, 2.0**24, 1.
                  16367173 * 2.0**72, F32_MAX, 0.0)
 
 UNARY_CASES = [
+    # -86.99 and -87.68 (ln 2 times -125.5, -126.5): where the scaling by 2^n starts to
+    # split off a second factor for the subnormal range.
     Case("exponential", np.exp, (-104.0, 89.0),
-         (88.72283, -87.33654, -103.27893, -103.97208, 0.0)),
+         (88.72283, -87.33654, -103.27893, -103.97208, 0.0, -86.99021, -87.683357)),
     Case("exponential-minus-one", np.expm1, (-20.0, 89.0),
          (88.72283, -17.32868, 2.0**-25, -(2.0**-25), 0.34657359, -0.34657359)),
     Case("log", np.log, (0.0, 16.0), (1.0, 0.70710677, 1.4142135, F32_TINY, 2.0**-126)),
     Case("log-plus-one", np.log1p, (-1.0, 16.0), (-1.0, 0.0, 2.0**-24, -0.29289323, 0.41421357)),
-    Case("tanh", np.tanh, (-10.0, 10.0), (0.0, 9.0109, 2.0**-25, 0.5493061)),
+    # 8.3178 (12 ln 2): from there on, 1 - 2^n (n = round(2x / ln 2)) rounds; 10: the clamp.
+    Case("tanh", np.tanh, (-10.0, 10.0), (0.0, 9.0109, 2.0**-25, 0.5493061, 8.3177662, 10.0)),
     Case("logistic", _logistic, (-110.0, 20.0), (0.0, -87.33654, -103.27893, 16.635532)),
     Case("erf", _erf, (-5.0, 5.0), (1.0, -1.0, 3.9, 4.0, 0.0)),
     Case("sine", np.sin, (-100.0, 100.0), TRIG_CRITICAL),
