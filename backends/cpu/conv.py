@@ -16,7 +16,8 @@ Four paths, chosen per instruction (the first that applies):
 * **register tiles** for other float convolutions of one group: a zero-padded copy of the
   input, then MR pixels x NR output features accumulated in vector registers straight
   from it and the (HWIO) kernel, without packing (see `_Tiled`); split across threads
-  over pixel tiles.
+  over pixel tiles. An output fusion's epilogue (bias, activation) is applied to each
+  tile's accumulators before they are stored.
 * **depthwise** when every input feature is its own group (feature_group_count equal to
   the input features): per output pixel, a row of accumulators over the output features,
   updated once per valid window position by a loop over features that vectorises when the
@@ -104,7 +105,8 @@ def emit_convolution(
     if gemm:
         _emit_gemm(ctx, conv, lhs, rhs, out)
     elif supported and tiled_applies(conv):
-        emit_tiled(ctx, conv, lhs, rhs, out)
+        # An output fusion's epilogue (backends/cpu/fusion.py) goes into the tiles' stores.
+        emit_tiled(ctx, conv, lhs, rhs, out, getattr(ctx, "epilogue", None))
     elif conv.batch_groups == 1 and conv.feature_groups > 1 and conv.kernel_in == 1:
         _emit_depthwise(ctx, conv, lhs, rhs, out)
     else:

@@ -1,7 +1,7 @@
 """What the CPU convolution kernels (backends/cpu/conv.py, conv_tiled.py) share: the
-geometry of a convolution instruction (window, groups, sizes, accumulation type) and the
-row-major [pixels, features] result they may compute into before storing it in out's
-layout and type."""
+geometry of a convolution instruction (window, groups, sizes, accumulation type), the
+index of an output element, and the row-major [pixels, features] result they may compute
+into before storing it in out's layout and type (with a fusion's epilogue applied)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
+from backends.cpu.fused_expression import ExpressionFunction
 from backends.cpu.kernels import KernelContext
 from backends.llvm.arith import convert_scalar, dot_accumulation_type
-from backends.llvm.index import delinearize
+from backends.llvm.index import IrIndex, delinearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import for_range, i64
 from backends.llvm.window import place, window_dims
@@ -63,6 +64,17 @@ class ConvGeometry:
         return self.feature_groups * self.batch_groups
 
     @property
+    def output_dims(self) -> tuple[int, ...]:
+        """The dimensions of the result, in the order of its shape."""
+        labels = self.labels
+        dims = [0] * (len(self.out_sizes) + 2)
+        dims[labels.output_batch] = self.out_batch
+        dims[labels.output_feature] = self.kernel_out
+        for d, size in zip(labels.output_spatial, self.out_sizes, strict=True):
+            dims[d] = size
+        return tuple(dims)
+
+    @property
     def pixels(self) -> int:
         """Output positions: batch times output spatial sizes (the GEMM's M)."""
         return self.out_batch * math.prod(self.out_sizes)
@@ -84,17 +96,37 @@ def direct_output(conv: ConvGeometry, out: IrArray) -> bool:
     return order == tuple(range(out.shape.rank)) and out.element_type is conv.acc_t
 
 
-def store_output(ctx: KernelContext, conv: ConvGeometry, c: IrArray, out: IrArray) -> None:
-    """out[batch, spatial, feature] = C[pixel, feature], converted to out's type."""
-    b = ctx.builder
+def pixel_coordinates(b: ir.IRBuilder, conv: ConvGeometry, m: ir.Value) -> list[ir.Value]:
+    """Output pixel m (row-major over batch and output spatial) as [batch, spatial...]."""
+    return delinearize(b, m, [conv.out_batch, *conv.out_sizes])
+
+
+def output_index(conv: ConvGeometry, dims: Sequence[int], pixel: Sequence[ir.Value],
+                 feature: ir.Value, linear: ir.Value | None = None) -> IrIndex:
+    """The index into the output (of `dims`) of feature `feature` of the pixel whose
+    coordinates are `pixel` (see pixel_coordinates); `linear` is its row-major offset when
+    the caller knows it."""
     labels = conv.labels
+    ob, *opos = pixel
+    values = place(len(dims), [
+        (labels.output_batch, ob),
+        (labels.output_feature, feature),
+        *zip(labels.output_spatial, opos, strict=True),
+    ])
+    return IrIndex(values, dims, linear)
+
+
+def store_output(ctx: KernelContext, conv: ConvGeometry, c: IrArray, out: IrArray,
+                 epilogue: ExpressionFunction | None = None) -> None:
+    """out[batch, spatial, feature] = C[pixel, feature], converted to out's type (then
+    through `epilogue`, when given)."""
+    b = ctx.builder
     with for_range(b, 0, conv.pixels, name="conv.pixel") as m:
-        ob, *opos = delinearize(b, m, [conv.out_batch, *conv.out_sizes])
+        pixel = pixel_coordinates(b, conv, m)
         with for_range(b, 0, conv.kernel_out, name="conv.f") as f:
             value = c.load_linear(b, b.add(b.mul(m, i64(conv.kernel_out)), f))
-            index = place(out.shape.rank, [
-                (labels.output_batch, ob),
-                (labels.output_feature, f),
-                *zip(labels.output_spatial, opos, strict=True),
-            ])
-            out.store(b, index, convert_scalar(b, value, conv.acc_t, out.element_type))
+            value = convert_scalar(b, value, conv.acc_t, out.element_type)
+            index = output_index(conv, out.shape.dims, pixel, f)
+            if epilogue is not None:
+                value = epilogue(index, value)
+            out.store(b, index, value)

@@ -1,7 +1,9 @@
 """Register-tiled direct convolution for float convolutions of one group (see the
 `register tiles` path in backends/cpu/conv.py): a zero-padded copy of the input, then MR
 pixels x NR output features accumulated in vector registers straight from it and the
-(HWIO) kernel, without packing; split across threads over pixel tiles."""
+(HWIO) kernel, without packing; split across threads over pixel tiles. An output fusion's
+epilogue (bias, activation: backends/cpu/fused_expression.py) is applied to each tile's
+accumulators before they are stored, so the fused output is written once."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from backends.cpu.conv_geometry import (
     ConvGeometry,
     direct_output,
     element_offset,
+    output_index,
+    pixel_coordinates,
     store_output,
 )
 from backends.cpu.dot import group_strides
+from backends.cpu.fused_expression import ExpressionFunction, FusedExpression
 from backends.cpu.gemm import (
     K_UNROLL,
     Caches,
@@ -36,6 +41,7 @@ from backends.llvm.arith import (
 from backends.llvm.index import delinearize, row_major_strides
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
+    NOWRAP,
     alloca_at_entry,
     const,
     for_range,
@@ -153,8 +159,9 @@ class _Tiled:
 
 
 def emit_tiled(ctx: KernelContext, conv: ConvGeometry, lhs: IrArray, rhs: IrArray,
-                out: IrArray) -> None:
-    """out = convolution by register tiles over a padded copy of the input (see _Tiled).
+               out: IrArray, epilogue: FusedExpression | None = None) -> None:
+    """out = convolution by register tiles over a padded copy of the input (see _Tiled),
+    then `epilogue` (when given; it is marked applied) on every element before its store.
 
     With a thread count, the copy is split over its rows and the tiles over pixel tiles
     (products of at least the GEMM's PARALLEL_MIN_WORK multiply-adds): every output
@@ -174,15 +181,23 @@ def emit_tiled(ctx: KernelContext, conv: ConvGeometry, lhs: IrArray, rhs: IrArra
     direct = direct_output(conv, out)
     c = out if direct else ctx.temp_array(Shape.array(conv.acc_t, (conv.pixels, conv.kernel_out)),
                                           name="conv.c")
+    # The tiles apply the epilogue when they store the output itself, else store_output.
+    tile_epilogue = epilogue if direct else None
     fn = _tiled_range_function(ctx.module, f"{b.function.name}.tiles", tiled, ldb,
-                               tiled.block_tiles(target_caches(target)))
+                               tiled.block_tiles(target_caches(target)), tile_epilogue)
     min_work = cpu_gemm.PARALLEL_MIN_WORK
     tile_work = conv.kernel_out * tiled.depth * tiled.config.mr
     parallel = threads is not None and tiled.tiles * tile_work >= min_work
-    call_ranges(b, fn, [xp.ptr, kernel.ptr, c.ptr], tiled.tiles,
-                max(1, min_work // 2 // tile_work), threads if parallel else None)
+    pointers = [xp.ptr, kernel.ptr, c.ptr]
+    if tile_epilogue is not None:
+        pointers += tile_epilogue.pointers()
+    call_ranges(b, fn, pointers, tiled.tiles, max(1, min_work // 2 // tile_work),
+                threads if parallel else None)
     if not direct:
-        store_output(ctx, conv, c, out)
+        finish = None if epilogue is None else epilogue.bind(b, epilogue.pointers())
+        store_output(ctx, conv, c, out, finish)
+    if epilogue is not None:
+        epilogue.applied = True
 
 
 def _padded_copy_function(module: ir.Module, name: str, tiled: _Tiled,
@@ -253,26 +268,38 @@ def _tiled_kernel(ctx: KernelContext, tiled: _Tiled, rhs: IrArray) -> tuple[IrAr
 
 
 def _tiled_range_function(module: ir.Module, name: str, tiled: _Tiled, ldb: int,
-                          block: int) -> ir.Function:
-    """`void f(ptr xp, ptr kernel, ptr c, i64 t0, i64 t1)`: C for pixel tiles [t0, t1)."""
-    fn, b = range_function(module, name, ["xp", "kernel", "c"])
-    _TileEmitter(b, tiled, ldb, block).emit()
+                          block: int, epilogue: FusedExpression | None) -> ir.Function:
+    """`void f(ptr xp, ptr kernel, ptr c, ptr epilogue operands..., i64 t0, i64 t1)`: C
+    for pixel tiles [t0, t1) (the epilogue's values when there is one)."""
+    names = ["xp", "kernel", "c"]
+    if epilogue is not None:
+        names += [f"epi{k}" for k in epilogue.parameters]
+    fn, b = range_function(module, name, names)
+    finish = None
+    if epilogue is not None:
+        finish = epilogue.bind(b, fn.args[3:len(names)])
+    _TileEmitter(b, tiled, ldb, block, finish).emit()
     return fn
 
 
 class _TileEmitter:
     """Emits a tiled range function: blocks of pixel tiles, output feature tiles, then
-    one MR x NR register tile per (pixel tile, feature tile)."""
+    one MR x NR register tile per (pixel tile, feature tile); with `finish` (an epilogue),
+    the last K block stores finish(index, sum) instead of the sum."""
 
-    def __init__(self, b: ir.IRBuilder, tiled: _Tiled, ldb: int, block: int) -> None:
+    def __init__(self, b: ir.IRBuilder, tiled: _Tiled, ldb: int, block: int,
+                 finish: ExpressionFunction | None) -> None:
         self.tiled = tiled
+        self.finish = finish
+        self.out_dims = tiled.conv.output_dims
         self.cfg = tiled.config
         self.ldb = ldb
         self.block = block
         self.acc_t = tiled.config.acc_t
         self.elem = llvm_type(self.acc_t)
         self.vec = ir.VectorType(self.elem, self.cfg.lanes)
-        self.xp, self.kernel, self.c, self.t0, self.t1 = b.function.args
+        self.xp, self.kernel, self.c = b.function.args[:3]
+        self.t0, self.t1 = b.function.args[-2:]
         self.b = b
         self.acc = [[alloca_at_entry(self.b, self.vec, name=f"acc{r}.{v}")
                      for v in range(self.cfg.nr_vectors)] for r in range(self.cfg.mr)]
@@ -294,15 +321,18 @@ class _TileEmitter:
                     j0 = b.mul(kj, i64(tiled.piece))
                     first = b.and_(b.icmp_signed("==", kp, i64(0)),
                                    b.icmp_signed("==", kj, i64(0)))
+                    last = b.and_(b.icmp_signed("==", kp, i64(tiled.position_blocks - 1)),
+                                  b.icmp_signed("==", kj, i64(pieces - 1)))
                     with for_range(b, 0, tiled.n_padded, step=cfg.nr, name="tn") as n0:
                         with for_range(b, tb, te, name="tm") as t:
-                            self.emit_tile(t, n0, (p0, p1, j0), first)
+                            self.emit_tile(t, n0, (p0, p1, j0), (first, last))
         b.ret_void()
 
     def emit_tile(self, t: ir.Value, n0: ir.Value, k_block: tuple[ir.Value, ...],
-                  first: ir.Value) -> None:
+                  order: tuple[ir.Value, ir.Value]) -> None:
         """C[tile t's pixels, n0:n0+NR] (+)= A rows @ B columns over one K block (outer
-        window positions [p0, p1), segment elements [j0, j0 + piece)), in registers."""
+        window positions [p0, p1), segment elements [j0, j0 + piece)), in registers;
+        `order` tells whether the K block is the first and whether it is the last."""
         b, cfg, conv = self.b, self.cfg, self.tiled.conv
         p0, p1, j0 = k_block
         m0 = b.mul(t, i64(cfg.mr))
@@ -330,9 +360,9 @@ class _TileEmitter:
                       b.icmp_signed("==", cols, i64(cfg.nr)))
         with if_else(b, full, likely=True) as (then, otherwise):
             with then:
-                self.store_full(c_tile, first)
+                self.store_full(c_tile, m0, n0, order)
             with otherwise:
-                self.store_edge(c_tile, rows, cols, first)
+                self.store_edge(c_tile, (m0, n0), (rows, cols), order)
 
     def pixel_base(self, m: ir.Value, j0: ir.Value) -> ir.Value:
         """Pointer to element j0 of window position 0 of output pixel m in xp."""
@@ -389,43 +419,96 @@ class _TileEmitter:
             for v, slot in enumerate(self.acc[r]):
                 b.store(multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
 
-    def store_full(self, c_tile: ir.Value, first: ir.Value) -> None:
-        """C tile = accumulators (first K block) or C tile += accumulators."""
+    def store_full(self, c_tile: ir.Value, m0: ir.Value, n0: ir.Value,
+                   order: tuple[ir.Value, ir.Value]) -> None:
+        """C tile = accumulators (first K block) or C tile += accumulators; the last K
+        block stores them through the epilogue."""
         b, cfg = self.b, self.cfg
+        first, last = order
         ldc = self.tiled.conv.kernel_out
         align = self.acc_t.byte_size
         pointers = [[b.gep(c_tile, [i64(r * ldc + v * cfg.lanes)], inbounds=True,
                            source_etype=self.elem) for v in range(cfg.nr_vectors)]
                     for r in range(cfg.mr)]
-        if self.tiled.k_blocks == 1:
+
+        def store(values: list[list[ir.Value]], finish: bool) -> None:
+            if finish and self.finish is not None:
+                values = self.finish_tile(values, m0, n0)
             for r, v in itertools.product(range(cfg.mr), range(cfg.nr_vectors)):
-                b.store(b.load(self.acc[r][v]), pointers[r][v], align=align)
+                b.store(values[r][v], pointers[r][v], align=align)
+
+        acc = [[b.load(slot) for slot in row] for row in self.acc]
+        if self.tiled.k_blocks == 1:
+            store(acc, True)
             return
         with if_else(b, first) as (then, otherwise):
             with then:
-                for r, v in itertools.product(range(cfg.mr), range(cfg.nr_vectors)):
-                    b.store(b.load(self.acc[r][v]), pointers[r][v], align=align)
+                store(acc, False)
             with otherwise:
-                for r, v in itertools.product(range(cfg.mr), range(cfg.nr_vectors)):
-                    old = b.load(pointers[r][v], typ=self.vec, align=align)
-                    total = add_scalar(b, self.acc_t, old, b.load(self.acc[r][v]))
-                    b.store(total, pointers[r][v], align=align)
+                totals = [[add_scalar(b, self.acc_t,
+                                      b.load(pointers[r][v], typ=self.vec, align=align),
+                                      acc[r][v])
+                           for v in range(cfg.nr_vectors)] for r in range(cfg.mr)]
+                if self.finish is None:
+                    store(totals, False)
+                    return
+                with if_else(b, last) as (then_last, otherwise_last):
+                    with then_last:
+                        store(totals, True)
+                    with otherwise_last:
+                        store(totals, False)
 
-    def store_edge(self, c_tile: ir.Value, rows: ir.Value, cols: ir.Value,
-                   first: ir.Value) -> None:
-        """The valid rows x cols corner of the tile, through the stack tile."""
-        b, cfg = self.b, self.cfg
+    def finish_tile(self, values: list[list[ir.Value]], m0: ir.Value,
+                    n0: ir.Value) -> list[list[ir.Value]]:
+        """The epilogue of a full tile, element by element on its vectors' lanes (LLVM's
+        SLP vectoriser turns the lanes back into vector operations). The features are
+        computed once per tile, so loads that depend only on them (a bias) are shared
+        by the rows."""
+        b, cfg, conv = self.b, self.cfg, self.tiled.conv
+        assert self.finish is not None
+        features = [b.add(n0, i64(j), flags=NOWRAP) for j in range(cfg.nr)]
+        result = []
+        for r, row in enumerate(values):
+            m = b.add(m0, i64(r), flags=NOWRAP)
+            pixel = pixel_coordinates(b, conv, m)
+            base = b.mul(m, i64(conv.kernel_out), flags=NOWRAP)
+            vectors = []
+            for v, vec in enumerate(row):
+                for lane in range(cfg.lanes):
+                    f = features[v * cfg.lanes + lane]
+                    index = output_index(conv, self.out_dims, pixel, f,
+                                         b.add(base, f, flags=NOWRAP))
+                    value = self.finish(index, b.extract_element(vec, i64(lane)))
+                    vec = b.insert_element(vec, value, i64(lane))
+                vectors.append(vec)
+            result.append(vectors)
+        return result
+
+    def store_edge(self, c_tile: ir.Value, origin: tuple[ir.Value, ir.Value],
+                   extent: tuple[ir.Value, ir.Value], order: tuple[ir.Value, ir.Value]) -> None:
+        """The valid rows x cols corner of the tile at pixel m0, feature n0, through the
+        stack tile."""
+        b, cfg, conv = self.b, self.cfg, self.tiled.conv
+        (m0, n0), (rows, cols), (first, last) = origin, extent, order
         for r, v in itertools.product(range(cfg.mr), range(cfg.nr_vectors)):
             ptr = b.gep(self.tile_vectors, [i64(r * cfg.nr_vectors + v)], inbounds=True,
                         source_etype=self.vec)
             b.store(b.load(self.acc[r][v]), ptr)
         with for_range(b, 0, rows, name="er") as r:
+            m = b.add(m0, r, flags=NOWRAP)
+            pixel = pixel_coordinates(b, conv, m) if self.finish is not None else []
             with for_range(b, 0, cols, name="ec") as j:
                 src = b.gep(self.tile, [b.add(b.mul(r, i64(cfg.nr)), j)], inbounds=True,
                             source_etype=self.elem)
-                dst = b.gep(c_tile, [b.add(b.mul(r, i64(self.tiled.conv.kernel_out)), j)],
+                dst = b.gep(c_tile, [b.add(b.mul(r, i64(conv.kernel_out)), j)],
                             inbounds=True, source_etype=self.elem)
                 value = b.load(src, typ=self.elem)
                 total = add_scalar(b, self.acc_t, b.load(dst, typ=self.elem), value)
-                b.store(b.select(first, value, total), dst)
-
+                value = b.select(first, value, total)
+                if self.finish is not None:
+                    f = b.add(n0, j, flags=NOWRAP)
+                    linear = b.add(b.mul(m, i64(conv.kernel_out), flags=NOWRAP), f,
+                                   flags=NOWRAP)
+                    index = output_index(conv, self.out_dims, pixel, f, linear)
+                    value = b.select(last, self.finish(index, value), value)
+                b.store(value, dst)

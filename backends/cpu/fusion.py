@@ -9,7 +9,8 @@ the instructions that need a kernel are computed into buffers:
 - kOutput: the dot (or convolution) is written into the fusion's output buffer, then one
   loop applies the epilogue (bias, activation) in place, reading element i of the dot
   just before writing element i of the result: one extra pass over the (cache-warm)
-  output, none over a temporary.
+  output, none over a temporary; a kernel that takes the epilogue
+  (backends/cpu/fused_expression.py) applies it before its own stores instead: no pass.
 A fusion these rules do not cover (hand-written HLO with tuples inside, kernels without
 an opcode here) is called like `call`, each instruction materialised by the driver.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from llvmlite import ir
 
 from backends.cpu import loops
+from backends.cpu.fused_expression import FusedExpression
 from backends.cpu.kernels import CPU_KERNELS, BufferValue, KernelContext, emits
 from backends.cpu.loops import emit_elemental_loop, emit_linear_range_loop, emit_multi_output_loop
 from backends.elemental import EMIT, GeneratedArray, Generator
@@ -139,9 +141,17 @@ class FusedContext:
         # (`gemm.kernel_target`), so a fused dot or convolution is tiled for the target, not
         # for the host.
         self.parent = getattr(ctx, "parent", None)
+        # The fusion's epilogue, for a kernel that writes the fusion's output (see
+        # backends/cpu/fused_expression.py); None when there is none to apply.
+        self.epilogue: FusedExpression | None = None
 
     def elemental(self, instr: HloInstruction) -> Generator:
         return self._kernel.fused.generator(instr)
+
+    def portable(self, instr: HloInstruction) -> FusedExpression | None:
+        """`instr` (a fused producer a kernel reads) as code another function can emit from
+        the fusion's operand buffers (see backends/cpu/fused_expression.py), or None."""
+        return FusedExpression.value(instr, self._kernel.operands, self.math)
 
     def call_scalar_computation(self, comp: HloComputation, args: Sequence[ir.Value]
                                 ) -> list[ir.Value]:
@@ -222,8 +232,13 @@ class FusionKernel:
         b = self.ctx.builder
         operands = [self._operand_value(instr, o) for o in instr.operands]
         out = self._output_for(instr, leaves)
-        CPU_KERNELS[instr.opcode](FusedContext(self.ctx, self), instr, operands, out)
+        fused_ctx = FusedContext(self.ctx, self)
+        fused_ctx.epilogue = self._epilogue(instr, out)
+        CPU_KERNELS[instr.opcode](fused_ctx, instr, operands, out)
         self.buffers[id(instr)] = out
+        if fused_ctx.epilogue is not None and fused_ctx.epilogue.applied:
+            # The kernel stored the root's values: no pass over the output is left.
+            self.buffers[id(self.comp.root)] = self.outs[0]
         if isinstance(out, IrArray):
             self.fused.bind(instr, _loader(b, out))
             return
@@ -232,6 +247,14 @@ class FusionKernel:
                 leaf = out[user.attrs["index"]]
                 self.buffers[id(user)] = leaf
                 self.fused.bind(user, _loader(b, leaf))
+
+    def _epilogue(self, instr: HloInstruction, out: BufferValue) -> FusedExpression | None:
+        """The epilogue `instr` may apply: when it is the fusion's only kernel and writes
+        the (single) output buffer, which the root reads at its own index."""
+        if (len(self.kernels) != 1 or self.kernels[0] is not instr or len(self.outs) != 1
+                or not isinstance(out, IrArray) or out.ptr is not self.outs[0].ptr):
+            return None
+        return FusedExpression.epilogue(self.comp, instr, self.operands, self.ctx.math)
 
     def _operand_value(self, kernel: HloInstruction, operand: HloInstruction) -> Any:
         """What `kernel` reads for `operand`: a buffer, or a generated array."""

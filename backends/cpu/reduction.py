@@ -15,13 +15,18 @@ the holes of base dilation, as XLA's evaluator does (index arithmetic in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from llvmlite import ir
 
+from backends.cpu import loops
+from backends.cpu.fused_expression import FusedExpression
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.cpu.threads import call_ranges, range_function
-from backends.llvm.index import delinearize, linearize
+from backends.elemental import GeneratedArray
+from backends.llvm.index import IrIndex, delinearize, linearize
 from backends.llvm.ir_array import IrArray
 from backends.llvm.irutil import (
     I1,
@@ -41,6 +46,7 @@ from hlo.attributes import Window
 from hlo.computation import HloComputation
 from hlo.instruction import HloInstruction
 from hlo.opcodes import Opcode
+from hlo.shape import Shape
 
 # Combiners whose application order may be rearranged freely (associative and commutative).
 _REORDERABLE = frozenset({
@@ -72,7 +78,7 @@ def is_reorderable(comp: HloComputation) -> bool:
 class Accumulators:
     """Stack slots for the running values of a (variadic) reduction, kept in registers."""
 
-    def __init__(self, ctx: KernelContext, arrays: Sequence[IrArray], name: str) -> None:
+    def __init__(self, ctx: Any, arrays: Sequence[IrArray], name: str) -> None:
         self.ctx = ctx
         self.slots = [
             alloca_at_entry(ctx.builder, llvm_type(a.element_type), name=f"{name}{k}")
@@ -94,75 +100,205 @@ class Accumulators:
 # --- reduce ----------------------------------------------------------------------------------
 
 
+class _Scope:
+    """Where reduce code goes: a builder and the scalar computations emitted at it (the
+    kernel's own context, or a range function of the reduction split across threads)."""
+
+    def __init__(self, builder: ir.IRBuilder, math_: TargetMath) -> None:
+        self.builder = builder
+        self.math = math_
+
+    def call_scalar_computation(self, comp: HloComputation,
+                                args: Sequence[ir.Value]) -> list[ir.Value]:
+        return emit_scalar_computation(self.builder, self.math, comp, list(args))
+
+
+@dataclass(frozen=True)
+class _ReducePlan:
+    """A reduce over its input viewed as [rows, dims after the row prefix...]: the row
+    prefix is the leading run of kept dimensions, merged into one. Every row holds its own
+    outputs and the input behind them, so rows split across threads compute each output
+    exactly as the serial loop does (no reduced dimension is ever split)."""
+
+    comp: HloComputation
+    dims: tuple[int, ...]          # the merged input dimensions, rows first
+    reduced: tuple[int, ...]       # reduced dimensions of the merged input (all > 0)
+    suffix: int                    # trailing reduced dimensions, reduced in registers
+
+    @staticmethod
+    def create(comp: HloComputation, dims: Sequence[int], reduced: Sequence[int]) -> _ReducePlan:
+        prefix = 0
+        while prefix < len(dims) and prefix not in reduced:
+            prefix += 1
+        merged = (math.prod(dims[:prefix]), *dims[prefix:])
+        shifted = tuple(sorted(d - prefix + 1 for d in reduced))
+        suffix = 0
+        while suffix < len(merged) and len(merged) - 1 - suffix in shifted:
+            suffix += 1
+        return _ReducePlan(comp, merged, shifted, suffix)
+
+    @property
+    def rows(self) -> int:
+        return self.dims[0]
+
+    @property
+    def row_elements(self) -> int:
+        """Input elements per row."""
+        return math.prod(self.dims[1:])
+
+    @property
+    def row_outputs(self) -> int:
+        """Output elements per row (contiguous in the output)."""
+        return math.prod(d for k, d in enumerate(self.dims) if k and k not in self.reduced)
+
+    def emit_rows(self, scope: _Scope, inputs: list[Any], inits: list[Any],
+                  outs: list[IrArray], begin: ir.Value, end: ir.Value) -> None:
+        """The outputs of rows [begin, end), from `inputs` viewed with the merged dims."""
+        if self.suffix == len(self.reduced):
+            _reduce_innermost(scope, self, inputs, inits, outs, begin, end)
+        elif self.suffix:
+            _reduce_blocks_into_output(scope, self, inputs, inits, outs, begin, end)
+        else:
+            _reduce_into_output(scope, self, inputs, inits, outs, begin, end)
+
+
 @emits(Opcode.REDUCE)
 def emit_reduce(
     ctx: KernelContext, instr: HloInstruction, operands: list[BufferValue], out: BufferValue
 ) -> None:
-    """out[kept] = combine over the reduced dims of inputs, starting from the init values."""
+    """out[kept] = combine over the reduced dims of inputs, starting from the init values.
+
+    With a thread count and at least loops.PARALLEL_MIN_ELEMENTS input elements, the rows
+    (the leading kept dimensions, see _ReducePlan) are split across threads in a range
+    function; a fused input is re-emitted there from the fusion's operands.
+    """
     n = len(operands) // 2
     inputs, inits = operands[:n], operands[n:]
     outs = as_list(out)
     comp: HloComputation = instr.attrs["to_apply"]
     dims = inputs[0].shape.dims
-    reduced = sorted(instr.attrs["dimensions"])
-    rank = len(dims)
     if math.prod(outs[0].shape.dims) == 0:
         return
-    # The trailing run of reduced dims is reduced in registers, one block per position of
-    # the dims before it; those dims are walked in memory order.
-    suffix = 0
-    while suffix < rank and rank - 1 - suffix in reduced:
-        suffix += 1
-    if suffix == len(reduced):
-        _reduce_innermost(ctx, comp, inputs, inits, outs, math.prod(dims[rank - suffix:]))
-    elif suffix:
-        _reduce_blocks_into_output(ctx, comp, inputs, inits, outs, reduced, suffix)
-    else:
-        _reduce_into_output(ctx, comp, inputs, inits, outs, reduced)
+    plan = _ReducePlan.create(comp, dims, instr.attrs["dimensions"])
+    threads = getattr(ctx, "threads", None)
+    sources = None
+    if (threads is not None and plan.rows > 1 and math.prod(dims) >= loops.PARALLEL_MIN_ELEMENTS
+            and all(isinstance(o, IrArray) for o in outs)):
+        sources = _portable_sources(ctx, instr, operands)
+    if sources is None:
+        scope = _Scope(ctx.builder, ctx.math)
+        plan.emit_rows(scope, [_merged(scope, x, plan) for x in inputs], inits, outs, i64(0),
+                       i64(plan.rows))
+        return
+    pointers = [p for source in sources for p in source.pointers] + [o.ptr for o in outs]
+    fn, b = range_function(ctx.module, f"{ctx.builder.function.name}.reduce",
+                           [f"buf{k}" for k in range(len(pointers))])
+    scope = _Scope(b, ctx.math)
+    args = iter(fn.args[:len(pointers)])
+    local = [source.rebuild(b, [next(args) for _ in source.pointers]) for source in sources]
+    local_outs = [IrArray(next(args), o.shape) for o in outs]
+    plan.emit_rows(scope, [_merged(scope, x, plan) for x in local[:n]], local[n:], local_outs,
+                   fn.args[-2], fn.args[-1])
+    b.ret_void()
+    grain = max(1, -(-loops.PARALLEL_MIN_ELEMENTS // plan.row_elements))
+    call_ranges(ctx.builder, fn, pointers, plan.rows, grain, threads)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An operand of a reduce as pointers of the kernel's function and a way to rebuild it
+    over those pointers in another function."""
+
+    pointers: list[ir.Value]
+    rebuild: Callable[[ir.IRBuilder, list[ir.Value]], Any]
+
+
+def _portable_sources(ctx: KernelContext, instr: HloInstruction,
+                      operands: list[BufferValue]) -> list[_Source] | None:
+    """Each operand as a _Source: a buffer as itself, a fused producer (GeneratedArray)
+    through the fusion's FusedExpression; None when one cannot be moved."""
+    sources = []
+    for operand, value in zip(instr.operands, operands, strict=True):
+        if isinstance(value, IrArray):
+            sources.append(_Source([value.ptr], _array_rebuilder(value)))
+            continue
+        portable = getattr(ctx, "portable", None)
+        expression = portable(operand) if portable is not None else None
+        if not isinstance(value, GeneratedArray) or expression is None:
+            return None
+        sources.append(_Source(expression.pointers(), _expression_rebuilder(expression,
+                                                                            value.shape)))
+    return sources
+
+
+def _array_rebuilder(array: IrArray) -> Callable[[ir.IRBuilder, list[ir.Value]], Any]:
+    return lambda b, pointers: IrArray(pointers[0], array.shape, array.invariant)
+
+
+def _expression_rebuilder(expression: FusedExpression,
+                          shape: Shape) -> Callable[[ir.IRBuilder, list[ir.Value]], Any]:
+    def rebuild(b: ir.IRBuilder, pointers: list[ir.Value]) -> GeneratedArray:
+        function = expression.bind(b, pointers)
+        return GeneratedArray(lambda index: function(index, None), shape)
+
+    return rebuild
+
+
+def _merged(scope: _Scope, x: Any, plan: _ReducePlan) -> Any:
+    """`x` (an input of the reduce) viewed with the plan's merged dimensions."""
+    if tuple(x.shape.dims) == plan.dims:
+        return x
+    merged = Shape.array(x.element_type, plan.dims)
+    if isinstance(x, IrArray):
+        return IrArray(x.ptr, merged, x.invariant)
+    b = scope.builder
+    dims = x.shape.dims
+    prefix = len(dims) - len(plan.dims) + 1
+
+    def generator(index: IrIndex) -> ir.Value:
+        rows = delinearize(b, index.values[0], dims[:prefix])
+        return x.load(b, IrIndex([*rows, *index.values[1:]], dims))
+
+    return GeneratedArray(generator, merged)
 
 
 def _combine_block(
-    ctx: KernelContext,
+    scope: _Scope,
     comp: HloComputation,
-    inputs: list[IrArray],
+    inputs: list[Any],
     acc: Accumulators,
     base: ir.Value,
     size: int,
 ) -> None:
     """acc = comp(acc, x) for x = inputs[base : base + size], in registers."""
-    b = ctx.builder
+    b = scope.builder
     start = 0
     if len(inputs) == 1 and size >= MIN_SPLIT and is_reorderable(comp):
-        acc.combine(comp, [_split_sum(ctx, comp, inputs[0], base, size)])
+        acc.combine(comp, [_split_sum(scope, comp, inputs[0], base, size)])
         start = size - size % PARTIALS
     with for_range(b, start, size, name="red.k") as k:
         at = b.add(base, k, flags=NOWRAP)
         acc.combine(comp, [x.load_linear(b, at) for x in inputs])
 
 
-def _reduce_innermost(
-    ctx: KernelContext,
-    comp: HloComputation,
-    inputs: list[IrArray],
-    inits: list[IrArray],
-    outs: list[IrArray],
-    size: int,
-) -> None:
-    """All reduced dims innermost: input = [outputs, size] row-major, one block per output."""
-    b = ctx.builder
-    acc = Accumulators(ctx, outs, "red.acc")
-    with for_range(b, 0, outs[0].shape.num_elements, name="red.out") as o:
+def _reduce_innermost(scope: _Scope, plan: _ReducePlan, inputs: list[Any], inits: list[Any],
+                      outs: list[IrArray], begin: ir.Value, end: ir.Value) -> None:
+    """All reduced dims innermost: input = [rows, size] row-major, one block per output."""
+    b = scope.builder
+    size = plan.row_elements
+    acc = Accumulators(scope, outs, "red.acc")
+    with for_range(b, begin, end, name="red.out") as o:
         acc.store([init.load(b, []) for init in inits])
-        _combine_block(ctx, comp, inputs, acc, b.mul(o, i64(size), flags=NOWRAP), size)
+        _combine_block(scope, plan.comp, inputs, acc, b.mul(o, i64(size), flags=NOWRAP), size)
         for arr, v in zip(outs, acc.load(), strict=True):
             arr.store_linear(b, o, v)
 
 
 def _split_sum(
-    ctx: KernelContext, comp: HloComputation, x: IrArray, base: ir.Value, size: int
+    scope: _Scope, comp: HloComputation, x: Any, base: ir.Value, size: int
 ) -> ir.Value:
     """Combine x[base : base + size - size % PARTIALS] over PARTIALS interleaved partials."""
-    b = ctx.builder
+    b = scope.builder
     parts = [
         alloca_at_entry(b, llvm_type(x.element_type), name=f"red.part{v}")
         for v in range(PARTIALS)
@@ -173,71 +309,68 @@ def _split_sum(
         at = b.add(base, j, flags=NOWRAP)
         for v, slot in enumerate(parts):
             value = x.load_linear(b, b.add(at, i64(v), flags=NOWRAP))
-            (combined,) = ctx.call_scalar_computation(comp, [b.load(slot), value])
+            (combined,) = scope.call_scalar_computation(comp, [b.load(slot), value])
             b.store(combined, slot)
     values = [b.load(slot) for slot in parts]
     while len(values) > 1:
         values = [
-            ctx.call_scalar_computation(comp, [values[i], values[i + 1]])[0]
+            scope.call_scalar_computation(comp, [values[i], values[i + 1]])[0]
             for i in range(0, len(values), 2)
         ]
     return values[0]
 
 
-def _init_outputs(ctx: KernelContext, inits: list[IrArray], outs: list[IrArray]) -> None:
-    b = ctx.builder
-    with for_range(b, 0, outs[0].shape.num_elements, name="red.init") as o:
+def _init_outputs(scope: _Scope, plan: _ReducePlan, inits: list[Any], outs: list[IrArray],
+                  begin: ir.Value, end: ir.Value) -> None:
+    """The outputs of rows [begin, end) = the init values."""
+    b = scope.builder
+    per_row = i64(plan.row_outputs)
+    first = b.mul(begin, per_row, flags=NOWRAP)
+    with for_range(b, first, b.mul(end, per_row, flags=NOWRAP), name="red.init") as o:
         for arr, init in zip(outs, inits, strict=True):
             arr.store_linear(b, o, init.load(b, []))
 
 
-def _reduce_blocks_into_output(
-    ctx: KernelContext,
-    comp: HloComputation,
-    inputs: list[IrArray],
-    inits: list[IrArray],
-    outs: list[IrArray],
-    reduced: list[int],
-    suffix: int,
-) -> None:
+def _reduce_blocks_into_output(scope: _Scope, plan: _ReducePlan, inputs: list[Any],
+                               inits: list[Any], outs: list[IrArray], begin: ir.Value,
+                               end: ir.Value) -> None:
     """Reduced dims both before and after a kept one: each innermost block is reduced in
     registers, starting from (and ending in) its output element."""
-    b = ctx.builder
-    _init_outputs(ctx, inits, outs)
-    dims = inputs[0].shape.dims
-    outer = dims[: len(dims) - suffix]
-    size = math.prod(dims[len(dims) - suffix:])
-    kept = [d for d in range(len(outer)) if d not in reduced]
-    acc = Accumulators(ctx, outs, "red.acc")
-    with loop_nest(b, outer, name="red.outer") as idx:
-        o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
-        acc.store([arr.load_linear(b, o) for arr in outs])
-        base = b.mul(linearize(b, idx, outer), i64(size), flags=NOWRAP)
-        _combine_block(ctx, comp, inputs, acc, base, size)
-        for arr, v in zip(outs, acc.load(), strict=True):
-            arr.store_linear(b, o, v)
+    b = scope.builder
+    _init_outputs(scope, plan, inits, outs, begin, end)
+    dims = plan.dims
+    outer = dims[: len(dims) - plan.suffix]
+    size = math.prod(dims[len(dims) - plan.suffix:])
+    kept = [d for d in range(len(outer)) if d not in plan.reduced]
+    acc = Accumulators(scope, outs, "red.acc")
+    with for_range(b, begin, end, name="red.row") as row:
+        with loop_nest(b, outer[1:], name="red.outer") as rest:
+            idx = [row, *rest]
+            o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
+            acc.store([arr.load_linear(b, o) for arr in outs])
+            base = b.mul(linearize(b, idx, outer), i64(size), flags=NOWRAP)
+            _combine_block(scope, plan.comp, inputs, acc, base, size)
+            for arr, v in zip(outs, acc.load(), strict=True):
+                arr.store_linear(b, o, v)
 
 
-def _reduce_into_output(
-    ctx: KernelContext,
-    comp: HloComputation,
-    inputs: list[IrArray],
-    inits: list[IrArray],
-    outs: list[IrArray],
-    reduced: list[int],
-) -> None:
+def _reduce_into_output(scope: _Scope, plan: _ReducePlan, inputs: list[Any], inits: list[Any],
+                        outs: list[IrArray], begin: ir.Value, end: ir.Value) -> None:
     """The innermost dim is kept: walk the input in order, accumulating in `out` (the loop
     over the kept innermost dim vectorises)."""
-    b = ctx.builder
-    _init_outputs(ctx, inits, outs)
-    dims = inputs[0].shape.dims
-    kept = [d for d in range(len(dims)) if d not in reduced]
-    with loop_nest(b, dims, name="red.in") as idx:
-        o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
-        accs = [arr.load_linear(b, o) for arr in outs]
-        xs = [x.load(b, idx) for x in inputs]
-        for arr, v in zip(outs, ctx.call_scalar_computation(comp, [*accs, *xs]), strict=True):
-            arr.store_linear(b, o, v)
+    b = scope.builder
+    _init_outputs(scope, plan, inits, outs, begin, end)
+    dims = plan.dims
+    kept = [d for d in range(len(dims)) if d not in plan.reduced]
+    with for_range(b, begin, end, name="red.row") as row:
+        with loop_nest(b, dims[1:], name="red.in") as rest:
+            idx = [row, *rest]
+            o = linearize(b, [idx[d] for d in kept], [dims[d] for d in kept])
+            accs = [arr.load_linear(b, o) for arr in outs]
+            xs = [x.load(b, idx) for x in inputs]
+            results = scope.call_scalar_computation(plan.comp, [*accs, *xs])
+            for arr, v in zip(outs, results, strict=True):
+                arr.store_linear(b, o, v)
 
 
 # --- windows ---------------------------------------------------------------------------------

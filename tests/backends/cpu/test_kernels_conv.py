@@ -26,6 +26,7 @@ from backends.cpu.gemm import target_caches
 from backends.cpu.object import Target
 from compiler.api import compile_artifact
 from hlo.evaluator import evaluate
+from hlo.opcodes import Opcode
 from hlo.parser import parse
 from runtime.loader import Executable
 from tests.backends.cpu.test_kernels_common import assert_close, check, module_text
@@ -302,3 +303,119 @@ def test_identical_for_any_thread_count(name: str, lhs: str, rhs: str, out: str,
 def test_small_convolutions_stay_serial() -> None:
     _, lhs, rhs, out, attrs = TILED_CASES[1]
     assert "tfcompile.parallel_for" not in compiled_ir(conv_module("f32", lhs, rhs, out, attrs))
+
+
+# --- output fusions: the epilogue in the tiles' stores ------------------------------------
+
+# Epilogues of `c` (the convolution, of shape S with features along dimension F): bias and
+# relu as JAX prints them; a residual add of a same-shape operand, a scale and tanh; a leaky
+# relu through compare and select.
+EPILOGUES = {
+    "bias_relu": ("f32[{F_SIZE}]", [
+        "bb = f32{S} broadcast(p2), dimensions={{{F}}}",
+        "a = f32{S} add(c, bb)",
+        "z = f32[] constant(0)",
+        "zb = f32{S} broadcast(z), dimensions={{}}",
+        "r = f32{S} maximum(a, zb)",
+    ]),
+    "residual_scale_tanh": ("f32{S}", [
+        "a = f32{S} add(c, p2)",
+        "h = f32[] constant(0.5)",
+        "hb = f32{S} broadcast(h), dimensions={{}}",
+        "m = f32{S} multiply(a, hb)",
+        "r = f32{S} tanh(m)",
+    ]),
+    "leaky_relu": ("f32[{F_SIZE}]", [
+        "bb = f32{S} broadcast(p2), dimensions={{{F}}}",
+        "a = f32{S} subtract(c, bb)",
+        "z = f32[] constant(0)",
+        "zb = f32{S} broadcast(z), dimensions={{}}",
+        "g = pred{S} compare(a, zb), direction=GT",
+        "k = f32[] constant(0.125)",
+        "kb = f32{S} broadcast(k), dimensions={{}}",
+        "s = f32{S} multiply(a, kb)",
+        "r = f32{S} select(g, a, s)",
+    ]),
+}
+
+# Full and partial tiles, strides with negative padding, several K blocks, a transposed
+# (NCHW) output that the tiles write through scratch, and three spatial dimensions.
+EPILOGUE_CONVS = [TILED_CASES[k] for k in (0, 1, 2, 4, 6, 8)]
+
+
+def epilogue_module(conv: tuple[str, str, str, str, str], epilogue: str) -> tuple[str, tuple]:
+    """conv followed by one of EPILOGUES (an output fusion), and the epilogue operand's
+    shape."""
+    _, lhs, rhs, out, attrs = conv
+    dims = parse_dims(out)
+    feature = 1 if "->bf" in attrs else len(dims) - 1
+    operand, body = EPILOGUES[epilogue]
+    fields = {"S": out, "F": feature, "F_SIZE": dims[feature]}
+    operand = operand.format(**fields)
+    lines = [f"c = f32{out} convolution(p0, p1), {attrs}",
+             *(line.format(**fields) for line in body)]
+    text = module_text([f"f32{lhs}", f"f32{rhs}", operand], lines)
+    return text, parse_dims(operand[3:])
+
+
+def fresh_executable(text: str) -> Executable:
+    """`text` compiled now, past the compile caches (the thresholds may be patched)."""
+    return Executable(compile_artifact(parse(text), CpuOptions()))
+
+
+@pytest.mark.usefixtures("tiled_at_any_size")
+@pytest.mark.parametrize("epilogue", list(EPILOGUES))
+@pytest.mark.parametrize("conv", EPILOGUE_CONVS, ids=[c[0] for c in EPILOGUE_CONVS])
+def test_tiled_epilogue_is_applied_before_the_stores(conv: tuple[str, str, str, str, str],
+                                                     epilogue: str) -> None:
+    """The output fusion's epilogue runs in the tiles (or, for a transposed output, in
+    the store from their scratch): no loop of the fusion passes over the output again."""
+    text, operand = epilogue_module(conv, epilogue)
+    x = RNG.standard_normal(parse_dims(conv[1])).astype(np.float32)
+    k = RNG.standard_normal(parse_dims(conv[2])).astype(np.float32)
+    e = RNG.standard_normal(operand).astype(np.float32)
+    exe = fresh_executable(text)
+    assert_close(exe(x, k, e), evaluate(parse(text), x, k, e)[0], rtol=1e-4, atol=1e-4)
+    llvm_ir = exe.artifact.llvm_ir
+    assert ".tiles" in llvm_ir and "fused0" not in llvm_ir
+    # Outputs in (batch, spatial, feature) order get the epilogue's operand in the tiles.
+    assert ('ptr noalias %"epi2"' in llvm_ir) == ("->bf" not in conv[4])
+
+
+def test_epilogue_of_another_element_type_keeps_the_fusion_pass() -> None:
+    """An epilogue converting to another type (of the same size) is not the tiles' to
+    store: the fusion's own pass applies it, with the same result."""
+    text = module_text(["f32[2,9,7,8]", "f32[3,3,8,32]"], [
+        f"c = f32[2,9,7,32] convolution(p0, p1), {TILED_CASES[0][4]}",
+        "r = s32[2,9,7,32] convert(c)",
+    ])
+    x = (4 * RNG.standard_normal((2, 9, 7, 8))).astype(np.float32)
+    k = RNG.standard_normal((3, 3, 8, 32)).astype(np.float32)
+    exe = fresh_executable(text)
+    got = np.asarray(exe(x, k))
+    want = evaluate(parse(text), x, k)[0]
+    # Truncation may differ by one where the sum lands within rounding of an integer.
+    assert got.dtype == np.int32 and np.abs(got - want).max() <= 1
+    kinds = [i.attrs["kind"] for i in exe.artifact.extra["optimized_module"].entry_computation
+             .instructions if i.opcode is Opcode.FUSION]
+    assert kinds == ["kOutput"]
+    (tiles,) = [line for line in exe.artifact.llvm_ir.splitlines()
+                if line.startswith("define") and '.tiles"(' in line]
+    assert "epi" not in tiles and "fused0" in exe.artifact.llvm_ir
+
+
+@pytest.mark.usefixtures("low_thresholds")
+@pytest.mark.parametrize("conv", [EPILOGUE_CONVS[1], EPILOGUE_CONVS[3], EPILOGUE_CONVS[4]],
+                         ids=["edges", "k_blocks", "nchw"])
+def test_epilogue_identical_for_any_thread_count(conv: tuple[str, str, str, str, str]) -> None:
+    text, operand = epilogue_module(conv, "bias_relu")
+    args = [RNG.standard_normal(s).astype(np.float32)
+            for s in (parse_dims(conv[1]), parse_dims(conv[2]), operand)]
+    exe = fresh_executable(text)
+    assert "tfcompile.parallel_for" in exe.artifact.llvm_ir
+    results = []
+    for threads in (1, 2, 3):
+        exe.threads = threads
+        results.append(np.asarray(exe(*args)))
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+    assert_close(results[0], evaluate(parse(text), *args)[0], rtol=1e-4, atol=1e-4)

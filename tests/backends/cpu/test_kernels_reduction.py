@@ -4,9 +4,10 @@ reduce: reduced dims innermost (register accumulators), outermost (accumulation 
 output), before and after a kept dim (register blocks combined into the output), all or
 none of the dims, a non-identity init, variadic argmax, zero-size inputs, random dims, and
 the split accumulation of long reductions (which must stay within f32 rounding of the exact
-sum). reduce-window: padding, strides, base and window dilation, variadic windows,
-non-identity inits, and results bit-identical for 1, 2 and 3 threads. select-and-scatter:
-overlapping windows, padding, and the first-selected-wins rule for ties.
+sum), and results bit-identical for 1, 2 and 3 threads (rows of leading kept dims split,
+plain and fused inputs). reduce-window: padding, strides, base and window dilation,
+variadic windows, non-identity inits, and results bit-identical for 1, 2 and 3 threads.
+select-and-scatter: overlapping windows, padding, and the first-selected-wins rule for ties.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import backends.cpu.loops as cpu_loops
 import backends.cpu.reduction as cpu_reduction
 from backends.cpu.compiler import CpuOptions
 from compiler.api import compile_artifact
 from hlo.evaluator import evaluate
+from hlo.opcodes import Opcode
 from hlo.parser import parse
 from runtime.loader import Executable
 from tests.backends.cpu.test_kernels_common import (
@@ -117,6 +120,85 @@ def test_variadic_argmax(axis: int) -> None:
     )
     values, indices = check(text, x)
     np.testing.assert_array_equal(indices, x.argmax(axis=axis))
+
+
+# --- reduce across threads ------------------------------------------------------------------
+
+# (dims, reduced): the leading kept dims are the rows split across threads.
+THREADED_REDUCES = [
+    ((4, 3, 5, 6), (2,)),       # kept innermost dim: accumulated in the output, 12 rows
+    ((4, 3, 5, 6), (1, 3)),     # register blocks combined into the output, 4 rows
+    ((4, 3, 5, 40), (2, 3)),    # reduced innermost, split partial sums, 12 rows
+    ((5, 4, 6), (0,)),          # no leading kept dim: stays serial
+]
+
+
+def run_threads(text: str, *args: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """`text` compiled now (past the compile caches: thresholds are patched), run with 1,
+    2 and 3 threads; asserts the results are bit-identical and returns them, then the
+    artifact."""
+    exe = Executable(compile_artifact(parse(text), CpuOptions()))
+    results = []
+    for threads in (1, 2, 3):
+        exe.threads = threads
+        got = exe(*args)
+        results.append(got if isinstance(got, tuple) else (got,))
+    for got in results[1:]:
+        assert all(g.tobytes() == f.tobytes() for g, f in zip(got, results[0], strict=True))
+    results.append(exe.artifact)
+    return results
+
+
+@pytest.mark.parametrize("dims,reduced", THREADED_REDUCES,
+                         ids=["into_output", "blocks", "innermost", "serial"])
+def test_reduce_identical_for_any_thread_count(monkeypatch: pytest.MonkeyPatch,
+                                               dims: tuple[int, ...],
+                                               reduced: tuple[int, ...]) -> None:
+    monkeypatch.setattr(cpu_loops, "PARALLEL_MIN_ELEMENTS", 2)
+    text = reduce_module("f32", dims, reduced, "add", "0.25")
+    x = RNG.standard_normal(dims).astype(np.float32)
+    *results, artifact = run_threads(text, x)
+    assert ("tfcompile.parallel_for" in artifact.llvm_ir) == (0 not in reduced)
+    assert_close(results[0][0], evaluate(parse(text), x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_fused_reduce_identical_for_any_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """relu(x + bias) summed over space, as an input fusion: each chunk re-emits the fused
+    producer from the fusion's operands."""
+    monkeypatch.setattr(cpu_loops, "PARALLEL_MIN_ELEMENTS", 2)
+    text = module_text(["f32[4,5,6,8]", "f32[8]"], [
+        "bb = f32[4,5,6,8] broadcast(p1), dimensions={3}",
+        "a = f32[4,5,6,8] add(p0, bb)",
+        "z = f32[] constant(0)",
+        "zb = f32[4,5,6,8] broadcast(z), dimensions={}",
+        "h = f32[4,5,6,8] maximum(a, zb)",
+        "r = f32[4,8] reduce(h, z), dimensions={1,2}, to_apply=comb",
+    ], ADD_F32.replace("add {", "comb {"))
+    args = [RNG.standard_normal(s).astype(np.float32) for s in ((4, 5, 6, 8), (8,))]
+    *results, artifact = run_threads(text, *args)
+    assert ".reduce.chunk" in artifact.llvm_ir
+    assert [i.attrs["kind"] for i in artifact.extra["optimized_module"].entry_computation
+            .instructions if i.opcode is Opcode.FUSION] == ["kInput"]
+    assert_close(results[0][0], evaluate(parse(text), *args)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_variadic_argmax_identical_for_any_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variadic reduce whose fused iota is re-emitted in every chunk."""
+    monkeypatch.setattr(cpu_loops, "PARALLEL_MIN_ELEMENTS", 2)
+    x = RNG.integers(0, 4, (6, 37)).astype(np.float32)
+    text = module_text(
+        ["f32[6,37]"],
+        ["iota = s32[6,37] iota(), iota_dimension=1",
+         "minus_inf = f32[] constant(-inf)",
+         "zero = s32[] constant(0)",
+         "r = (f32[6], s32[6]) reduce(p0, iota, minus_inf, zero), dimensions={1}, "
+         "to_apply=argmax"],
+        ARGMAX,
+    )
+    *results, artifact = run_threads(text, x)
+    assert ".reduce.chunk" in artifact.llvm_ir
+    np.testing.assert_array_equal(results[0][1], x.argmax(axis=1))
+    np.testing.assert_array_equal(results[0][0], x.max(axis=1))
 
 
 def window_module(dtype: str, in_dims: tuple[int, ...], out_dims: tuple[int, ...],
