@@ -9,10 +9,15 @@ asks for more (up to MAX_THREADS - 1), and they persist. A region publishes its 
 bumping a generation counter; workers spin a while on it (so back-to-back regions cost no
 system call), then sleep on a condition variable (so idle workers cost no CPU).
 
-Chunks are claimed with a compare-and-swap on one word packing (generation, chunk count,
-next chunk): the caller claims chunks too, so a region completes even when no worker wakes
-(or none could be created), and a worker that arrives late cannot claim a chunk of the wrong
-region. The caller waits only for the chunks to be done, never for a worker to arrive.
+Chunks are claimed with a compare-and-swap on one word packing (generation, end of the
+unclaimed chunks, start of the unclaimed chunks): the caller claims chunks too, so a region
+completes even when no worker wakes (or none could be created), and a worker that arrives
+late cannot claim a chunk of the wrong region. The caller waits only for the chunks to be
+done, never for a worker to arrive. Workers claim from the front and the caller from the
+back, and the last chunk is always the caller's: with two threads the caller runs the
+second chunk and the worker the first (unless it comes too late), so each core reads the
+same part of the operands on every call (a matrix-vector product split by columns keeps
+each core's half of the weights in its own L2 from call to call).
 
 Re-entrancy: the thread count is a value passed down the call chain, and the pool has one
 owner at a time, taken with an atomic try-lock; a region that finds it taken (a concurrent
@@ -59,13 +64,15 @@ _NULL = ir.Constant(PTR, None)
 
 # Room for a pthread_mutex_t / pthread_cond_t on every supported libc (40 to 64 bytes).
 _PTHREAD_OBJECT = ir.ArrayType(I64, 16)
-# The pool's control block, by field; `claim` packs generation << 32 | count << 16 | next.
+# The pool's control block, by field; `claim` packs generation << 32 | back << 16 | front:
+# chunks [front, back) are unclaimed.
 _FIELDS = {
     "claim": I64,       # the chunk-claiming word of the current region
     "done": I64,        # chunks of the current region finished
-    "body": PTR,        # the current region's job: body, ctx and n
+    "body": PTR,        # the current region's job: body, ctx, n and its chunk count
     "ctx": PTR,
     "n": I64,
+    "count": I64,
     "sleepers": I32,    # workers asleep (or about to sleep) on `cond`
     "parked": I32,      # workers gone to sleep since the current region was published
     "exit": I32,        # set by the destructor: workers return
@@ -255,23 +262,33 @@ def _emit_serial(fn: ir.Function) -> None:
 
 
 def _emit_help(fn: ir.Function) -> None:
-    """`help(pool, gen)`: claim and run chunks of region `gen` until none is left."""
-    pool, gen = fn.args
+    """`help(pool, gen, caller)`: claim and run chunks of region `gen` until none is left.
+
+    The region's caller (`caller` set) claims the last unclaimed chunk each time, workers
+    the first, but never the region's last chunk: that one is always the caller's, and with
+    two threads the other chunk is the worker's unless the worker comes too late.
+    """
+    pool, gen, caller = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    at_back = b.icmp_unsigned("!=", caller, ir.Constant(I32, 0))
     head = _loop(b, fn, "claim")
     word = _load(b, pool, "claim", "acquire")
-    count = b.and_(b.lshr(word, i64(16)), i64(0xFFFF))
-    k = b.and_(word, i64(0xFFFF))
-    stale = b.icmp_unsigned("!=", _gen_of(b, word), gen)
-    with b.if_then(b.or_(stale, b.icmp_unsigned(">=", k, count))):
-        b.ret_void()
+    back = b.and_(b.lshr(word, i64(16)), i64(0xFFFF))
+    front = b.and_(word, i64(0xFFFF))
     # Read before the claim succeeds: a successful claim proves the region was still open
     # (and so its job unchanged) while these were read.
     body = _load(b, pool, "body")
     ctx = _load(b, pool, "ctx")
     n = _load(b, pool, "n")
-    swap = b.cmpxchg(_field(b, pool, "claim"), word, b.add(word, i64(1)), "acq_rel",
-                     "acquire")
+    count = _load(b, pool, "count")
+    limit = b.select(at_back, back, b.sub(count, i64(1)))
+    stale = b.icmp_unsigned("!=", _gen_of(b, word), gen)
+    exhausted = b.or_(b.icmp_unsigned(">=", front, back), b.icmp_signed(">=", front, limit))
+    with b.if_then(b.or_(stale, exhausted)):
+        b.ret_void()
+    k = b.select(at_back, b.sub(back, i64(1)), front)
+    claimed = b.select(at_back, b.sub(word, i64(1 << 16)), b.add(word, i64(1)))
+    swap = b.cmpxchg(_field(b, pool, "claim"), word, claimed, "acq_rel", "acquire")
     with b.if_then(b.not_(b.extract_value(swap, 1))):
         b.branch(head)
     b.call(_pool_function(fn.module, "chunk"), [body, ctx, n, count, k])
@@ -293,7 +310,7 @@ def _emit_worker(fn: ir.Function) -> None:
     gen = _gen_of(b, _load(b, pool, "claim", "acquire"))
     with b.if_then(b.icmp_unsigned("!=", gen, b.load(seen))):
         b.store(gen, seen)
-        b.call(_pool_function(fn.module, "help"), [pool, gen])
+        b.call(_pool_function(fn.module, "help"), [pool, gen, ir.Constant(I32, 0)])
         b.store(ir.Constant(I32, 0), spins)
         b.branch(poll)
     count = b.load(spins)
@@ -478,6 +495,7 @@ def _emit_parallel_for(fn: ir.Function) -> None:
     _store(b, pool, "body", body)
     _store(b, pool, "ctx", ctx)
     _store(b, pool, "n", n)
+    _store(b, pool, "count", count)
     _store(b, pool, "done", i64(0))
     _store(b, pool, "parked", ir.Constant(I32, 0), "seq_cst")
     gen = b.and_(b.add(_gen_of(b, _load(b, pool, "claim")), i64(1)), i64(0xFFFFFFFF))
@@ -488,7 +506,7 @@ def _emit_parallel_for(fn: ir.Function) -> None:
         _libc(b, "pthread_mutex_lock", mutex)
         _libc(b, "pthread_cond_broadcast", _field(b, pool, "cond"))
         _libc(b, "pthread_mutex_unlock", mutex)
-    b.call(_pool_function(module, "help"), [pool, gen])
+    b.call(_pool_function(module, "help"), [pool, gen, ir.Constant(I32, 1)])
     # Wait for the chunks workers claimed: spin, then yield the CPU on each poll.
     spins = _counter(b, "spins", I32)
     wait = _loop(b, fn, "wait")
@@ -533,7 +551,8 @@ _POOL_FUNCTIONS = {
     "chunk": (_CHUNK_TYPE, ("body", "ctx", "n", "count", "k"), _emit_chunk),
     "serial": (ir.FunctionType(_VOID, [PTR, PTR, I64, I64]), ("body", "ctx", "n", "count"),
                _emit_serial),
-    "help": (ir.FunctionType(_VOID, [PTR, I64]), ("pool", "gen"), _emit_help),
+    "help": (ir.FunctionType(_VOID, [PTR, I64, I32]), ("pool", "gen", "caller"),
+             _emit_help),
     "worker": (ir.FunctionType(PTR, [PTR]), ("pool",), _emit_worker),
     "acquire": (ir.FunctionType(PTR, [I64]), ("want",), _emit_acquire),
     "teardown": (ir.FunctionType(_VOID, []), (), _emit_teardown),

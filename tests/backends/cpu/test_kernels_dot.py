@@ -15,13 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backends.cpu.gemm as cpu_gemm
+import backends.cpu.gemm_direct as cpu_direct
 from backends.cpu import CpuOptions
+from backends.cpu.gemm import MatrixOperand
+from backends.cpu.gemm_direct import DirectPlan
+from backends.cpu.object import Target
 from compiler.api import compile_artifact
+from hlo.dtypes import PrimitiveType as T
 from hlo.parser import parse
 from runtime.loader import Executable
 from tests.backends.cpu.test_kernels_common import check, compile_and_run, module_text
 
 RNG = np.random.default_rng(7)
+HOST = Target.resolve()
 
 DIMENSION_NUMBERS = [
     # lhs shape, rhs shape, result shape, dot attributes
@@ -365,3 +371,61 @@ def test_vector_times_transposed_half_matrix() -> None:
                       "lhs_contracting_dims={1}, rhs_contracting_dims={1}")
     (got,) = compile_and_run(text, a, b)
     np.testing.assert_allclose(got, a.astype(np.float32) @ b.astype(np.float32).T, 1e-4, 1e-4)
+
+
+# --- thin products (batch-1 and batch-2 layers) in short passes over B ----------------------
+
+
+def _compiled(text: str, threads: int) -> Executable:
+    """Compiled now, past the compile caches (module constants may be patched)."""
+    return Executable(compile_artifact(parse(text), CpuOptions(threads=threads)))
+
+
+def _row_major_plan(m: int, k: int, n: int) -> DirectPlan:
+    return DirectPlan.create(HOST, T.F32, 1, m, n, k, MatrixOperand(T.F32, 0, k, 1),
+                             MatrixOperand(T.F32, 0, n, 1), MatrixOperand(T.F32, 0, n, 1))
+
+
+@pytest.mark.parametrize("m", [1, 2])
+@pytest.mark.parametrize("k,n,passes", [
+    (784, 256, 49),   # the MLP's first layer: 49 passes of 16 rows
+    (785, 131, 50),   # 49 passes of 16 rows and one of a single row; odd N
+    (16, 9, 1),       # one pass
+    (40, 300, 3),     # passes of 14, 13 and 13 rows
+])
+def test_thin_tiles_take_short_passes(m: int, k: int, n: int, passes: int) -> None:
+    plan = _row_major_plan(m, k, n)
+    assert plan.rows == m and plan.k_blocks == passes
+    assert plan.k_block <= cpu_direct.THIN_BLOCK_ROWS
+
+
+def test_taller_tiles_keep_byte_sized_passes() -> None:
+    plan = _row_major_plan(4, 784, 256)
+    # About B_BLOCK_BYTES (64 rows of 1 KiB), evened out: 13 passes of 61 rows or fewer.
+    assert (plan.rows, plan.k_blocks, plan.k_block) == (4, 13, 61)
+
+
+@pytest.mark.parametrize("batch,m,k,n", [
+    (None, 1, 785, 131), (None, 1, 300, 257), (None, 2, 97, 45), (3, 1, 97, 45)])
+def test_thin_products_identical_for_any_thread_count_and_pass_length(
+        batch: int | None, m: int, k: int, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Passes only move where C holds the partial sums: each element still adds its products
+    # in order of k, so neither the pass length nor the split across threads (every product
+    # is split here) changes a bit.
+    monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
+    if batch is None:
+        text = matmul_text(m, k, n)
+        a, b = random_array("f32", (m, k)), random_array("f32", (k, n))
+    else:
+        text = dot_module(f"f32[{batch},{m},{k}]", f"f32[{batch},{k},{n}]",
+                          f"f32[{batch},{m},{n}]",
+                          "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, "
+                          "rhs_contracting_dims={1}")
+        a, b = random_array("f32", (batch, m, k)), random_array("f32", (batch, k, n))
+    want = a.astype(np.float64) @ b
+    results = {threads: _compiled(text, threads)(a, b).tobytes() for threads in (1, 2, 3)}
+    monkeypatch.setattr(cpu_direct, "THIN_BLOCK_ROWS", 1 << 20)
+    results[0] = _compiled(text, 1)(a, b).tobytes()
+    assert len(set(results.values())) == 1
+    got = np.frombuffer(results[1], np.float32).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

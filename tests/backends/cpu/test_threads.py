@@ -20,14 +20,18 @@ import threading
 import time
 from pathlib import Path
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
+from llvmlite import ir
 
 import backends.cpu.gemm as cpu_gemm
 import backends.cpu.loops as cpu_loops
 import compiler
 from backends.cpu import CpuOptions, compile_to_object
-from backends.cpu.threads import START_HOOK, STOP_HOOK
+from backends.cpu.object import Target, compile_ir, target_machine
+from backends.cpu.threads import START_HOOK, STOP_HOOK, emit_parallel_for, new_body
+from backends.llvm.irutil import I32, I64, PTR, declare_function
 from compiler.api import compile_artifact
 from hlo.errors import ArgumentError, CompileError
 from hlo.parser import parse
@@ -435,3 +439,55 @@ def test_library_unloaded_after_threaded_runs_leaves_no_workers(tmp_path: Path) 
     c = a @ b
     got = [float(v) for v in done.stdout.split()]
     np.testing.assert_allclose(got, [c[0, 0], c[-1, -1]], rtol=1e-5)
+
+
+# --- which thread runs which chunk -----------------------------------------------------------
+
+CHUNK_COUNTS = (2, 3, 4)
+
+
+def _chunk_recorder() -> llvm.ExecutionEngine:
+    """JIT code with `void run<n>(ptr out, i32 threads)` per n of CHUNK_COUNTS: a parallel
+    region over [0, n) whose chunk k stores pthread_self() (the running thread) in out[k]."""
+    module = ir.Module("chunks")
+    body = new_body(module, "record")
+    b = ir.IRBuilder(body.append_basic_block("entry"))
+    ctx, _begin, _end, chunk = body.args
+    thread = b.call(declare_function(module, "pthread_self", I64, []), [])
+    b.store(thread, b.gep(ctx, [chunk], source_etype=I64))
+    b.ret_void()
+    for n in CHUNK_COUNTS:
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I32]), f"run{n}")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        emit_parallel_for(b, body, fn.args[0], n, 1, fn.args[1])
+        b.ret_void()
+    target = Target.resolve()
+    code = compile_ir(str(module), target, 2)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, jit=True))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(code.object_code))
+    engine.finalize_object()
+    return engine
+
+
+@pytest.mark.parametrize("managed", [False, True])
+def test_caller_always_runs_the_last_chunk(managed: bool) -> None:
+    """Workers never claim a region's last chunk: with two threads the caller always reads
+    the second half of a split product (and the worker, when in time, the first), so each
+    core keeps its share of the operands in its own cache from call to call."""
+    engine = _chunk_recorder()
+    hook = ctypes.CFUNCTYPE(None)
+    if managed:
+        hook(engine.get_function_address(START_HOOK))()
+    me = threading.get_ident()
+    try:
+        for n in CHUNK_COUNTS:
+            run = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32)(
+                engine.get_function_address(f"run{n}"))
+            for _ in range(200):
+                out = np.zeros(n, np.uint64)
+                run(out.ctypes.data, n)
+                assert int(out[-1]) == me
+                assert np.all(out != 0), "a chunk did not run"
+    finally:
+        # Join the workers before the engine (and their code) goes away.
+        hook(engine.get_function_address(STOP_HOOK))()
