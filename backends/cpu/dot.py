@@ -28,6 +28,7 @@ from llvmlite import ir
 
 from backends.cpu.gemm import GemmPlan, MatrixOperand, kernel_target
 from backends.cpu.gemm_direct import DirectPlan
+from backends.cpu.gemm_epilogue import GemmEpilogue
 from backends.cpu.kernels import BufferValue, KernelContext, emits
 from backends.llvm.arith import (
     add_scalar,
@@ -205,7 +206,13 @@ def _emit_gemm(
     direct = out.element_type is acc_t
     c = out if direct else ctx.temp_array(
         Shape.array(acc_t, (view.B, view.M, view.N)), name="dot.c")
-    plan = GemmPlan.create(kernel_target(ctx), acc_t, view.B, view.M, view.N, view.K, a, bm)
+    # An output fusion's epilogue (f32, one matrix) goes into the tiles' last stores.
+    fused = getattr(ctx, "epilogue", None)
+    epilogue = None
+    if fused is not None and direct and acc_t is PrimitiveType.F32 and view.B == 1:
+        epilogue = GemmEpilogue(fused, view.batch_sizes, view.m_sizes, view.n_sizes)
+    plan = GemmPlan.create(kernel_target(ctx), acc_t, view.B, view.M, view.N, view.K, a, bm,
+                           epilogue=epilogue)
     # One scratch slice per chunk the product may be split into (threads, when given).
     threads = getattr(ctx, "threads", None)
     chunks = plan.parallel_chunks if threads is not None else 1
@@ -216,6 +223,8 @@ def _emit_gemm(
         plan.emit_parallel_call(b, fn, a_arr.ptr, b_arr.ptr, c.ptr, scratch.ptr, threads)
     else:
         plan.emit_call(b, fn, a_arr.ptr, b_arr.ptr, c.ptr, scratch.ptr)
+    if plan.epilogue is not None:
+        fused.applied = True
     if not direct:
         with for_range(b, 0, view.B * view.M * view.N, name="dot.round") as e:
             value = c.load_linear(b, e)

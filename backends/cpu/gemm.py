@@ -24,16 +24,22 @@ built in; the scratch (`GemmPlan.scratch_elements`) is private to one call, so d
 ranges may run on different threads. This file knows nothing of HLO instructions: the dot
 and convolution kernels describe their operands as `MatrixOperand`s. `emit_parallel_call`
 splits one product across threads (`backends.cpu.threads`), each chunk with its own scratch.
+
+A product given an elementwise epilogue (an output fusion's bias and activation:
+backends/cpu/gemm_epilogue.py) gets a macro kernel of its own, which stores the epilogue of
+each tile's complete sums (in the last K block) instead of the sums: C is written once.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llvmlite import ir
 
+from backends.cpu.gemm_epilogue import EpilogueEmitter, GemmEpilogue
 from backends.cpu.object import Target
 from backends.cpu.threads import emit_parallel_for, new_body, pack_context, unpack_context
 from backends.elemental_convert import convert
@@ -329,7 +335,8 @@ class GemmPlan:
     """One product site: C[batch, m, n] = sum_k A[batch, m, k] * B[batch, k, n].
 
     C is of the accumulation type with unit column stride; its batch and row strides are
-    given (a conv may write every group's columns into one wider row).
+    given (a conv may write every group's columns into one wider row). With an `epilogue`
+    (C dense), the last K block stores the epilogue's values instead of C's sums.
     """
 
     config: GemmConfig
@@ -341,12 +348,18 @@ class GemmPlan:
     b: MatrixOperand
     c_batch_stride: int
     c_row_stride: int
+    epilogue: GemmEpilogue | None = None
 
     @staticmethod
     def create(target: Target, acc_t: PrimitiveType, batch: int, m: int, n: int, k: int,
                a: RowPanelSource, b: MatrixOperand, c_batch_stride: int | None = None,
-               c_row_stride: int | None = None) -> GemmPlan:
-        """The plan for one product; C defaults to a dense row-major [batch, m, n]."""
+               c_row_stride: int | None = None,
+               epilogue: GemmEpilogue | None = None) -> GemmPlan:
+        """The plan for one product; C defaults to a dense row-major [batch, m, n].
+
+        The plan drops `epilogue` for an empty K (no K block stores C): check
+        `plan.epilogue` to know whether the product applies it.
+        """
         base = GemmConfig.for_target(target, acc_t)
         # Blocks no larger than the problem, and K split into equal blocks (300 is two
         # blocks of 152, not 256 and 44).
@@ -355,9 +368,17 @@ class GemmPlan:
         mc = min(base.mc, _round_up(max(m, 1), base.mr))
         nc = min(base.nc, _round_up(max(n, 1), base.nr))
         config = GemmConfig(acc_t, base.lanes, base.mr, base.nr_vectors, kc, mc, nc)
-        return GemmPlan(config, batch, m, n, k, a, b,
-                        m * n if c_batch_stride is None else c_batch_stride,
-                        n if c_row_stride is None else c_row_stride)
+        c_batch_stride = m * n if c_batch_stride is None else c_batch_stride
+        c_row_stride = n if c_row_stride is None else c_row_stride
+        if epilogue is not None:
+            sizes = tuple(math.prod(d) for d in (epilogue.batch_dims, epilogue.row_dims,
+                                                 epilogue.col_dims))
+            if sizes != (batch, m, n) or (c_batch_stride, c_row_stride) != (m * n, n):
+                raise InternalError(f"GEMM epilogue over {epilogue.dims} for a C of "
+                                    f"{batch}x{m}x{n} (strides {c_batch_stride}, "
+                                    f"{c_row_stride})")
+        return GemmPlan(config, batch, m, n, k, a, b, c_batch_stride, c_row_stride,
+                        epilogue if k > 0 else None)
 
     @property
     def scratch_elements(self) -> int:
@@ -365,11 +386,18 @@ class GemmPlan:
         cfg = self.config
         return cfg.mc * cfg.kc + cfg.kc * cfg.nc + cfg.mr * cfg.nr
 
+    def epilogue_pointers(self) -> list[ir.Value]:
+        """The epilogue's buffers (values of the calling function), passed to the range
+        function after the scratch; none without an epilogue."""
+        return [] if self.epilogue is None else self.epilogue.expression.pointers()
+
     def emit_range_function(self, module: ir.Module, name: str) -> ir.Function:
-        """The range function of this product (see the module docstring)."""
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I64] * 6)
-        names = ("a", "b", "c", "scratch", "batch_begin", "batch_end", "m_begin", "m_end",
-                 "n_begin", "n_end")
+        """The range function of this product (see the module docstring); with an
+        epilogue, its buffers are pointer arguments after the scratch."""
+        extra = [f"epi{k}" for k in range(len(self.epilogue_pointers()))]
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (4 + len(extra)) + [I64] * 6)
+        names = ("a", "b", "c", "scratch", *extra, "batch_begin", "batch_end", "m_begin",
+                 "m_end", "n_begin", "n_end")
         fn = internal_function(module, module.get_unique_name(name), fnty, names,
                                noinline=True, noalias=True)
         _RangeEmitter(self, fn).emit()
@@ -378,8 +406,8 @@ class GemmPlan:
     def emit_call(self, b: ir.IRBuilder, fn: ir.Function, a: ir.Value, bmat: ir.Value,
                   c: ir.Value, scratch: ir.Value) -> None:
         """Call the range function `fn` over the whole product."""
-        b.call(fn, [a, bmat, c, scratch, i64(0), i64(self.batch), i64(0), i64(self.m),
-                    i64(0), i64(self.n)])
+        b.call(fn, [a, bmat, c, scratch, *self.epilogue_pointers(), i64(0), i64(self.batch),
+                    i64(0), i64(self.m), i64(0), i64(self.n)])
 
     # --- splitting across threads ----------------------------------------------------------
 
@@ -416,7 +444,7 @@ class GemmPlan:
             return
         axis, units = self.split()
         body = self._parallel_body(b.module, fn, axis)
-        ctx = pack_context(b, [a, bmat, c, scratch])
+        ctx = pack_context(b, [a, bmat, c, scratch, *self.epilogue_pointers()])
         emit_parallel_for(b, body, ctx, units, 1, threads, max_chunks=chunks)
 
     def _parallel_body(self, module: ir.Module, fn: ir.Function, axis: str) -> ir.Function:
@@ -424,7 +452,8 @@ class GemmPlan:
         body = new_body(module, f"{fn.name}.chunk")
         b = ir.IRBuilder(body.append_basic_block("entry"))
         ctx, begin, end, chunk = body.args
-        a, bmat, c, scratch = unpack_context(b, ctx, 4)
+        a, bmat, c, scratch, *extra = unpack_context(b, ctx,
+                                                     4 + len(self.epilogue_pointers()))
         elem = llvm_type(self.config.acc_t)
         own = element_pointer(b, scratch, elem, nowrap_mul(b, chunk, self.scratch_elements))
         ranges = {"batch": (i64(0), i64(self.batch)), "m": (i64(0), i64(self.m)),
@@ -432,7 +461,7 @@ class GemmPlan:
         unit = {"batch": 1, "m": self.config.mr, "n": self.config.nr}[axis]
         extent = {"batch": self.batch, "m": self.m, "n": self.n}[axis]
         ranges[axis] = (nowrap_mul(b, begin, unit), smin(b, nowrap_mul(b, end, unit), i64(extent)))
-        b.call(fn, [a, bmat, c, own, *ranges["batch"], *ranges["m"], *ranges["n"]])
+        b.call(fn, [a, bmat, c, own, *extra, *ranges["batch"], *ranges["m"], *ranges["n"]])
         b.ret_void()
         return body
 
@@ -453,15 +482,21 @@ class _RangeEmitter:
         self.elem = llvm_type(self.acc_t)
         self.fn = fn
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
-        (self.a, self.bmat, self.c, self.scratch, self.batch_begin, self.batch_end,
-         self.m_begin, self.m_end, self.n_begin, self.n_end) = fn.args
+        self.a, self.bmat, self.c, self.scratch = fn.args[:4]
+        self.epilogue_args = list(fn.args[4:-6])
+        (self.batch_begin, self.batch_end, self.m_begin, self.m_end, self.n_begin,
+         self.n_end) = fn.args[-6:]
 
     def emit(self) -> None:
         b, plan, cfg = self.b, self.plan, self.cfg
         a_packed = self.scratch
         b_packed = element_pointer(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc))
         tile = element_pointer(b, self.scratch, self.elem, i64(cfg.mc * cfg.kc + cfg.kc * cfg.nc))
-        macro = macro_kernel(self.fn.module, cfg)
+        if plan.epilogue is None:
+            macro = macro_kernel(self.fn.module, cfg)
+        else:
+            macro = _epilogue_macro_kernel(self.fn.module, f"{self.fn.name}.macro.{cfg.name}",
+                                           plan, plan.epilogue)
         with for_range(b, self.batch_begin, self.batch_end, name="batch") as bi:
             c_batch = element_pointer(b, self.c, self.elem, nowrap_mul(b, bi, plan.c_batch_stride))
             if plan.k == 0:
@@ -481,13 +516,20 @@ class _RangeEmitter:
                 self.pack_b(b_packed, bi, pc, kc, jc, nc)
                 # The first K block overwrites C, the others add to it.
                 accumulate = b.zext(b.icmp_signed("!=", pc, i64(0)), I64)
+                # The last K block stores the epilogue's values (when there is one).
+                last = None
+                if plan.epilogue is not None:
+                    last = b.zext(b.icmp_signed(">=", nowrap_add(b, pc, kc), i64(plan.k)), I64)
                 with for_range(b, self.m_begin, self.m_end, step=cfg.mc, name="ic") as ic:
                     mc = smin(b, i64(cfg.mc), b.sub(self.m_end, ic))
                     plan.a.emit_pack(b, cfg, self.a, a_packed, bi, ic, mc, pc, kc)
                     c_offset = nowrap_add(b, nowrap_mul(b, ic, plan.c_row_stride), jc)
                     c_block = element_pointer(b, c_batch, self.elem, c_offset)
-                    b.call(macro, [a_packed, b_packed, c_block, i64(plan.c_row_stride), mc, nc,
-                                   kc, accumulate, tile])
+                    args = [a_packed, b_packed, c_block, i64(plan.c_row_stride), mc, nc, kc,
+                            accumulate, tile]
+                    if last is not None:
+                        args += [last, bi, ic, jc, *self.epilogue_args]
+                    b.call(macro, args)
 
     def clear(self, c_batch: ir.Value) -> None:
         """C[range] = 0 (a product over an empty K)."""
@@ -554,10 +596,35 @@ def macro_kernel(module: ir.Module, cfg: GemmConfig) -> ir.Function:
     return fn
 
 
-class _MacroEmitter:
-    """Emits the macro kernel: loops over micro-tiles, the micro-kernel, and C updates."""
+def _epilogue_macro_kernel(module: ir.Module, name: str, plan: GemmPlan,
+                           epilogue: GemmEpilogue) -> ir.Function:
+    """A macro kernel of one product site that applies `epilogue` in its last K block:
 
-    def __init__(self, fn: ir.Function, cfg: GemmConfig) -> None:
+        void macro(ptr ap, ptr bp, ptr c, i64 ldc, i64 mc, i64 nc, i64 kc, i64 accumulate,
+                   ptr tile, i64 last, i64 batch, i64 row0, i64 col0, ptr epi...)
+
+    as `macro_kernel`, the block being C[batch, row0:row0+mc, col0:col0+nc]; when `last`
+    is non-zero it stores the epilogue of the complete sums instead of the sums.
+    """
+    count = len(epilogue.expression.pointers())
+    fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR] + [I64] * 5 + [PTR] + [I64] * 4
+                           + [PTR] * count)
+    names = ("ap", "bp", "c", "ldc", "mc", "nc", "kc", "accumulate", "tile", "last", "batch",
+             "row0", "col0", *(f"epi{k}" for k in range(count)))
+    fn = internal_function(module, module.get_unique_name(name), fnty, names, noinline=True,
+                           noalias=True)
+    # One K block: the macro kernel is called once per C element, always the last time.
+    _MacroEmitter(fn, plan.config, epilogue, single_block=plan.k <= plan.config.kc).emit()
+    return fn
+
+
+class _MacroEmitter:
+    """Emits the macro kernel: loops over micro-tiles, the micro-kernel, and C updates;
+    with an epilogue, the last K block stores the epilogue of the sums (`single_block`:
+    every call is the only, hence last, K block)."""
+
+    def __init__(self, fn: ir.Function, cfg: GemmConfig, epilogue: GemmEpilogue | None = None,
+                 single_block: bool = False) -> None:
         self.cfg = cfg
         self.acc_t = cfg.acc_t
         self.elem = llvm_type(cfg.acc_t)
@@ -566,7 +633,13 @@ class _MacroEmitter:
         entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(fn.append_basic_block("body"))
         (self.ap, self.bp, self.c, self.ldc, self.mc, self.nc, self.kc, self.accumulate,
-         self.tile) = fn.args
+         self.tile) = fn.args[:9]
+        self.single_block = single_block
+        self.finish: EpilogueEmitter | None = None
+        if epilogue is not None:
+            last, batch, row0, col0 = fn.args[9:13]
+            self.last = self.b.icmp_signed("!=", last, i64(0))
+            self.finish = EpilogueEmitter(self.b, epilogue, fn.args[13:], (batch, row0, col0))
         self.slots = [
             [alloca_at_entry(self.b, self.vec, name=f"acc{r}.{v}")
              for v in range(cfg.nr_vectors)]
@@ -596,9 +669,12 @@ class _MacroEmitter:
                               b.icmp_signed("==", cols, i64(nr)))
                 with if_else(b, full, likely=True) as (then, otherwise):
                     with then:
-                        self.store_full(c_tile, accumulate)
+                        if self.finish is None:
+                            self.store_full(c_tile, accumulate)
+                        else:
+                            self.store_full_finished(c_tile, accumulate, (m0, n0))
                     with otherwise:
-                        self.store_edge(c_tile, rows, cols, accumulate)
+                        self.store_edge(c_tile, (m0, n0), (rows, cols), accumulate)
         b.ret_void()
 
     def prefetch_c(self, c_tile: ir.Value) -> None:
@@ -642,14 +718,19 @@ class _MacroEmitter:
                 slot = self.slots[r][v]
                 b.store(multiply_add(b, self.acc_t, b.load(slot), a_vec, b_vecs[v]), slot)
 
+    def tile_pointer(self, c_tile: ir.Value, r: int, v: int) -> ir.Value:
+        """Pointer to vector v of row r of the C tile at `c_tile`."""
+        b = self.b
+        offset = nowrap_add(b, nowrap_mul(b, i64(r), self.ldc), i64(v * self.cfg.lanes))
+        return element_pointer(b, c_tile, self.elem, offset)
+
     def store_full(self, c_tile: ir.Value, accumulate: ir.Value) -> None:
         """C tile (+)= accumulators with vector loads and stores (C is not aligned)."""
         b, cfg = self.b, self.cfg
         align = self.acc_t.byte_size
 
         def pointer(r: int, v: int) -> ir.Value:
-            offset = nowrap_add(b, nowrap_mul(b, i64(r), self.ldc), i64(v * cfg.lanes))
-            return element_pointer(b, c_tile, self.elem, offset)
+            return self.tile_pointer(c_tile, r, v)
 
         with if_else(b, accumulate) as (then, otherwise):
             with then:
@@ -664,10 +745,48 @@ class _MacroEmitter:
                     for v in range(cfg.nr_vectors):
                         b.store(b.load(self.slots[r][v]), pointer(r, v), align=align)
 
-    def store_edge(self, c_tile: ir.Value, rows: ir.Value, cols: ir.Value,
-                   accumulate: ir.Value) -> None:
-        """The valid rows x cols corner of the tile, through the tile scratch."""
+    def store_full_finished(self, c_tile: ir.Value, accumulate: ir.Value,
+                            origin: tuple[ir.Value, ir.Value]) -> None:
+        """store_full with the epilogue: the sums complete in the last K block go through
+        it before their one store. Only a later K block accumulates, so the first stores
+        the plain accumulators unless it is the only one."""
         b, cfg = self.b, self.cfg
+        align = self.acc_t.byte_size
+        assert self.finish is not None
+        pointers = [[self.tile_pointer(c_tile, r, v) for v in range(cfg.nr_vectors)]
+                    for r in range(cfg.mr)]
+
+        def store(values: list[list[ir.Value]], finish: bool) -> None:
+            if finish:
+                assert self.finish is not None
+                values = self.finish.tile(values, *origin, cfg.lanes)
+            for r in range(cfg.mr):
+                for v in range(cfg.nr_vectors):
+                    b.store(values[r][v], pointers[r][v], align=align)
+
+        acc = [[b.load(slot) for slot in row] for row in self.slots]
+        if self.single_block:
+            store(acc, True)
+            return
+        with if_else(b, accumulate) as (then, otherwise):
+            with then:
+                totals = [[add_scalar(b, self.acc_t, b.load(ptr, typ=self.vec, align=align),
+                                      acc[r][v]) for v, ptr in enumerate(row)]
+                          for r, row in enumerate(pointers)]
+                with if_else(b, self.last) as (then_last, otherwise_last):
+                    with then_last:
+                        store(totals, True)
+                    with otherwise_last:
+                        store(totals, False)
+            with otherwise:
+                store(acc, False)
+
+    def store_edge(self, c_tile: ir.Value, origin: tuple[ir.Value, ir.Value],
+                   extent: tuple[ir.Value, ir.Value], accumulate: ir.Value) -> None:
+        """The valid rows x cols corner of the tile at block row m0, column n0 (`origin`),
+        through the tile scratch; the last K block stores the epilogue of the sums."""
+        b, cfg = self.b, self.cfg
+        (m0, n0), (rows, cols) = origin, extent
         for r in range(cfg.mr):
             for v in range(cfg.nr_vectors):
                 ptr = element_pointer(b, self.tile, self.elem, i64(r * cfg.nr + v * cfg.lanes))
@@ -675,13 +794,20 @@ class _MacroEmitter:
         with for_range(b, 0, rows, name="er") as r:
             src_row = nowrap_mul(b, r, cfg.nr)
             dst_row = nowrap_mul(b, r, self.ldc)
+            row = None if self.finish is None else self.finish.row(nowrap_add(b, m0, r))
             with for_range(b, 0, cols, name="ec") as j:
                 src = element_pointer(b, self.tile, self.elem, nowrap_add(b, src_row, j))
                 value = b.load(src, typ=self.elem)
                 dst = element_pointer(b, c_tile, self.elem, nowrap_add(b, dst_row, j))
                 old = b.load(dst, typ=self.elem)
                 total = add_scalar(b, self.acc_t, old, value)
-                b.store(b.select(accumulate, total, value), dst)
+                value = b.select(accumulate, total, value)
+                if self.finish is not None and row is not None:
+                    column = self.finish.column(nowrap_add(b, n0, j))
+                    finished = self.finish.apply(row, column, value)
+                    value = finished if self.single_block else b.select(self.last, finished,
+                                                                        value)
+                b.store(value, dst)
 
 
 __all__ = [

@@ -23,7 +23,7 @@ import pytest
 from llvmlite import ir
 
 from backends.cpu import object as objcode
-from backends.cpu.compiler import compile_to_object
+from backends.cpu.compiler import CpuOptions, compile_to_object
 from backends.cpu.gemm import (
     DEFAULT_CACHES,
     Caches,
@@ -35,8 +35,15 @@ from backends.cpu.gemm import (
     vector_unit,
 )
 from backends.cpu.gemm_direct import DirectPlan
+from backends.cpu.gemm_epilogue import GemmEpilogue
+from compiler.api import compile_artifact
 from hlo.dtypes import PrimitiveType
+from hlo.errors import InternalError
+from hlo.evaluator import evaluate
+from hlo.opcodes import Opcode
 from hlo.parser import parse
+from runtime.loader import Executable
+from tests.backends.cpu.test_kernels_common import assert_close, module_text
 
 T = PrimitiveType
 HOST = objcode.Target.resolve()
@@ -423,4 +430,117 @@ ENTRY main {
 def test_fused_dot_is_tiled_for_the_target_not_the_host() -> None:
     artifact = compile_to_object(parse(FUSED_DOT), target_triple=NEON.triple,
                                  target_cpu=NEON.cpu, target_features=NEON.features)
-    assert "tfcompile.gemm.macro.f32.8x12" in artifact.asm()
+    # The fusion's own macro kernel: it applies the epilogue (the bias add) in its stores.
+    assert ".gemm.macro.f32.8x12" in artifact.asm()
+
+
+# --- output fusions: the epilogue in the tiles' last stores ---------------------------------
+
+# Epilogues of `d` (the dot, of shape S = [M, N]): bias and relu as JAX prints them; a
+# residual add of a same-shape operand, a scale and tanh.
+GEMM_EPILOGUES = {
+    "bias_relu": ("f32[{N}]", [
+        "bb = f32{S} broadcast(p2), dimensions={{1}}",
+        "a = f32{S} add(d, bb)",
+        "z = f32[] constant(0)",
+        "zb = f32{S} broadcast(z), dimensions={{}}",
+        "r = f32{S} maximum(a, zb)",
+    ]),
+    "residual_scale_tanh": ("f32{S}", [
+        "a = f32{S} add(p2, d)",
+        "h = f32[] constant(0.5)",
+        "hb = f32{S} broadcast(h), dimensions={{}}",
+        "m = f32{S} multiply(a, hb)",
+        "r = f32{S} tanh(m)",
+    ]),
+}
+
+# (M, K, N) of packed products: full tiles in one K block, partial tiles (rows and
+# columns) over three K blocks (K above the largest KC), full tiles over two.
+GEMM_EPILOGUE_SHAPES = [(48, 256, 64), (40, 1100, 50), (36, 600, 48)]
+
+
+def gemm_epilogue_module(shape: tuple[int, int, int], epilogue: str,
+                         dtype: str = "f32") -> tuple[str, list[np.ndarray]]:
+    """dot(p0, p1) of `shape` followed by one of GEMM_EPILOGUES (an output fusion), and
+    random arguments for it."""
+    m, k, n = shape
+    operand, body = GEMM_EPILOGUES[epilogue]
+    fields = {"S": f"[{m},{n}]", "N": n}
+    operand = operand.format(**fields)
+    lines = [f"d = {dtype}[{m},{n}] dot(p0, p1), lhs_contracting_dims={{1}}, "
+             "rhs_contracting_dims={0}",
+             *(line.format(**fields).replace("f32", dtype) for line in body)]
+    text = module_text([f"{dtype}[{m},{k}]", f"{dtype}[{k},{n}]",
+                        operand.replace("f32", dtype)], lines)
+    dims = [(m, k), (k, n), (n,) if operand.count(",") == 0 else (m, n)]
+    args = [RNG.standard_normal(d).astype(np.float32) for d in dims]
+    return text, args
+
+
+def fresh_artifact(text: str) -> Executable:
+    """`text` compiled now (past the compile caches), with its LLVM IR."""
+    return Executable(compile_artifact(parse(text), CpuOptions()))
+
+
+def fused_kinds(exe: Executable) -> list[str]:
+    module = exe.artifact.extra["optimized_module"]
+    return [i.attrs["kind"] for i in module.entry_computation.instructions
+            if i.opcode is Opcode.FUSION]
+
+
+@pytest.mark.parametrize("epilogue", list(GEMM_EPILOGUES))
+@pytest.mark.parametrize("shape", GEMM_EPILOGUE_SHAPES, ids=["full", "edges", "k_blocks"])
+def test_gemm_epilogue_is_applied_before_the_stores(shape: tuple[int, int, int],
+                                                    epilogue: str) -> None:
+    """The packed GEMM stores the output fusion's values in its last K block: no loop of
+    the fusion passes over the output again, and the result does not depend on the
+    thread count."""
+    text, args = gemm_epilogue_module(shape, epilogue)
+    exe = fresh_artifact(text)
+    assert fused_kinds(exe) == ["kOutput"]
+    llvm_ir = exe.artifact.llvm_ir
+    assert ".gemm.macro" in llvm_ir and 'ptr noalias %"epi0"' in llvm_ir
+    assert "fused0" not in llvm_ir and "tfcompile.gemm.macro." not in llvm_ir
+    assert "tfcompile.parallel_for" in llvm_ir
+    results = []
+    for threads in (1, 2, 3):
+        exe.threads = threads
+        results.append(np.asarray(exe(*args)))
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+    want = evaluate(parse(text), *args)[0]
+    assert_close(results[0], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["f64", "batch"])
+def test_other_products_keep_the_fusion_pass(case: str) -> None:
+    """Non-f32 results and batched products leave the epilogue to the fusion's own pass,
+    with the same values."""
+    if case == "f64":
+        text, args = gemm_epilogue_module((40, 300, 50), "bias_relu", dtype="f64")
+        args = [a.astype(np.float64) for a in args]
+    else:
+        text = module_text(["f32[2,40,300]", "f32[2,300,50]", "f32[50]"], [
+            "d = f32[2,40,50] dot(p0, p1), lhs_batch_dims={0}, lhs_contracting_dims={2}, "
+            "rhs_batch_dims={0}, rhs_contracting_dims={1}",
+            "bb = f32[2,40,50] broadcast(p2), dimensions={2}",
+            "r = f32[2,40,50] add(d, bb)",
+        ])
+        args = [RNG.standard_normal(d).astype(np.float32)
+                for d in ((2, 40, 300), (2, 300, 50), (50,))]
+    exe = fresh_artifact(text)
+    assert fused_kinds(exe) == ["kOutput"]
+    llvm_ir = exe.artifact.llvm_ir
+    assert "fused0" in llvm_ir and "tfcompile.gemm.macro." in llvm_ir and "epi0" not in llvm_ir
+    assert_close(exe(*args), evaluate(parse(text), *args)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_epilogue_must_match_c() -> None:
+    """An epilogue over another shape than C's is a compiler bug, caught at planning."""
+    a = MatrixOperand(T.F32, 0, 8, 1)
+    wrong = GemmEpilogue(None, (), (4,), (9,))  # type: ignore[arg-type]
+    with pytest.raises(InternalError, match="epilogue"):
+        GemmPlan.create(AVX2, T.F32, 1, 4, 8, 8, a, a, epilogue=wrong)
+    # An empty K stores no K block: the plan leaves the epilogue to the caller.
+    right = GemmEpilogue(None, (), (4,), (8,))  # type: ignore[arg-type]
+    assert GemmPlan.create(AVX2, T.F32, 1, 4, 8, 0, a, a, epilogue=right).epilogue is None
