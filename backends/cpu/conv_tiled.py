@@ -25,12 +25,12 @@ from backends.cpu.conv_geometry import (
 from backends.cpu.dot import group_strides
 from backends.cpu.fused_expression import ExpressionFunction, FusedExpression
 from backends.cpu.gemm import (
-    K_UNROLL,
     Caches,
     GemmConfig,
     kernel_target,
     target_caches,
 )
+from backends.cpu.gemm_macro import K_UNROLL
 from backends.cpu.kernels import KernelContext
 from backends.cpu.threads import call_ranges, range_function
 from backends.llvm.arith import (
