@@ -11,6 +11,8 @@ and loading V vectors of B's row k straight from B; then it is stored, converted
 type. Every dimension is known at compile time, so the edge tiles (fewer rows, fewer vectors, a
 partial last vector) are separate straight-line variants rather than masked full tiles: a
 partial vector is gathered and scattered lane by lane, never read past B's or C's end.
+Single-row tiles over a B misaligned for its vectors shift their columns at run time so that
+B's loads do not straddle cache lines (`shifts_columns`).
 
 When C is of the accumulation type, the tiles are swept in passes over blocks of B's rows
 (`DirectPlan.k_blocks`), C holding the partial sums in between: a large B is then read a
@@ -28,7 +30,7 @@ matrix-vector product, its half of the weights stays in its own L2 from call to 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -90,15 +92,23 @@ THIN_BLOCK_ROWS = 16
 # Registers a tile leaves free (the broadcast A element, B vectors in flight, addresses).
 RESERVED_REGISTERS = 4
 
+# Accumulation types the run-time column shift covers (`shifts_columns`): those whose
+# vectors x86 loads and stores under a mask in one instruction.
+SHIFTED_TYPES = (PrimitiveType.F32, PrimitiveType.F64)
+# Tile height the column shift covers (`shifts_columns`).
+SHIFTED_ROWS = 1
+
 
 @dataclass(frozen=True, slots=True)
 class TileShape:
     """One tile variant: `rows` rows of A, `vectors` vectors of C's columns of which the last
-    holds `last_lanes` valid lanes (all lanes when it is full)."""
+    holds `last_lanes` valid lanes (all lanes when it is full); the first vector of a
+    `wrapped` tile also holds the last columns (see `shifts_columns`)."""
 
     rows: int
     vectors: int
     last_lanes: int
+    wrapped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,8 @@ class DirectPlan:
             must be 1.
         rows, vectors: the full tile (R rows by V vectors).
         k_block: rows of B a pass over the tiles reads (see `k_blocks`).
+        shift: whether the column tiles move to B's alignment at run time (see
+            `shifts_columns`).
     """
 
     acc_t: PrimitiveType
@@ -129,6 +141,7 @@ class DirectPlan:
     rows: int
     vectors: int
     k_block: int
+    shift: bool
 
     @staticmethod
     def create(target: Target, acc_t: PrimitiveType, batch: int, m: int, n: int, k: int,
@@ -143,10 +156,18 @@ class DirectPlan:
         row_blocks = -(-max(m, 1) // tallest)
         rows = -(-max(m, 1) // row_blocks)
         vectors = max(1, min(MAX_VECTORS, budget // rows, -(-max(n, 1) // lanes)))
+        if rows > 1 and unit.registers < 32:
+            # Each B vector feeds every row's FMA, so it lives in a register beside the
+            # accumulators (one row takes it straight from memory): past that the loop
+            # spills. Measured on Zen 3, 784 x 256 from L2: two rows 19.2 -> 13.8 us with
+            # 5 vectors instead of 6, three rows 27.0 -> 18.3 us with 3 instead of 4. (Not
+            # measured with 32 registers: left as it was there.)
+            vectors = max(1, min(vectors, (unit.registers - 1) // (rows + 1)))
         k_block = max(1, k)
         if c.element_type is acc_t:
             k_block = _k_block(rows, n, k, acc_t)
-        return DirectPlan(acc_t, lanes, batch, m, n, k, a, b, c, rows, vectors, k_block)
+        shift = shifts_columns(unit.bits, acc_t, lanes, rows, batch, n, k, b, c)
+        return DirectPlan(acc_t, lanes, batch, m, n, k, a, b, c, rows, vectors, k_block, shift)
 
     @property
     def width(self) -> int:
@@ -222,6 +243,34 @@ def _k_block(rows: int, n: int, k: int, acc_t: PrimitiveType) -> int:
     return -(-k // -(-k // per_block))
 
 
+def shifts_columns(vector_bits: int, acc_t: PrimitiveType, lanes: int, rows: int, batch: int,
+                   n: int, k: int, b: MatrixOperand, c: MatrixOperand) -> bool:
+    """Whether the column tiles start where B's vectors are aligned, found at run time.
+
+    numpy places large arrays 16 bytes into a cache line (malloc's alignment), so every
+    other 32-byte vector of B straddles two lines, and a load that does costs a second L1
+    access: on Zen 3 a 784 x 256 matrix-vector product from L2 takes 12.4 us instead of 9.9.
+    Shifted, every tile starts s columns early, s being B's misalignment in elements, and the
+    first tile's first vector wraps around: its lanes [s, lanes) hold columns [0, lanes - s),
+    its lanes [0, s) the last s columns, read and written with masks (`_TileEmitter.wrapped_*`).
+
+    That needs every row of B misaligned alike (row and batch strides of whole vectors) and N
+    of whole vectors (the last s columns then fill exactly the lanes the first vector leaves
+    free). Not done for 16-byte vectors: every allocator aligns them. Done for tiles of one
+    row (matrix-vector products), where each B vector feeds one FMA: measured on Zen 3 with
+    two rows (batch 2), the shift recovers nothing (16.4 vs 16.6 us for 784 x 256, B 16 bytes
+    off) and costs 0.8 us on aligned operands (the wrapped vector's masks and addresses).
+    """
+    if vector_bits <= 128 or acc_t not in SHIFTED_TYPES or rows != SHIFTED_ROWS:
+        return False
+    if b.element_type is not acc_t or c.element_type is not acc_t:
+        return False
+    if b.column_stride != 1 or c.column_stride != 1:
+        return False
+    strides = (n, b.row_stride if k > 1 else 0, b.batch_stride if batch > 1 else 0)
+    return n > 0 and all(stride % lanes == 0 for stride in strides)
+
+
 class _TileEmitter:
     """Emits the range function: the tile loop, the tile variants and their stores."""
 
@@ -236,9 +285,17 @@ class _TileEmitter:
         # B's row segments are plain vector loads only when contiguous and of acc_t.
         self.b_vector_loads = (plan.b.column_stride == 1
                                and plan.b.element_type is plan.acc_t)
+        # Set by `emit_shift` when the columns shift: s, the last s columns' first index,
+        # and the lanes of the wrapped vector that hold the first columns (the others hold
+        # the last s).
+        self.shift: ir.Value | None = None
+        self.tail_column: ir.Value | None = None
+        self.head_lanes: ir.Value | None = None
 
     def emit(self) -> None:
         b, plan = self.b, self.plan
+        if plan.shift:
+            self.emit_shift()
         with for_range(b, 0, plan.k_blocks, name="kpass") as pass_:
             self.k0 = nowrap_mul(b, pass_, plan.k_block)
             end = nowrap_add(b, self.k0, i64(plan.k_block))
@@ -252,8 +309,20 @@ class _TileEmitter:
                 self.dispatch(batch, m_block, n_block)
         b.ret_void()
 
+    def emit_shift(self) -> None:
+        """s = B's misalignment in elements (mod a vector), once per call (see
+        `shifts_columns`); any s gives the same bits, only the speed depends on it."""
+        b, lanes = self.b, self.plan.lanes
+        elements = b.udiv(b.ptrtoint(self.bmat, I64), i64(self.acc_t.byte_size))
+        self.shift = b.urem(elements, i64(lanes))
+        self.tail_column = b.sub(i64(self.plan.n), self.shift, flags=["nsw"])
+        lane_ids = ir.Constant(ir.VectorType(I32, lanes), list(range(lanes)))
+        self.head_lanes = b.icmp_unsigned(">=", lane_ids,
+                                          splat(b, b.trunc(self.shift, I32), lanes))
+
     def dispatch(self, batch: ir.Value, m_block: ir.Value, n_block: ir.Value) -> None:
-        """Run the tile variant for (m_block, n_block): full, or an edge in M and/or N."""
+        """Run the tile variant for (m_block, n_block): full, or an edge in M and/or N, or
+        the first column block's wrapped variant."""
         b, plan = self.b, self.plan
         last_rows = plan.m - (plan.row_blocks - 1) * plan.rows
         last_cols = plan.n - (plan.column_blocks - 1) * plan.width
@@ -261,13 +330,29 @@ class _TileEmitter:
         edge_lanes = last_cols - (edge_vectors - 1) * plan.lanes
         m0 = nowrap_mul(b, m_block, plan.rows)
         n0 = nowrap_mul(b, n_block, plan.width)
+        if self.shift is not None:
+            n0 = b.sub(n0, self.shift, flags=["nsw"])
 
         def by_columns(rows: int) -> None:
-            self.last_block_apart(
-                n_block, plan.column_blocks,
-                lambda: self.tile(TileShape(rows, plan.vectors, plan.lanes), batch, m0, n0),
-                lambda: self.tile(TileShape(rows, edge_vectors, edge_lanes), batch, m0, n0),
-                full_is_edge=last_cols == plan.width)
+            full = TileShape(rows, plan.vectors, plan.lanes)
+            edge = TileShape(rows, edge_vectors, edge_lanes)
+
+            def unwrapped() -> None:
+                self.last_block_apart(n_block, plan.column_blocks,
+                                      lambda: self.tile(full, batch, m0, n0),
+                                      lambda: self.tile(edge, batch, m0, n0),
+                                      full_is_edge=last_cols == plan.width)
+
+            if self.shift is None:
+                unwrapped()
+            elif plan.column_blocks == 1:
+                self.tile(replace(edge, wrapped=True), batch, m0, n0)
+            else:
+                with if_else(b, b.icmp_unsigned("==", n_block, i64(0))) as (first, other):
+                    with first:
+                        self.tile(replace(full, wrapped=True), batch, m0, n0)
+                    with other:
+                        unwrapped()
 
         self.last_block_apart(m_block, plan.row_blocks, lambda: by_columns(plan.rows),
                               lambda: by_columns(last_rows), full_is_edge=last_rows == plan.rows)
@@ -286,17 +371,50 @@ class _TileEmitter:
             with other:
                 full()
 
+    def column(self, n0: ir.Value, delta: int) -> ir.Value:
+        """Column n0 + delta (n0 may be negative when the columns shift)."""
+        if delta == 0:
+            return n0
+        if self.shift is None:
+            return nowrap_add(self.b, n0, i64(delta))
+        return self.b.add(n0, i64(delta), flags=["nsw"])
+
+    def pointer(self, base: ir.Value, operand: MatrixOperand, elem: ir.Type, batch: ir.Value,
+                row: ir.Value, col: ir.Value) -> ir.Value:
+        """The address of element (batch, row, col) of `operand` at `base`.
+
+        Shifted columns start before their row (the first tile's first vector): that offset
+        is a signed sum and the pointer may lie before the buffer (only masked lanes do).
+        """
+        offset = self.offset(operand, batch, row, col)
+        if self.shift is None:
+            return element_pointer(self.b, base, elem, offset)
+        return self.b.gep(base, [offset], source_etype=elem)
+
+    def offset(self, operand: MatrixOperand, batch: ir.Value, row: ir.Value,
+               col: ir.Value) -> ir.Value:
+        """The element offset of (batch, row, col) in `operand`: a signed sum when the
+        columns shift (col may be negative; its column stride is then 1)."""
+        b = self.b
+        if self.shift is None:
+            return operand.offset(b, batch, row, col)
+        return b.add(operand.offset(b, batch, row, i64(0)), col, flags=["nsw"])
+
     def tile(self, shape: TileShape, batch: ir.Value, m0: ir.Value, n0: ir.Value) -> None:
         """C[batch, m0:m0+rows, n0:...] = the tile's product over all of K."""
         b, plan = self.b, self.plan
         zero = ir.Constant(self.vec, [const(self.acc_t, 0)] * plan.lanes)
+        rows = [nowrap_add(b, m0, i64(r)) for r in range(shape.rows)]
+        cols = [self.column(n0, v * plan.lanes) for v in range(shape.vectors)]
+        widths = [plan.lanes] * (shape.vectors - 1) + [shape.last_lanes]
+        wrapped = [shape.wrapped and v == 0 for v in range(shape.vectors)]
         initial = [[zero] * shape.vectors for _ in range(shape.rows)]
         if plan.k_blocks > 1:
             # Later passes go on from C's partial sums (the first pass's loads are unused).
-            initial = [[b.select(self.first, zero, self.load_c(
-                batch, nowrap_add(b, m0, i64(r)), nowrap_add(b, n0, i64(v * plan.lanes)),
-                plan.lanes if v < shape.vectors - 1 else shape.last_lanes))
-                for v in range(shape.vectors)] for r in range(shape.rows)]
+            initial = [[b.select(self.first, zero,
+                                 self.wrapped_load(self.c, plan.c, batch, row) if wrapped[v]
+                                 else self.load_c(batch, row, cols[v], widths[v]))
+                        for v in range(shape.vectors)] for row in rows]
         entry = b.block
         header = b.append_basic_block("k.header")
         body = b.append_basic_block("k.body")
@@ -314,12 +432,12 @@ class _TileEmitter:
         b.cbranch(b.icmp_signed("<", k, self.k1), body, done)
         b.position_at_end(body)
         self.prefetch_b(batch, k, n0, shape)
-        b_vecs = [self.load_b(batch, k, nowrap_add(b, n0, i64(v * plan.lanes)),
-                              plan.lanes if v < shape.vectors - 1 else shape.last_lanes)
+        b_vecs = [self.wrapped_load(self.bmat, plan.b, batch, k) if wrapped[v]
+                  else self.load_b(batch, k, cols[v], widths[v])
                   for v in range(shape.vectors)]
         updated = []
         for r in range(shape.rows):
-            a_val = plan.a.load(b, self.a, batch, nowrap_add(b, m0, i64(r)), k, self.acc_t)
+            a_val = plan.a.load(b, self.a, batch, rows[r], k, self.acc_t)
             a_vec = splat(b, a_val, plan.lanes)
             updated.append([multiply_add(b, self.acc_t, accs[r][v], a_vec, b_vecs[v])
                             for v in range(shape.vectors)])
@@ -333,9 +451,10 @@ class _TileEmitter:
         b.position_at_end(done)
         for r in range(shape.rows):
             for v in range(shape.vectors):
-                lanes = plan.lanes if v < shape.vectors - 1 else shape.last_lanes
-                self.store_c(accs[r][v], batch, nowrap_add(b, m0, i64(r)),
-                             nowrap_add(b, n0, i64(v * plan.lanes)), lanes)
+                if wrapped[v]:
+                    self.wrapped_store(accs[r][v], batch, rows[r])
+                else:
+                    self.store_c(accs[r][v], batch, rows[r], cols[v], widths[v])
 
     def prefetch_b(self, batch: ir.Value, k: ir.Value, n0: ir.Value, shape: TileShape) -> None:
         """Ask for the tile's segment of B's row k + PREFETCH_ROWS, one request per line.
@@ -349,7 +468,7 @@ class _TileEmitter:
         row = nowrap_add(b, k, i64(PREFETCH_ROWS))
         per_line = max(1, CACHE_LINE // plan.acc_t.byte_size)
         for col in range(0, shape.vectors * plan.lanes, per_line):
-            offset = plan.b.offset(b, batch, row, nowrap_add(b, n0, i64(col)))
+            offset = self.offset(plan.b, batch, row, self.column(n0, col))
             # Not inbounds: the rows past K's end lie past B; a prefetch never faults.
             ptr = b.gep(self.bmat, [offset], source_etype=self.elem)
             intrinsic(b, "llvm.prefetch.p0", ir.VoidType(),
@@ -359,7 +478,7 @@ class _TileEmitter:
         """B[batch, k, col:col+lanes] as a vector (lanes past `lanes` are zero)."""
         b, plan = self.b, self.plan
         if self.b_vector_loads and lanes == plan.lanes:
-            ptr = element_pointer(b, self.bmat, self.elem, plan.b.offset(b, batch, k, col))
+            ptr = self.pointer(self.bmat, plan.b, self.elem, batch, k, col)
             return b.load(ptr, typ=self.vec, align=self.acc_t.byte_size)
         value = ir.Constant(self.vec, [const(self.acc_t, 0)] * plan.lanes)
         for lane in range(lanes):
@@ -370,7 +489,7 @@ class _TileEmitter:
     def load_c(self, batch: ir.Value, row: ir.Value, col: ir.Value, lanes: int) -> ir.Value:
         """C[batch, row, col:col+lanes] as a vector (C is of the accumulation type here)."""
         b, plan = self.b, self.plan
-        ptr = element_pointer(b, self.c, self.elem, plan.c.offset(b, batch, row, col))
+        ptr = self.pointer(self.c, plan.c, self.elem, batch, row, col)
         if lanes == plan.lanes:
             return b.load(ptr, typ=self.vec, align=self.acc_t.byte_size)
         value = ir.Constant(self.vec, [const(self.acc_t, 0)] * plan.lanes)
@@ -386,7 +505,7 @@ class _TileEmitter:
         b, plan = self.b, self.plan
         out_t = plan.c.element_type
         out_elem = llvm_type(out_t)
-        ptr = element_pointer(b, self.c, out_elem, plan.c.offset(b, batch, row, col))
+        ptr = self.pointer(self.c, plan.c, out_elem, batch, row, col)
         if out_t is self.acc_t and lanes == plan.lanes:
             b.store(value, ptr, align=out_t.byte_size)
             return
@@ -394,6 +513,51 @@ class _TileEmitter:
             x = b.extract_element(value, ir.Constant(I32, lane))
             at = element_pointer(b, ptr, out_elem, i64(lane)) if lane else ptr
             b.store(convert(b, self.acc_t, out_t, x), at, align=out_t.byte_size)
+
+    def wrapped_ends(self, base: ir.Value, operand: MatrixOperand, batch: ir.Value,
+                     row: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """Where the wrapped vector of `row` lies: columns -s (its head lanes hold columns
+        0 to lanes - s) and N - s (its other lanes hold the last s columns)."""
+        assert self.shift is not None and self.tail_column is not None
+        zero_minus_s = self.b.neg(self.shift)
+        return (self.pointer(base, operand, self.elem, batch, row, zero_minus_s),
+                self.pointer(base, operand, self.elem, batch, row, self.tail_column))
+
+    def wrapped_load(self, base: ir.Value, operand: MatrixOperand, batch: ir.Value,
+                     row: ir.Value) -> ir.Value:
+        """The wrapped vector of B's or C's `row`: two masked loads, the second filling the
+        lanes the first leaves (its pass-through)."""
+        b = self.b
+        head, tail = self.wrapped_ends(base, operand, batch, row)
+        zero = ir.Constant(self.vec, [const(self.acc_t, 0)] * self.plan.lanes)
+        first = self.masked_load(head, self.head_lanes, zero)
+        return self.masked_load(tail, b.not_(self.head_lanes), first)
+
+    def wrapped_store(self, value: ir.Value, batch: ir.Value, row: ir.Value) -> None:
+        """C's wrapped vector of `row` = `value`: two masked stores."""
+        b = self.b
+        head, tail = self.wrapped_ends(self.c, self.plan.c, batch, row)
+        self.masked_store(value, head, self.head_lanes)
+        self.masked_store(value, tail, b.not_(self.head_lanes))
+
+    def masked_load(self, ptr: ir.Value, mask: ir.Value, passthru: ir.Value) -> ir.Value:
+        """The lanes of the vector at `ptr` where `mask` is set, `passthru`'s elsewhere; the
+        other lanes' memory is not read (it may lie outside the buffer)."""
+        name = f"llvm.masked.load.{self.vector_suffix}.p0"
+        align = ir.Constant(I32, self.acc_t.byte_size)
+        return intrinsic(self.b, name, self.vec, [ptr, align, mask, passthru])
+
+    def masked_store(self, value: ir.Value, ptr: ir.Value, mask: ir.Value) -> None:
+        """Store the lanes of `value` where `mask` is set; the other lanes' memory is not
+        touched (another thread may be writing it)."""
+        name = f"llvm.masked.store.{self.vector_suffix}.p0"
+        align = ir.Constant(I32, self.acc_t.byte_size)
+        intrinsic(self.b, name, ir.VoidType(), [value, ptr, align, mask])
+
+    @property
+    def vector_suffix(self) -> str:
+        """The accumulator vector's name in overloaded intrinsics (v8f32)."""
+        return f"v{self.plan.lanes}f{self.acc_t.bits}"
 
 
 __all__ = [

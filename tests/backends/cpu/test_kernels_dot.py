@@ -429,3 +429,80 @@ def test_thin_products_identical_for_any_thread_count_and_pass_length(
     assert len(set(results.values())) == 1
     got = np.frombuffer(results[1], np.float32).reshape(want.shape)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+# --- misaligned operands: the column tiles move to B's alignment at run time ---------------
+
+
+def _placed(array: np.ndarray, offset: int) -> np.ndarray:
+    """A C-contiguous copy of `array` whose first element lies `offset` elements past a
+    64-byte boundary (a view into a larger buffer)."""
+    per_line = 64 // array.itemsize
+    buffer = np.empty(array.size + 2 * per_line, array.dtype)
+    start = (-(buffer.ctypes.data // array.itemsize)) % per_line + offset
+    view = buffer[start:start + array.size].reshape(array.shape)
+    view[...] = array
+    assert view.ctypes.data % 64 == offset * array.itemsize
+    return view
+
+
+def _batched_text(batch: int, m: int, k: int, n: int) -> str:
+    return dot_module(f"f32[{batch},{m},{k}]", f"f32[{batch},{k},{n}]", f"f32[{batch},{m},{n}]",
+                      "lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, "
+                      "rhs_contracting_dims={1}")
+
+
+@pytest.mark.parametrize("m,n,shifted", [
+    (1, 256, True), (1, 8, True), (1, 48, True),
+    (1, 10, False),   # rows of 40 bytes: each row misaligned differently
+    (1, 4, False),    # less than one vector
+    (1, 131, False),  # odd
+    (2, 256, False),  # tiles of two rows: the shift measured no faster
+])
+def test_columns_shift_where_every_row_of_b_is_misaligned_alike(
+        m: int, n: int, shifted: bool) -> None:
+    plan = _row_major_plan(m, 100, n)
+    wide = cpu_gemm.vector_unit(HOST).bits > 128
+    assert plan.shift == (shifted and wide)
+    # B transposed (strided columns) or converted as read: never shifted.
+    strided = DirectPlan.create(HOST, T.F32, 1, 1, n, 100, MatrixOperand(T.F32, 0, 100, 1),
+                                MatrixOperand(T.F32, 0, 1, 100), MatrixOperand(T.F32, 0, n, 1))
+    assert not strided.shift
+
+
+@pytest.mark.parametrize("batch,m,k,n", [
+    (None, 1, 300, 256),  # four column blocks, 19 passes
+    (None, 2, 70, 48),    # two rows: one block, its first vector wrapped
+    (None, 1, 37, 8),     # one vector: the wrapped vector is the whole tile
+    (None, 2, 33, 136),   # three blocks, the last of one vector
+    (None, 3, 40, 72),    # a taller tile (one pass)
+    (None, 1, 29, 131),   # odd N: not shifted, still exact
+    (None, 2, 21, 5),     # N below one vector
+    (3, 1, 40, 24),       # batched: tiles of every batch shift alike
+])
+def test_misaligned_operands_give_the_aligned_bits(
+        batch: int | None, m: int, k: int, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # B and C at every offset within a cache line, A at a few: the same bits as the
+    # unshifted kernel on 64-byte aligned operands, for 1, 2 and 3 threads (every product
+    # split). Taller tiles shift here too: the wrapped vector works for any height.
+    monkeypatch.setattr(cpu_gemm, "PARALLEL_MIN_WORK", 1)
+    lead = () if batch is None else (batch,)
+    text = matmul_text(m, k, n) if batch is None else _batched_text(batch, m, k, n)
+    a = random_array("f32", (*lead, m, k))
+    b = random_array("f32", (*lead, k, n))
+    out_shape = (*lead, m, n)
+    want = _placed(np.zeros(out_shape, np.float32), 0)
+    with monkeypatch.context() as unshifted:
+        unshifted.setattr(cpu_direct, "SHIFTED_TYPES", ())
+        _compiled(text, 1).run_into([_placed(a, 0), _placed(b, 0)], [want])
+    np.testing.assert_allclose(want, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(cpu_direct, "SHIFTED_ROWS", m)
+    executables = {threads: _compiled(text, threads) for threads in (1, 2, 3)}
+    if cpu_gemm.vector_unit(HOST).bits > 128:
+        assert ("llvm.masked.load" in executables[1].artifact.llvm_ir) == (n % 8 == 0)
+    for threads, executable in executables.items():
+        for offset in range(16):
+            got = _placed(np.full(out_shape, np.nan, np.float32), (offset * 7) % 16)
+            lhs = _placed(a, offset % 3)
+            executable.run_into([lhs, _placed(b, offset)], [got])
+            assert got.tobytes() == want.tobytes(), (threads, offset)
