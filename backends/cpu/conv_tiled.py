@@ -57,9 +57,10 @@ from hlo.shape import Shape
 
 # --- register-tiled direct convolution --------------------------------------------------------
 
-# Padded input copies of at least this many elements are split across threads: starting
-# and joining a thread costs about 25 us (measured, 2-core Zen 3 VM), as much as copying
-# some 100K elements, so smaller copies stay serial.
+# Padded input copies of at least this many elements are split across threads. The copy
+# is memory-bound, so threads gain little on it: splitting the batch-32 bench CNN's copies
+# (111K and 332K elements) made the whole network slower (min 2.17 -> 2.23 ms, 2-core
+# Zen 3 VM, thread pool already warm), so copies that size stay serial.
 PARALLEL_MIN_COPY = 1 << 19
 # Contiguous window segments up to this long are unrolled completely.
 MAX_UNROLLED_SEGMENT = 32
