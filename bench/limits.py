@@ -13,6 +13,7 @@ them.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import statistics
@@ -23,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
+
+from backends.cpu import object as objcode
 
 COPY_BYTES = 256 * 1024 * 1024
 COPY_RUNS = 7
@@ -212,17 +215,11 @@ def _fma_loop_ir(lanes: int, chains: int) -> str:
 
 def measured_fma_gflops(lanes: int, chains: int = FMA_CHAINS,
                         iterations: int = FMA_ITERATIONS, runs: int = FMA_RUNS) -> float:
-    """FP32 GFLOP/s of one core running the FMA loop (fastest of `runs` calls)."""
-    import ctypes
-
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    target = llvm.Target.from_default_triple()
-    machine = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                           features=llvm.get_host_cpu_features().flatten(),
-                                           opt=3)
-    module = llvm.parse_assembly(_fma_loop_ir(lanes, chains))
-    engine = llvm.create_mcjit_compiler(module, machine)
+    """FP32 GFLOP/s of one core running the FMA loop (fastest of `runs` calls), compiled
+    for the host as the CPU backend compiles (its target resolution and machine)."""
+    machine = objcode.target_machine(objcode.Target.resolve(), jit=True)
+    engine = llvm.create_mcjit_compiler(objcode.parse_and_verify(_fma_loop_ir(lanes, chains)),
+                                        machine)
     engine.finalize_object()
     loop = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64)(
         engine.get_function_address("fma_loop"))
@@ -232,7 +229,6 @@ def measured_fma_gflops(lanes: int, chains: int = FMA_CHAINS,
         start = time.perf_counter()
         loop(iterations)
         best = min(best, time.perf_counter() - start)
-    del engine  # (the module is owned by the engine)
     return iterations * chains * lanes * FLOPS_PER_FMA / best / 1e9
 
 
