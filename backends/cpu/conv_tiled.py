@@ -49,6 +49,7 @@ from backends.llvm.irutil import (
     if_else,
     llvm_type,
     loop_nest,
+    map_lanes,
     smin,
     splat,
 )
@@ -466,24 +467,20 @@ class _TileEmitter:
         computed once per tile, so loads that depend only on them (a bias) are shared
         by the rows."""
         b, cfg, conv = self.b, self.cfg, self.tiled.conv
-        assert self.finish is not None
+        finish = self.finish
+        assert finish is not None
         features = [b.add(n0, i64(j), flags=NOWRAP) for j in range(cfg.nr)]
-        result = []
-        for r, row in enumerate(values):
-            m = b.add(m0, i64(r), flags=NOWRAP)
-            pixel = pixel_coordinates(b, conv, m)
-            base = b.mul(m, i64(conv.kernel_out), flags=NOWRAP)
-            vectors = []
-            for v, vec in enumerate(row):
-                for lane in range(cfg.lanes):
-                    f = features[v * cfg.lanes + lane]
-                    index = output_index(conv, self.out_dims, pixel, f,
-                                         b.add(base, f, flags=NOWRAP))
-                    value = self.finish(index, b.extract_element(vec, i64(lane)))
-                    vec = b.insert_element(vec, value, i64(lane))
-                vectors.append(vec)
-            result.append(vectors)
-        return result
+        pixels = [b.add(m0, i64(r), flags=NOWRAP) for r in range(len(values))]
+        coordinates = [pixel_coordinates(b, conv, m) for m in pixels]
+        bases = [b.mul(m, i64(conv.kernel_out), flags=NOWRAP) for m in pixels]
+
+        def element(r: int, j: int, value: ir.Value) -> ir.Value:
+            f = features[j]
+            index = output_index(conv, self.out_dims, coordinates[r], f,
+                                 b.add(bases[r], f, flags=NOWRAP))
+            return finish(index, value)
+
+        return map_lanes(b, values, cfg.lanes, element)
 
     def store_edge(self, c_tile: ir.Value, origin: tuple[ir.Value, ir.Value],
                    extent: tuple[ir.Value, ir.Value], order: tuple[ir.Value, ir.Value]) -> None:

@@ -18,7 +18,7 @@ from typing import Protocol
 from llvmlite import ir
 
 from backends.llvm.index import IrIndex, delinearize
-from backends.llvm.irutil import i64, nowrap_add, nowrap_mul
+from backends.llvm.irutil import i64, map_lanes, nowrap_add, nowrap_mul
 
 # (index of one output element, C's final value there) -> the value stored.
 Finish = Callable[[IrIndex, ir.Value | None], ir.Value]
@@ -98,15 +98,5 @@ class EpilogueEmitter:
         b = self.b
         width = len(values[0]) * lanes
         columns = [self.column(nowrap_add(b, n0, i64(j))) for j in range(width)]
-        result = []
-        for r, vectors in enumerate(values):
-            row = self.row(nowrap_add(b, m0, i64(r)))
-            out = []
-            for v, vec in enumerate(vectors):
-                for lane in range(lanes):
-                    value = self.apply(row, columns[v * lanes + lane],
-                                       b.extract_element(vec, i64(lane)))
-                    vec = b.insert_element(vec, value, i64(lane))
-                out.append(vec)
-            result.append(out)
-        return result
+        rows = [self.row(nowrap_add(b, m0, i64(r))) for r in range(len(values))]
+        return map_lanes(b, values, lanes, lambda r, j, x: self.apply(rows[r], columns[j], x))

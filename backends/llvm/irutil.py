@@ -13,7 +13,7 @@ Complex numbers are literal structs {re, im}, laid out as numpy lays out complex
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -145,6 +145,24 @@ def splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
     one = b.insert_element(ir.Constant(vec_ty, ir.Undefined), value, ir.Constant(I32, 0))
     mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
     return b.shuffle_vector(one, ir.Constant(vec_ty, ir.Undefined), mask)
+
+
+def map_lanes(b: ir.IRBuilder, rows: Sequence[Sequence[ir.Value]], lanes: int,
+              fn: Callable[[int, int, ir.Value], ir.Value]) -> list[list[ir.Value]]:
+    """A register tile (rows of vectors of `lanes` lanes) with the element of row r and
+    column j (lane `j % lanes` of vector `j // lanes`) replaced by fn(r, j, element), lane
+    by lane: for scalar code such as a fused epilogue, which LLVM's SLP vectoriser turns
+    back into vector operations."""
+    result = []
+    for r, vectors in enumerate(rows):
+        out = []
+        for v, vec in enumerate(vectors):
+            for lane in range(lanes):
+                value = fn(r, v * lanes + lane, b.extract_element(vec, i64(lane)))
+                vec = b.insert_element(vec, value, i64(lane))
+            out.append(vec)
+        result.append(out)
+    return result
 
 
 def const(t: PrimitiveType, value: Any) -> ir.Constant:
